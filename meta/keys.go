@@ -1,0 +1,137 @@
+package meta
+
+// Key schema. Every key starts with a one-byte kind; integers are big-endian
+// so that byte order is numeric order and prefix scans come out sorted.
+// No other package builds keys: callers go through the typed methods of Tx.
+//
+//	kind  key layout                                      value
+//	----  ----------------------------------------------  ------------------------
+//	'q'   'q' "ids"                                       Badger sequence (IDs)
+//	'L'   'L' libID(8)                                    Library
+//	'n'   'n' lower(libName)                              libID(8)  name index
+//	'B'   'B' backingID(8)                                Backing
+//	'b'   'b' root path                                   backingID(8)
+//	'I'   'I' itemID(8)                                   Item
+//	'i'   'i' libID(8) lower(itemName)                    itemID(8) per-library name index
+//	'F'   'F' itemID(8) fileName                          File (the item's committed file table)
+//	'U'   'U' sessionID(8)                                UpdateSession
+//	'f'   'f' sessionID(8) fileName                       UpdateSessionFile (pending change)
+//	'A'   'A' itemID(8)                                   sessionID(8) of the item's ACTIVE update session
+//	'D'   'D' sessionID(8)                                DownloadSession
+//	'd'   'd' sessionID(8) fileName                       DownloadSessionFile (pinned content)
+//	'E'   'E' unixNano(8) sessionKind(1) sessionID(8)     empty  expiry index
+//	'T'   'T' op(1) token                                 ClientToken (Badger TTL 24 h)
+//	'u'   'u' uuid                                        kind(1) id(8)  API id index
+//	'R'   'R' backingID(8) sha256(32)                     ContentRef (reference count)
+//
+// File names are stored verbatim (case-sensitive, as POSIX wants); library
+// and item name indexes are case-insensitive because the API's find is.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+)
+
+const (
+	kindSequence     = 'q'
+	kindLibrary      = 'L'
+	kindLibraryName  = 'n'
+	kindBacking      = 'B'
+	kindBackingRoot  = 'b'
+	kindItem         = 'I'
+	kindItemName     = 'i'
+	kindFile         = 'F'
+	kindUpdate       = 'U'
+	kindUpdateFile   = 'f'
+	kindActiveUpdate = 'A'
+	kindDownload     = 'D'
+	kindDownloadFile = 'd'
+	kindExpiry       = 'E'
+	kindClientToken  = 'T'
+	kindUUID         = 'u'
+	kindContentRef   = 'R'
+)
+
+// SessionKind tells update and download sessions apart in shared indexes.
+type SessionKind byte
+
+const (
+	UpdateSessionKind   SessionKind = 'U'
+	DownloadSessionKind SessionKind = 'D'
+)
+
+func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+func sequenceKey() []byte { return []byte{kindSequence, 'i', 'd', 's'} }
+
+func libraryKey(id uint64) []byte          { return u64([]byte{kindLibrary}, id) }
+func libraryPrefix() []byte                { return []byte{kindLibrary} }
+func libraryNameKey(name string) []byte    { return append([]byte{kindLibraryName}, foldName(name)...) }
+func backingKey(id uint64) []byte          { return u64([]byte{kindBacking}, id) }
+func backingPrefix() []byte                { return []byte{kindBacking} }
+func backingRootKey(root string) []byte    { return append([]byte{kindBackingRoot}, root...) }
+func itemKey(id uint64) []byte             { return u64([]byte{kindItem}, id) }
+func itemPrefix() []byte                   { return []byte{kindItem} }
+func itemNamePrefix(libID uint64) []byte   { return u64([]byte{kindItemName}, libID) }
+func fileTablePrefix(itemID uint64) []byte { return u64([]byte{kindFile}, itemID) }
+func filePrefix() []byte                   { return []byte{kindFile} }
+func updateKey(id uint64) []byte           { return u64([]byte{kindUpdate}, id) }
+func updatePrefix() []byte                 { return []byte{kindUpdate} }
+func updateFilePrefix(id uint64) []byte    { return u64([]byte{kindUpdateFile}, id) }
+func activeUpdateKey(itemID uint64) []byte { return u64([]byte{kindActiveUpdate}, itemID) }
+func downloadKey(id uint64) []byte         { return u64([]byte{kindDownload}, id) }
+func downloadPrefix() []byte               { return []byte{kindDownload} }
+func downloadFilePrefix(id uint64) []byte  { return u64([]byte{kindDownloadFile}, id) }
+func expiryPrefix() []byte                 { return []byte{kindExpiry} }
+func uuidKey(uuid string) []byte           { return append([]byte{kindUUID}, uuid...) }
+func contentRefPrefix() []byte             { return []byte{kindContentRef} }
+
+func itemNameKey(libID uint64, name string) []byte {
+	return append(itemNamePrefix(libID), foldName(name)...)
+}
+
+func fileKey(itemID uint64, name string) []byte {
+	return append(fileTablePrefix(itemID), name...)
+}
+
+func updateFileKey(sessionID uint64, name string) []byte {
+	return append(updateFilePrefix(sessionID), name...)
+}
+
+func downloadFileKey(sessionID uint64, name string) []byte {
+	return append(downloadFilePrefix(sessionID), name...)
+}
+
+// expiryKey orders sessions by the instant they expire, so the reaper reads
+// only the due prefix of the index.
+func expiryKey(at int64, kind SessionKind, id uint64) []byte {
+	k := u64([]byte{kindExpiry}, uint64(at))
+	k = append(k, byte(kind))
+	return u64(k, id)
+}
+
+func parseExpiryKey(k []byte) (at int64, kind SessionKind, id uint64, ok bool) {
+	if len(k) != 1+8+1+8 || k[0] != kindExpiry {
+		return 0, 0, 0, false
+	}
+	return int64(binary.BigEndian.Uint64(k[1:9])), SessionKind(k[9]), binary.BigEndian.Uint64(k[10:]), true
+}
+
+func clientTokenKey(op byte, token string) []byte {
+	return append([]byte{kindClientToken, op}, token...)
+}
+
+func contentRefKey(backingID uint64, sha []byte) []byte {
+	return append(u64([]byte{kindContentRef}, backingID), sha...)
+}
+
+func parseContentRefKey(k []byte) (backingID uint64, sha []byte, ok bool) {
+	if len(k) != 1+8+32 || k[0] != kindContentRef {
+		return 0, nil, false
+	}
+	return binary.BigEndian.Uint64(k[1:9]), bytes.Clone(k[9:]), true
+}
+
+// foldName is the case-insensitive form used by name indexes.
+func foldName(name string) string { return strings.ToLower(name) }

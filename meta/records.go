@@ -1,0 +1,158 @@
+package meta
+
+// Records are the catalog's rows. They carry no rules: sessionmgr decides
+// what a valid record is; meta only stores, indexes and returns them.
+// Times are Unix nanoseconds; counters are plain integers that the API
+// renders as decimal strings.
+
+// Attr is the POSIX view kept for libraries, items and files so the mount
+// can return exactly what chmod, chown and utimens set.
+type Attr struct {
+	Mode  uint32 `json:"mode"`
+	UID   uint32 `json:"uid"`
+	GID   uint32 `json:"gid"`
+	Mtime int64  `json:"mtime"`
+	Ctime int64  `json:"ctime"`
+}
+
+// Checksum is a digest as a client asked for it (algorithm + lowercase hex).
+type Checksum struct {
+	Algorithm string `json:"algorithm"`
+	Value     string `json:"value"`
+}
+
+// Backing is a directory holding committed content and staging.
+type Backing struct {
+	ID   uint64 `json:"id"`
+	Root string `json:"root"`
+}
+
+type Library struct {
+	ID               uint64 `json:"id"`
+	UUID             string `json:"uuid"`
+	Name             string `json:"name"`
+	Description      string `json:"description"`
+	BackingID        uint64 `json:"backing_id"`
+	CreationTime     int64  `json:"creation_time"`
+	LastModifiedTime int64  `json:"last_modified_time"`
+	Version          uint64 `json:"version"`
+	Attr             Attr   `json:"attr"`
+}
+
+type Item struct {
+	ID               uint64 `json:"id"`
+	UUID             string `json:"uuid"`
+	LibraryID        uint64 `json:"library_id"`
+	Name             string `json:"name"`
+	Description      string `json:"description"`
+	Type             string `json:"type"`
+	ContentVersion   uint64 `json:"content_version"`
+	MetadataVersion  uint64 `json:"metadata_version"`
+	Version          uint64 `json:"version"`
+	CreationTime     int64  `json:"creation_time"`
+	LastModifiedTime int64  `json:"last_modified_time"`
+	Attr             Attr   `json:"attr"`
+}
+
+// File is one row of an item's committed file table.
+type File struct {
+	ID        uint64    `json:"id"`
+	ItemID    uint64    `json:"item_id"`
+	Name      string    `json:"name"`
+	Size      int64     `json:"size"`
+	Version   uint64    `json:"version"`
+	SHA256    []byte    `json:"sha256"`
+	Requested *Checksum `json:"requested,omitempty"`
+	BackingID uint64    `json:"backing_id"`
+	Attr      Attr      `json:"attr"`
+}
+
+type UpdateSession struct {
+	ID                    uint64   `json:"id"`
+	UUID                  string   `json:"uuid"`
+	ItemID                uint64   `json:"item_id"`
+	ItemContentVersion    uint64   `json:"item_content_version"`
+	State                 string   `json:"state"`
+	ErrorMessage          string   `json:"error_message,omitempty"`
+	ClientProgress        int64    `json:"client_progress"`
+	ExpirationTime        int64    `json:"expiration_time"`
+	CreationTime          int64    `json:"creation_time"`
+	Owner                 string   `json:"owner,omitempty"`
+	WarningBehavior       []string `json:"warning_behavior,omitempty"`
+	WarningBehaviorIgnore []bool   `json:"warning_behavior_ignore,omitempty"`
+}
+
+// UpdateSessionFile is a pending change of an update session: an added
+// (or replacing) file, or a removal. Untouched files of the item are not
+// stored; the session's view is the item's table overlaid with these.
+type UpdateSessionFile struct {
+	SessionID        uint64    `json:"session_id"`
+	Name             string    `json:"name"`
+	Removed          bool      `json:"removed,omitempty"`
+	SourceType       string    `json:"source_type,omitempty"`
+	ExpectedSize     *int64    `json:"expected_size,omitempty"`
+	Requested        *Checksum `json:"requested,omitempty"`
+	Status           string    `json:"status,omitempty"`
+	ErrorMessage     string    `json:"error_message,omitempty"`
+	BytesTransferred int64     `json:"bytes_transferred"`
+	Size             int64     `json:"size"`
+	SHA256           []byte    `json:"sha256,omitempty"`
+	Staging          string    `json:"staging,omitempty"`
+	Attr             *Attr     `json:"attr,omitempty"`
+}
+
+type DownloadSession struct {
+	ID                 uint64 `json:"id"`
+	UUID               string `json:"uuid"`
+	ItemID             uint64 `json:"item_id"`
+	ItemContentVersion uint64 `json:"item_content_version"`
+	State              string `json:"state"`
+	ErrorMessage       string `json:"error_message,omitempty"`
+	ClientProgress     int64  `json:"client_progress"`
+	ExpirationTime     int64  `json:"expiration_time"`
+	CreationTime       int64  `json:"creation_time"`
+	Owner              string `json:"owner,omitempty"`
+	// Pinned is true while the session holds references on its files'
+	// content; it drops them when it leaves ACTIVE.
+	Pinned bool `json:"pinned"`
+}
+
+// DownloadSessionFile is a file as it was when its download session was
+// created: the session serves exactly this content.
+type DownloadSessionFile struct {
+	SessionID        uint64 `json:"session_id"`
+	Name             string `json:"name"`
+	Size             int64  `json:"size"`
+	Version          uint64 `json:"version"`
+	SHA256           []byte `json:"sha256"`
+	BackingID        uint64 `json:"backing_id"`
+	Status           string `json:"status"`
+	ErrorMessage     string `json:"error_message,omitempty"`
+	BytesTransferred int64  `json:"bytes_transferred"`
+}
+
+// ClientToken remembers what an idempotent create produced.
+type ClientToken struct {
+	UUID     string `json:"uuid"`
+	SpecHash string `json:"spec_hash"`
+}
+
+// ContentRef counts the committed files and pinning download sessions that
+// use one content blob on one backing.
+type ContentRef struct {
+	Refs int64 `json:"refs"`
+	Size int64 `json:"size"`
+}
+
+// ContentKey names one content blob on one backing.
+type ContentKey struct {
+	BackingID uint64
+	SHA256    []byte
+}
+
+// ExpiryEntry is one row of the expiry index.
+type ExpiryEntry struct {
+	At   int64
+	Kind SessionKind
+	ID   uint64
+}

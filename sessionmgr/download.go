@@ -1,0 +1,525 @@
+package sessionmgr
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"clfs/meta"
+)
+
+// Download sessions (spec §8). A session pins the item's files as they are
+// at creation (spec §12 #12): it holds a reference on each blob, so a
+// commit that replaces or removes a file does not take the bytes away from
+// it. Pins are dropped when the session leaves ACTIVE; its readers then
+// get errors.
+
+func downloadLabel(uuid string) string { return "download session " + uuid }
+
+// CreateDownloadSession starts a download session over the item's current
+// content.
+func (m *Manager) CreateDownloadSession(ctx context.Context, spec DownloadSessionCreateSpec, clientToken string) (string, error) {
+	id, err := m.store.NextID()
+	if err != nil {
+		return "", err
+	}
+	var out string
+	err = m.store.Update(func(tx *meta.Tx) error {
+		prev, specHash, err := replayToken(tx, tokenDownload, clientToken, spec)
+		if err != nil || prev != "" {
+			out = prev
+			return err
+		}
+		it, err := m.itemRec(tx, spec.LibraryItemID)
+		if err != nil {
+			return err
+		}
+		files, err := tx.Files(it.ID)
+		if err != nil {
+			return err
+		}
+		now := m.now()
+		s := &meta.DownloadSession{
+			ID: id, UUID: newUUID(), ItemID: it.ID, ItemContentVersion: it.ContentVersion,
+			State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
+			Pinned: true,
+		}
+		for _, f := range files {
+			if _, err := tx.AddContentRef(meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}, 1, f.Size); err != nil {
+				return err
+			}
+			if err := tx.PutDownloadSessionFile(&meta.DownloadSessionFile{
+				SessionID: s.ID, Name: f.Name, Size: f.Size, Version: f.Version,
+				SHA256: f.SHA256, BackingID: f.BackingID, Status: string(PrepareUnprepared),
+			}); err != nil {
+				return err
+			}
+		}
+		out = s.UUID
+		for _, f := range []func() error{
+			func() error { return tx.PutDownloadSession(s) },
+			func() error { return tx.PutUUID(s.UUID, meta.DownloadSessionObject, s.ID) },
+			func() error { return tx.PutExpiry(expiryOf(meta.DownloadSessionKind, s.ID, s.ExpirationTime)) },
+			func() error { return rememberToken(tx, tokenDownload, clientToken, specHash, s.UUID) },
+		} {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetDownloadSession returns a download session's status.
+func (m *Manager) GetDownloadSession(ctx context.Context, id string) (*DownloadSession, error) {
+	var out *DownloadSession
+	err := m.store.View(func(tx *meta.Tx) error {
+		s, err := m.downloadRec(tx, id)
+		if err != nil {
+			return err
+		}
+		out, err = m.downloadInfo(tx, s)
+		return err
+	})
+	return out, err
+}
+
+// ListDownloadSessions lists download sessions, of one item if itemID is
+// set.
+func (m *Manager) ListDownloadSessions(ctx context.Context, itemID string) ([]DownloadSession, error) {
+	out := []DownloadSession{}
+	err := m.store.View(func(tx *meta.Tx) error {
+		var filter uint64
+		if itemID != "" {
+			it, err := m.itemRec(tx, itemID)
+			if err != nil {
+				return err
+			}
+			filter = it.ID
+		}
+		all, err := tx.DownloadSessions()
+		if err != nil {
+			return err
+		}
+		for i := range all {
+			if filter != 0 && all[i].ItemID != filter {
+				continue
+			}
+			info, err := m.downloadInfo(tx, &all[i])
+			if err != nil {
+				return err
+			}
+			out = append(out, *info)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// KeepAliveDownloadSession extends an ACTIVE session and records progress.
+func (m *Manager) KeepAliveDownloadSession(ctx context.Context, id string, progress *int64) error {
+	if err := checkProgress(progress); err != nil {
+		return err
+	}
+	return m.store.Update(func(tx *meta.Tx) error {
+		s, err := m.downloadRec(tx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opKeepAlive); err != nil {
+			return err
+		}
+		if progress != nil && *progress > s.ClientProgress {
+			s.ClientProgress = *progress
+		}
+		return m.extendTx(tx, meta.DownloadSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutDownloadSession(s) })
+	})
+}
+
+// CancelDownloadSession ends an ACTIVE session; its readers get errors.
+func (m *Manager) CancelDownloadSession(ctx context.Context, id string) error {
+	return m.endDownload(id, opCancel, "")
+}
+
+// FailDownloadSession records the client's failure.
+func (m *Manager) FailDownloadSession(ctx context.Context, id, message string) error {
+	if message == "" {
+		return errorf(KindInvalidArgument, "fail needs a client error message")
+	}
+	return m.endDownload(id, opFail, message)
+}
+
+func (m *Manager) endDownload(id, op, message string) error {
+	var drop []meta.ContentKey
+	var ended endedSession
+	err := m.store.Update(func(tx *meta.Tx) error {
+		s, err := m.downloadRec(tx, id)
+		if err != nil {
+			return err
+		}
+		ended = endedSession{s.ID, s.UUID}
+		drop, err = m.endDownloadTx(tx, s, op, message)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	m.afterEnd([]endedSession{ended})
+	m.dropUnreferenced(drop)
+	return nil
+}
+
+// DeleteDownloadSession removes a session in any state (spec §8.3).
+func (m *Manager) DeleteDownloadSession(ctx context.Context, id string) error {
+	var drop []meta.ContentKey
+	var ended endedSession
+	err := m.store.Update(func(tx *meta.Tx) error {
+		s, err := m.downloadRec(tx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opDelete); err != nil {
+			return err
+		}
+		ended = endedSession{s.ID, s.UUID}
+		drop, err = deleteDownloadTx(tx, s)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	m.afterEnd([]endedSession{ended})
+	m.dropUnreferenced(drop)
+	return nil
+}
+
+func deleteDownloadTx(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, error) {
+	drop, err := unpin(tx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.DeleteExpiry(expiryOf(meta.DownloadSessionKind, s.ID, s.ExpirationTime)); err != nil {
+		return nil, err
+	}
+	if err := tx.DeleteUUID(s.UUID); err != nil {
+		return nil, err
+	}
+	return drop, tx.DeleteDownloadSession(s.ID)
+}
+
+// endDownloadTx moves an ACTIVE session to the state op leads to and drops
+// its pins; the record lingers one more timeout.
+func (m *Manager) endDownloadTx(tx *meta.Tx, s *meta.DownloadSession, op, message string) ([]meta.ContentKey, error) {
+	to, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), op)
+	if err != nil {
+		return nil, err
+	}
+	drop, err := unpin(tx, s)
+	if err != nil {
+		return nil, err
+	}
+	s.State = string(to)
+	s.ErrorMessage = message
+	if err := tx.DeleteExpiry(expiryOf(meta.DownloadSessionKind, s.ID, s.ExpirationTime)); err != nil {
+		return nil, err
+	}
+	s.ExpirationTime = m.now() + int64(m.timeout)
+	if err := tx.PutExpiry(expiryOf(meta.DownloadSessionKind, s.ID, s.ExpirationTime)); err != nil {
+		return nil, err
+	}
+	return drop, tx.PutDownloadSession(s)
+}
+
+func unpin(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, error) {
+	if !s.Pinned {
+		return nil, nil
+	}
+	s.Pinned = false
+	files, err := tx.DownloadSessionFiles(s.ID)
+	if err != nil {
+		return nil, err
+	}
+	var drop []meta.ContentKey
+	for _, f := range files {
+		k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
+		refs, err := tx.AddContentRef(k, -1, 0)
+		if err != nil {
+			return nil, err
+		}
+		if refs == 0 {
+			drop = append(drop, k)
+		}
+	}
+	return drop, nil
+}
+
+// ListDownloadFiles lists the pinned files of a session.
+func (m *Manager) ListDownloadFiles(ctx context.Context, id string) ([]DownloadSessionFile, error) {
+	var out []DownloadSessionFile
+	err := m.store.View(func(tx *meta.Tx) error {
+		s, err := m.downloadRec(tx, id)
+		if err != nil {
+			return err
+		}
+		files, err := tx.DownloadSessionFiles(s.ID)
+		if err != nil {
+			return err
+		}
+		out = make([]DownloadSessionFile, 0, len(files))
+		for i := range files {
+			f, err := m.downloadFileInfo(tx, s, &files[i])
+			if err != nil {
+				return err
+			}
+			out = append(out, f)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetDownloadFile returns one pinned file; an unknown name is an
+// InvalidArgument (spec §8.4).
+func (m *Manager) GetDownloadFile(ctx context.Context, id, name string) (*DownloadSessionFile, error) {
+	var out DownloadSessionFile
+	err := m.store.View(func(tx *meta.Tx) error {
+		s, f, err := m.downloadFileRec(tx, id, name)
+		if err != nil {
+			return err
+		}
+		out, err = m.downloadFileInfo(tx, s, f)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PrepareDownloadFile makes a file downloadable. Content is already on
+// local disk, so it is PREPARED at once (spec §12 #28); clients poll anyway.
+func (m *Manager) PrepareDownloadFile(ctx context.Context, id, name, endpointType string) (*DownloadSessionFile, error) {
+	switch endpointType {
+	case "", EndpointHTTPS, EndpointDirect:
+	default:
+		return nil, errorf(KindInvalidArgument, "endpoint type %q must be HTTPS or DIRECT", endpointType)
+	}
+	var out DownloadSessionFile
+	err := m.store.Update(func(tx *meta.Tx) error {
+		s, f, err := m.downloadFileRec(tx, id, name)
+		if err != nil {
+			return err
+		}
+		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opPrepare); err != nil {
+			return err
+		}
+		f.Status = string(Prepared)
+		if err := tx.PutDownloadSessionFile(f); err != nil {
+			return err
+		}
+		if err := m.extendTx(tx, meta.DownloadSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutDownloadSession(s) }); err != nil {
+			return err
+		}
+		out, err = m.downloadFileInfo(tx, s, f)
+		if endpointType == EndpointDirect && out.DownloadEndpoint != nil {
+			root, err := m.backingRoot(tx, f.BackingID)
+			if err != nil {
+				return err
+			}
+			out.DownloadEndpoint = &TransferEndpoint{URI: fileURI(contentPath(root, f.SHA256))}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func (m *Manager) downloadRec(tx *meta.Tx, id string) (*meta.DownloadSession, error) {
+	n, err := resolve(tx, meta.DownloadSessionObject, "download session", id)
+	if err != nil {
+		return nil, err
+	}
+	return tx.DownloadSession(n)
+}
+
+func (m *Manager) downloadFileRec(tx *meta.Tx, id, name string) (*meta.DownloadSession, *meta.DownloadSessionFile, error) {
+	s, err := m.downloadRec(tx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := tx.DownloadSessionFile(s.ID, name)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, nil, errorf(KindInvalidArgument, "file %q is not in %s", name, downloadLabel(s.UUID))
+	}
+	return s, f, err
+}
+
+func (m *Manager) downloadInfo(tx *meta.Tx, s *meta.DownloadSession) (*DownloadSession, error) {
+	out := &DownloadSession{
+		ID: s.UUID, LibraryItemContentVersion: fmtCounter(s.ItemContentVersion),
+		ErrorMessage:   newMessage("com.vmware.content.downloadsession.error", s.ErrorMessage),
+		ClientProgress: s.ClientProgress, State: State(s.State),
+		ExpirationTime: nsTime(s.ExpirationTime),
+	}
+	if it, err := tx.Item(s.ItemID); err == nil {
+		out.LibraryItemID = it.UUID
+	}
+	if out.State == StateActive {
+		out.ExpirationTime = nsTime(m.expiresAt(s.ID, s.ExpirationTime))
+	}
+	files, err := tx.DownloadSessionFiles(s.ID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range files {
+		out.BytesTransferred += m.liveDownloaded(s.ID, &files[i])
+	}
+	return out, nil
+}
+
+func (m *Manager) downloadFileInfo(tx *meta.Tx, s *meta.DownloadSession, f *meta.DownloadSessionFile) (DownloadSessionFile, error) {
+	out := DownloadSessionFile{
+		Name: f.Name, Size: f.Size, Status: PrepareStatus(f.Status),
+		BytesTransferred: m.liveDownloaded(s.ID, f),
+		ErrorMessage:     newMessage("com.vmware.content.downloadsession.file.error", f.ErrorMessage),
+		Version:          fmtCounter(f.Version),
+		ChecksumInfo:     &ChecksumInfo{Algorithm: AlgSHA256, Checksum: hex.EncodeToString(f.SHA256)},
+	}
+	if out.Status == Prepared && State(s.State) == StateActive {
+		if m.endpoints != nil {
+			out.DownloadEndpoint = &TransferEndpoint{URI: m.endpoints.DownloadURI(s.UUID, f.Name)}
+		} else {
+			root, err := m.backingRoot(tx, f.BackingID)
+			if err != nil {
+				return out, err
+			}
+			out.DownloadEndpoint = &TransferEndpoint{URI: fileURI(contentPath(root, f.SHA256))}
+		}
+	}
+	return out, nil
+}
+
+// liveDownloaded is a file's bytes_transferred including bytes served by
+// readers that are still open.
+func (m *Manager) liveDownloaded(sessionID uint64, f *meta.DownloadSessionFile) int64 {
+	ls := m.liveIfAny(sessionID)
+	if ls == nil {
+		return f.BytesTransferred
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return f.BytesTransferred + ls.downloading[f.Name]
+}
+
+// DownloadReader reads one file of a download session: exactly the content
+// pinned when the session was created, whatever commits since.
+type DownloadReader struct {
+	m         *Manager
+	ls        *liveSession
+	sessionID uint64
+	label     string
+	name      string
+	size      int64
+	f         *os.File
+
+	served  atomic.Int64
+	closeMu sync.Once
+}
+
+// OpenDownload opens a pinned file for reading. The file becomes PREPARED
+// if it was not yet.
+func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadReader, error) {
+	var path string
+	var s *meta.DownloadSession
+	var f *meta.DownloadSessionFile
+	err := m.store.Update(func(tx *meta.Tx) error {
+		var err error
+		if s, f, err = m.downloadFileRec(tx, id, name); err != nil {
+			return err
+		}
+		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opTransfer); err != nil {
+			return err
+		}
+		root, err := m.backingRoot(tx, f.BackingID)
+		if err != nil {
+			return err
+		}
+		path = contentPath(root, f.SHA256)
+		if f.Status != string(Prepared) {
+			f.Status = string(Prepared)
+			return tx.PutDownloadSessionFile(f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		m.log.Error("open stored content", "session", s.UUID, "file", name, "path", path, "err", err)
+		return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content is missing: %v", name, downloadLabel(s.UUID), err)
+	}
+	ls := m.liveFor(s.ID)
+	ls.handles.Add(1)
+	m.touch(ls)
+	return &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file}, nil
+}
+
+// Size is the pinned file's size.
+func (r *DownloadReader) Size() int64 { return r.size }
+
+// ReadAt reads pinned content. After the session is canceled, failed,
+// expired or deleted, reads fail with a StateError.
+func (r *DownloadReader) ReadAt(p []byte, off int64) (int, error) {
+	if r.ls.ended.Load() {
+		return 0, &StateError{Session: r.label, Op: opTransfer, State: StateCanceled}
+	}
+	n, err := r.f.ReadAt(p, off)
+	if n > 0 {
+		r.served.Add(int64(n))
+		r.m.mu.Lock()
+		if r.ls.downloading == nil {
+			r.ls.downloading = map[string]int64{}
+		}
+		r.ls.downloading[r.name] += int64(n)
+		r.m.mu.Unlock()
+	}
+	r.m.touch(r.ls)
+	return n, err
+}
+
+// Close releases the reader and stores the bytes it served.
+func (r *DownloadReader) Close() error {
+	var err error
+	r.closeMu.Do(func() {
+		r.ls.handles.Add(-1)
+		err = r.f.Close()
+		served := r.served.Load()
+		r.m.mu.Lock()
+		if r.ls.downloading != nil {
+			r.ls.downloading[r.name] -= served
+		}
+		r.m.mu.Unlock()
+		if served == 0 || r.ls.ended.Load() {
+			return
+		}
+		uerr := r.m.store.Update(func(tx *meta.Tx) error {
+			f, err := tx.DownloadSessionFile(r.sessionID, r.name)
+			if err != nil {
+				return err
+			}
+			f.BytesTransferred += served
+			return tx.PutDownloadSessionFile(f)
+		})
+		if uerr != nil && !errors.Is(uerr, meta.ErrNotFound) {
+			r.m.log.Warn("record download progress", "session", r.label, "file", r.name, "err", uerr)
+		}
+	})
+	return err
+}

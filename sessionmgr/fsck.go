@@ -1,0 +1,164 @@
+package sessionmgr
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+
+	"clfs/meta"
+)
+
+// FsckProblem is one thing fsck found wrong.
+type FsckProblem struct {
+	// File names the affected file as LIBRARY/ITEM/FILE, when there is one.
+	File string `json:"file,omitempty"`
+	Path string `json:"path,omitempty"`
+	Msg  string `json:"message"`
+}
+
+// FsckReport is what Fsck found.
+type FsckReport struct {
+	FilesChecked int           `json:"files_checked"`
+	BlobsChecked int           `json:"blobs_checked"`
+	BytesChecked int64         `json:"bytes_checked"`
+	Problems     []FsckProblem `json:"problems"`
+}
+
+// Fsck re-hashes every committed blob and checks reference counts against
+// the files and download sessions that use them. progress, if not nil, is
+// called with the bytes hashed so far.
+func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*FsckReport, error) {
+	type use struct {
+		files []string
+		size  int64
+		refs  int64
+		path  string
+		sha   []byte
+	}
+	uses := map[string]*use{}
+	var order []string
+	rep := &FsckReport{Problems: []FsckProblem{}}
+	var refs []meta.ContentRefEntry
+	err := m.store.View(func(tx *meta.Tx) error {
+		add := func(k meta.ContentKey, size int64, label string) error {
+			u := uses[k.String()]
+			if u == nil {
+				root, err := m.backingRoot(tx, k.BackingID)
+				if err != nil {
+					return err
+				}
+				u = &use{size: size, path: contentPath(root, k.SHA256), sha: k.SHA256}
+				uses[k.String()] = u
+				order = append(order, k.String())
+			}
+			u.refs++
+			if label != "" {
+				u.files = append(u.files, label)
+			}
+			return nil
+		}
+		files, err := tx.AllFiles()
+		if err != nil {
+			return err
+		}
+		for i := range files {
+			f := &files[i]
+			label := f.Name
+			if it, err := tx.Item(f.ItemID); err == nil {
+				label = itemLabel(tx, it) + "/" + f.Name
+			}
+			rep.FilesChecked++
+			if err := add(meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}, f.Size, label); err != nil {
+				return err
+			}
+		}
+		downs, err := tx.DownloadSessions()
+		if err != nil {
+			return err
+		}
+		for i := range downs {
+			if !downs[i].Pinned {
+				continue
+			}
+			dfs, err := tx.DownloadSessionFiles(downs[i].ID)
+			if err != nil {
+				return err
+			}
+			for _, f := range dfs {
+				if err := add(meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}, f.Size, ""); err != nil {
+					return err
+				}
+			}
+		}
+		refs, err = tx.ContentRefs()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refs {
+		u := uses[r.Key.String()]
+		switch {
+		case u == nil:
+			rep.Problems = append(rep.Problems, FsckProblem{Msg: fmt.Sprintf("content %s has %d references but nothing uses it", r.Key, r.Ref.Refs)})
+		case u.refs != r.Ref.Refs:
+			rep.Problems = append(rep.Problems, FsckProblem{File: first(u.files), Path: u.path, Msg: fmt.Sprintf("content has %d references recorded, %d in use", r.Ref.Refs, u.refs)})
+		}
+	}
+	var total, done int64
+	for _, k := range order {
+		total += uses[k].size
+	}
+	for _, k := range order {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		u := uses[k]
+		rep.BlobsChecked++
+		sum, n, err := hashFile(u.path)
+		done += u.size
+		rep.BytesChecked += n
+		if progress != nil {
+			progress(done, total)
+		}
+		var msg string
+		switch {
+		case err != nil:
+			msg = fmt.Sprintf("stored content unreadable: %v", err)
+		case n != u.size:
+			msg = fmt.Sprintf("stored content is %d bytes, want %d", n, u.size)
+		case !bytes.Equal(sum, u.sha):
+			msg = fmt.Sprintf("stored content has sha256 %x, want %x", sum, u.sha)
+		default:
+			continue
+		}
+		if len(u.files) == 0 {
+			rep.Problems = append(rep.Problems, FsckProblem{Path: u.path, Msg: msg + " (pinned by a download session)"})
+		}
+		for _, f := range u.files {
+			rep.Problems = append(rep.Problems, FsckProblem{File: f, Path: u.path, Msg: msg})
+		}
+	}
+	return rep, nil
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func hashFile(path string) ([]byte, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	return h.Sum(nil), n, err
+}

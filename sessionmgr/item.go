@@ -1,0 +1,340 @@
+package sessionmgr
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"clfs/meta"
+)
+
+// Library items (spec §2). An item is created empty; content arrives only
+// through update sessions. Item names are unique per library,
+// case-insensitively (spec §12 #23).
+
+// CreateItem creates an empty item and returns its id.
+func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientToken string) (string, error) {
+	if err := validateItemName(spec.Name); err != nil {
+		return "", err
+	}
+	if err := validateDescription(spec.Description); err != nil {
+		return "", err
+	}
+	id, err := m.store.NextID()
+	if err != nil {
+		return "", err
+	}
+	var out string
+	err = m.store.Update(func(tx *meta.Tx) error {
+		prev, specHash, err := replayToken(tx, tokenItem, clientToken, spec)
+		if err != nil || prev != "" {
+			out = prev
+			return err
+		}
+		lib, err := m.libraryRec(tx, spec.LibraryID)
+		if err != nil {
+			return err
+		}
+		if other, err := tx.ItemIDByName(lib.ID, spec.Name); err == nil {
+			o, _ := tx.Item(other)
+			name := spec.Name
+			if o != nil {
+				name = o.Name
+			}
+			return errorf(KindAlreadyExists, "item %s/%s already exists", lib.Name, name)
+		} else if !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+		now := m.now()
+		it := &meta.Item{
+			ID: id, UUID: newUUID(), LibraryID: lib.ID, Name: spec.Name,
+			Description: spec.Description, Type: spec.Type,
+			ContentVersion: 1, MetadataVersion: 1, Version: 1,
+			CreationTime: now, LastModifiedTime: now,
+			Attr: meta.Attr{Mode: 0o755, Mtime: now, Ctime: now},
+		}
+		out = it.UUID
+		for _, f := range []func() error{
+			func() error { return tx.PutItem(it) },
+			func() error { return tx.PutItemName(lib.ID, it.Name, it.ID) },
+			func() error { return tx.PutUUID(it.UUID, meta.ItemObject, it.ID) },
+			func() error { return rememberToken(tx, tokenItem, clientToken, specHash, it.UUID) },
+		} {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetItem returns an item by id.
+func (m *Manager) GetItem(ctx context.Context, id string) (*Item, error) {
+	var out *Item
+	err := m.store.View(func(tx *meta.Tx) error {
+		it, err := m.itemRec(tx, id)
+		if err != nil {
+			return err
+		}
+		out, err = itemInfo(tx, it)
+		return err
+	})
+	return out, err
+}
+
+// ItemByName returns the item of a library with that name
+// (case-insensitive).
+func (m *Manager) ItemByName(ctx context.Context, libraryID, name string) (*Item, error) {
+	var out *Item
+	err := m.store.View(func(tx *meta.Tx) error {
+		lib, err := m.libraryRec(tx, libraryID)
+		if err != nil {
+			return err
+		}
+		n, err := tx.ItemIDByName(lib.ID, name)
+		if errors.Is(err, meta.ErrNotFound) {
+			return errorf(KindNotFound, "item %s/%s not found", lib.Name, name)
+		}
+		if err != nil {
+			return err
+		}
+		it, err := tx.Item(n)
+		if err != nil {
+			return err
+		}
+		out, err = itemInfo(tx, it)
+		return err
+	})
+	return out, err
+}
+
+// ListItems returns the items of a library, ordered by name.
+func (m *Manager) ListItems(ctx context.Context, libraryID string) ([]Item, error) {
+	var out []Item
+	err := m.store.View(func(tx *meta.Tx) error {
+		lib, err := m.libraryRec(tx, libraryID)
+		if err != nil {
+			return err
+		}
+		ids, err := tx.ItemIDs(lib.ID)
+		if err != nil {
+			return err
+		}
+		for _, n := range ids {
+			it, err := tx.Item(n)
+			if err != nil {
+				return err
+			}
+			info, err := itemInfo(tx, it)
+			if err != nil {
+				return err
+			}
+			out = append(out, *info)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FindItems returns the ids of items matching every set field of spec.
+func (m *Manager) FindItems(ctx context.Context, spec ItemFindSpec) ([]string, error) {
+	if spec.Name == nil && spec.LibraryID == nil && spec.SourceID == nil && spec.Type == nil && spec.Cached == nil {
+		return nil, errorf(KindInvalidArgument, "find spec has no property set")
+	}
+	ids := []string{}
+	err := m.store.View(func(tx *meta.Tx) error {
+		items, err := tx.Items()
+		if err != nil {
+			return err
+		}
+		for i := range items {
+			info, err := itemInfo(tx, &items[i])
+			if err != nil {
+				return err
+			}
+			switch {
+			case spec.Name != nil && !strings.EqualFold(*spec.Name, info.Name),
+				spec.LibraryID != nil && *spec.LibraryID != info.LibraryID,
+				spec.SourceID != nil, // local items have no source
+				spec.Type != nil && !strings.EqualFold(*spec.Type, info.Type),
+				spec.Cached != nil && *spec.Cached != info.Cached:
+				continue
+			}
+			ids = append(ids, info.ID)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// UpdateItem changes an item's properties; version and metadata_version
+// go up together, content_version does not move.
+func (m *Manager) UpdateItem(ctx context.Context, id string, spec ItemUpdateSpec) error {
+	if spec.Name != nil {
+		if err := validateItemName(*spec.Name); err != nil {
+			return err
+		}
+	}
+	if spec.Description != nil {
+		if err := validateDescription(*spec.Description); err != nil {
+			return err
+		}
+	}
+	return m.store.Update(func(tx *meta.Tx) error {
+		it, err := m.itemRec(tx, id)
+		if err != nil {
+			return err
+		}
+		if spec.Version != "" && spec.Version != fmtCounter(it.Version) {
+			return errorf(KindInvalidArgument, "item %s is at version %d, not %s", itemLabel(tx, it), it.Version, spec.Version)
+		}
+		if spec.Name != nil && *spec.Name != it.Name {
+			other, err := tx.ItemIDByName(it.LibraryID, *spec.Name)
+			if err == nil && other != it.ID {
+				lib, _ := tx.Library(it.LibraryID)
+				return errorf(KindAlreadyExists, "item %s/%s already exists", lib.Name, *spec.Name)
+			}
+			if err != nil && !errors.Is(err, meta.ErrNotFound) {
+				return err
+			}
+			if err := tx.DeleteItemName(it.LibraryID, it.Name); err != nil {
+				return err
+			}
+			it.Name = *spec.Name
+			if err := tx.PutItemName(it.LibraryID, it.Name, it.ID); err != nil {
+				return err
+			}
+		}
+		if spec.Description != nil {
+			it.Description = *spec.Description
+		}
+		if spec.Type != nil {
+			it.Type = *spec.Type
+		}
+		now := m.now()
+		it.Version++
+		it.MetadataVersion++
+		it.LastModifiedTime = now
+		it.Attr.Ctime = now
+		return tx.PutItem(it)
+	})
+}
+
+// SetItemPosix stores mode, owner and mtime of an item directory.
+func (m *Manager) SetItemPosix(ctx context.Context, id string, set PosixChange) error {
+	return m.store.Update(func(tx *meta.Tx) error {
+		it, err := m.itemRec(tx, id)
+		if err != nil {
+			return err
+		}
+		set.apply(&it.Attr, m.now())
+		return tx.PutItem(it)
+	})
+}
+
+// DeleteItem deletes an item at once (spec §12 #21): its ACTIVE sessions go
+// to ERROR, readers of its download sessions get errors, and content no
+// longer referenced is removed.
+func (m *Manager) DeleteItem(ctx context.Context, id string) error {
+	var drop []meta.ContentKey
+	var ended []endedSession
+	err := m.store.Update(func(tx *meta.Tx) error {
+		it, err := m.itemRec(tx, id)
+		if err != nil {
+			return err
+		}
+		drop, ended, err = m.deleteItemTx(tx, it)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	m.afterEnd(ended)
+	m.dropUnreferenced(drop)
+	return nil
+}
+
+func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentKey, ended []endedSession, err error) {
+	files, err := tx.Files(it.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, f := range files {
+		k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
+		refs, err := tx.AddContentRef(k, -1, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		if refs == 0 {
+			drop = append(drop, k)
+		}
+		if err := tx.DeleteFile(it.ID, f.Name); err != nil {
+			return nil, nil, err
+		}
+	}
+	msg := "library item " + itemLabel(tx, it) + " was deleted"
+	ups, err := tx.UpdateSessions()
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range ups {
+		s := &ups[i]
+		if s.ItemID != it.ID || State(s.State) != StateActive {
+			continue
+		}
+		if err := m.endUpdateTx(tx, s, opItemDeleted, msg); err != nil {
+			return nil, nil, err
+		}
+		ended = append(ended, endedSession{s.ID, s.UUID})
+	}
+	downs, err := tx.DownloadSessions()
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range downs {
+		s := &downs[i]
+		if s.ItemID != it.ID || State(s.State) != StateActive {
+			continue
+		}
+		d, err := m.endDownloadTx(tx, s, opItemDeleted, msg)
+		if err != nil {
+			return nil, nil, err
+		}
+		drop = append(drop, d...)
+		ended = append(ended, endedSession{s.ID, s.UUID})
+	}
+	if err := tx.DeleteItemName(it.LibraryID, it.Name); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.DeleteUUID(it.UUID); err != nil {
+		return nil, nil, err
+	}
+	return drop, ended, tx.DeleteItem(it.ID)
+}
+
+func itemInfo(tx *meta.Tx, it *meta.Item) (*Item, error) {
+	lib, err := tx.Library(it.LibraryID)
+	if err != nil {
+		return nil, err
+	}
+	files, err := tx.Files(it.ID)
+	if err != nil {
+		return nil, err
+	}
+	var size int64
+	for _, f := range files {
+		size += f.Size
+	}
+	return &Item{
+		ID: it.UUID, LibraryID: lib.UUID, Name: it.Name, Description: it.Description, Type: it.Type,
+		ContentVersion:   fmtCounter(it.ContentVersion),
+		MetadataVersion:  fmtCounter(it.MetadataVersion),
+		Version:          fmtCounter(it.Version),
+		CreationTime:     nsTime(it.CreationTime),
+		LastModifiedTime: nsTime(it.LastModifiedTime),
+		Cached:           true,
+		Size:             size,
+		Posix:            posixOf(it.ID, it.Attr),
+	}, nil
+}

@@ -1,0 +1,277 @@
+package sessionmgr
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"clfs/meta"
+)
+
+// Local libraries (spec §1). Library names are unique in clfs, because
+// they are directory names in the mount (spec §12 #23), and case-
+// insensitively so, because find is.
+
+const libraryType = "LOCAL"
+
+// CreateLibrary creates a local library and returns its id.
+func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, clientToken string) (string, error) {
+	if err := ValidateName("library", spec.Name); err != nil {
+		return "", err
+	}
+	if err := validateDescription(spec.Description); err != nil {
+		return "", err
+	}
+	dir := spec.StorageDir
+	if dir == "" {
+		dir = m.defaultStorage
+	}
+	root, err := prepareBacking(dir)
+	if err != nil {
+		return "", err
+	}
+	spec.StorageDir = root
+	id, err := m.store.NextID()
+	if err != nil {
+		return "", err
+	}
+	newBackingID, err := m.store.NextID()
+	if err != nil {
+		return "", err
+	}
+	var out string
+	err = m.store.Update(func(tx *meta.Tx) error {
+		prev, specHash, err := replayToken(tx, tokenLibrary, clientToken, spec)
+		if err != nil || prev != "" {
+			out = prev
+			return err
+		}
+		if _, err := tx.LibraryIDByName(spec.Name); err == nil {
+			return errorf(KindAlreadyExists, "library %q already exists", spec.Name)
+		} else if !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+		backingID, err := tx.BackingIDByRoot(root)
+		if errors.Is(err, meta.ErrNotFound) {
+			backingID = newBackingID
+			err = tx.PutBacking(&meta.Backing{ID: backingID, Root: root})
+		}
+		if err != nil {
+			return err
+		}
+		now := m.now()
+		lib := &meta.Library{
+			ID: id, UUID: newUUID(), Name: spec.Name, Description: spec.Description,
+			BackingID: backingID, CreationTime: now, LastModifiedTime: now, Version: 1,
+			Attr: meta.Attr{Mode: 0o755, Mtime: now, Ctime: now},
+		}
+		out = lib.UUID
+		for _, f := range []func() error{
+			func() error { return tx.PutLibrary(lib) },
+			func() error { return tx.PutLibraryName(lib.Name, lib.ID) },
+			func() error { return tx.PutUUID(lib.UUID, meta.LibraryObject, lib.ID) },
+			func() error { return rememberToken(tx, tokenLibrary, clientToken, specHash, lib.UUID) },
+		} {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// GetLibrary returns a library by id.
+func (m *Manager) GetLibrary(ctx context.Context, id string) (*Library, error) {
+	var out *Library
+	err := m.store.View(func(tx *meta.Tx) error {
+		lib, err := m.libraryRec(tx, id)
+		if err != nil {
+			return err
+		}
+		out, err = m.libraryInfo(tx, lib)
+		return err
+	})
+	return out, err
+}
+
+// LibraryByName returns the library with that name (case-insensitive).
+func (m *Manager) LibraryByName(ctx context.Context, name string) (*Library, error) {
+	var out *Library
+	err := m.store.View(func(tx *meta.Tx) error {
+		n, err := tx.LibraryIDByName(name)
+		if errors.Is(err, meta.ErrNotFound) {
+			return errorf(KindNotFound, "library %q not found", name)
+		}
+		if err != nil {
+			return err
+		}
+		lib, err := tx.Library(n)
+		if err != nil {
+			return err
+		}
+		out, err = m.libraryInfo(tx, lib)
+		return err
+	})
+	return out, err
+}
+
+// ListLibraries returns every library, ordered by name.
+func (m *Manager) ListLibraries(ctx context.Context) ([]Library, error) {
+	var out []Library
+	err := m.store.View(func(tx *meta.Tx) error {
+		libs, err := tx.Libraries()
+		if err != nil {
+			return err
+		}
+		for i := range libs {
+			l, err := m.libraryInfo(tx, &libs[i])
+			if err != nil {
+				return err
+			}
+			out = append(out, *l)
+		}
+		return nil
+	})
+	sortBy(out, func(l Library) string { return strings.ToLower(l.Name) })
+	return out, err
+}
+
+// FindLibraries returns the ids of libraries matching every set field.
+func (m *Manager) FindLibraries(ctx context.Context, spec LibraryFindSpec) ([]string, error) {
+	if spec.Name == nil && spec.Type == nil {
+		return nil, errorf(KindInvalidArgument, "find spec has no property set")
+	}
+	libs, err := m.ListLibraries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := []string{}
+	for _, l := range libs {
+		if spec.Name != nil && !strings.EqualFold(*spec.Name, l.Name) {
+			continue
+		}
+		if spec.Type != nil && !strings.EqualFold(*spec.Type, l.Type) {
+			continue
+		}
+		ids = append(ids, l.ID)
+	}
+	return ids, nil
+}
+
+// UpdateLibrary changes a library's name or description.
+func (m *Manager) UpdateLibrary(ctx context.Context, id string, spec LibraryUpdateSpec) error {
+	if spec.Name != nil {
+		if err := ValidateName("library", *spec.Name); err != nil {
+			return err
+		}
+	}
+	if spec.Description != nil {
+		if err := validateDescription(*spec.Description); err != nil {
+			return err
+		}
+	}
+	return m.store.Update(func(tx *meta.Tx) error {
+		lib, err := m.libraryRec(tx, id)
+		if err != nil {
+			return err
+		}
+		if spec.Version != "" && spec.Version != fmtCounter(lib.Version) {
+			return errorf(KindConcurrentChange, "library %q is at version %d, not %s", lib.Name, lib.Version, spec.Version)
+		}
+		if spec.Name != nil && *spec.Name != lib.Name {
+			other, err := tx.LibraryIDByName(*spec.Name)
+			if err == nil && other != lib.ID {
+				return errorf(KindAlreadyExists, "library %q already exists", *spec.Name)
+			}
+			if err != nil && !errors.Is(err, meta.ErrNotFound) {
+				return err
+			}
+			if err := tx.DeleteLibraryName(lib.Name); err != nil {
+				return err
+			}
+			lib.Name = *spec.Name
+			if err := tx.PutLibraryName(lib.Name, lib.ID); err != nil {
+				return err
+			}
+		}
+		if spec.Description != nil {
+			lib.Description = *spec.Description
+		}
+		now := m.now()
+		lib.Version++
+		lib.LastModifiedTime = now
+		lib.Attr.Ctime = now
+		return tx.PutLibrary(lib)
+	})
+}
+
+// SetLibraryPosix stores mode, owner and mtime of a library directory.
+func (m *Manager) SetLibraryPosix(ctx context.Context, id string, set PosixChange) error {
+	return m.store.Update(func(tx *meta.Tx) error {
+		lib, err := m.libraryRec(tx, id)
+		if err != nil {
+			return err
+		}
+		set.apply(&lib.Attr, m.now())
+		return tx.PutLibrary(lib)
+	})
+}
+
+// DeleteLibrary deletes a library and, with it, its items (spec §12 #22):
+// sessions on them go to ERROR and unreferenced content is removed.
+func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
+	var drop []meta.ContentKey
+	var ended []endedSession
+	err := m.store.Update(func(tx *meta.Tx) error {
+		drop, ended = nil, nil
+		lib, err := m.libraryRec(tx, id)
+		if err != nil {
+			return err
+		}
+		itemIDs, err := tx.ItemIDs(lib.ID)
+		if err != nil {
+			return err
+		}
+		for _, itemID := range itemIDs {
+			it, err := tx.Item(itemID)
+			if err != nil {
+				return err
+			}
+			d, e, err := m.deleteItemTx(tx, it)
+			if err != nil {
+				return err
+			}
+			drop = append(drop, d...)
+			ended = append(ended, e...)
+		}
+		if err := tx.DeleteLibraryName(lib.Name); err != nil {
+			return err
+		}
+		if err := tx.DeleteUUID(lib.UUID); err != nil {
+			return err
+		}
+		return tx.DeleteLibrary(lib.ID)
+	})
+	if err != nil {
+		return err
+	}
+	m.afterEnd(ended)
+	m.dropUnreferenced(drop)
+	return nil
+}
+
+func (m *Manager) libraryInfo(tx *meta.Tx, lib *meta.Library) (*Library, error) {
+	root, err := m.backingRoot(tx, lib.BackingID)
+	if err != nil {
+		return nil, err
+	}
+	return &Library{
+		ID: lib.UUID, Name: lib.Name, Description: lib.Description, Type: libraryType,
+		StorageBackings:  []StorageBacking{{Type: "OTHER", StorageURI: fileURI(root)}},
+		CreationTime:     nsTime(lib.CreationTime),
+		LastModifiedTime: nsTime(lib.LastModifiedTime),
+		Version:          fmtCounter(lib.Version),
+		Posix:            posixOf(lib.ID, lib.Attr),
+	}, nil
+}

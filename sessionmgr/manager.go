@@ -1,0 +1,295 @@
+package sessionmgr
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"clfs/meta"
+)
+
+// DefaultSessionTimeout is how long an idle session lives (spec §6.1).
+const DefaultSessionTimeout = 5 * time.Minute
+
+// Options configures a Manager. Time and directories are injected so tests
+// can expire sessions with a fake clock and keep everything in a temp dir.
+type Options struct {
+	// Home holds meta/ (the catalog) and storage/ (the default backing).
+	Home string
+	// SessionTimeout is the idle lifetime of sessions; zero means
+	// DefaultSessionTimeout. Terminal sessions linger as long again.
+	SessionTimeout time.Duration
+	Clock          Clock
+	Logger         *slog.Logger
+	// ReapInterval is how often the background reaper runs; zero picks
+	// one from the timeout, negative disables it (tests call ExpireDue).
+	ReapInterval time.Duration
+	// Endpoints mints upload and download URIs; nil leaves PUSH files
+	// without an upload_endpoint and serves downloads as file:// URIs.
+	Endpoints Endpoints
+}
+
+// Endpoints mints the transfer URIs of a front end that serves the data
+// plane over the network (the REST server).
+type Endpoints interface {
+	UploadURI(sessionID, fileName string) string
+	DownloadURI(sessionID, fileName string) string
+}
+
+// Manager is the content library item API over one home directory. It is
+// safe for concurrent use.
+//
+// LOCK ORDERING: contentLocks (sorted by stripe) before mu. mu guards only
+// in-memory maps and is never held across a catalog transaction or disk
+// I/O; a content lock is held across link + catalog commit on purpose, so
+// that a blob whose last reference is being dropped cannot be unlinked
+// between another session placing it and referencing it.
+type Manager struct {
+	// dependencies
+	store     *meta.Store
+	clock     Clock
+	log       *slog.Logger
+	endpoints Endpoints
+
+	// constant after Open
+	home           string
+	defaultStorage string
+	timeout        time.Duration
+
+	contentLocks [64]sync.Mutex
+
+	mu   sync.Mutex
+	live map[uint64]*liveSession // GUARDED_BY(mu); keyed by session ID
+
+	stop   chan struct{}
+	reaper sync.WaitGroup
+}
+
+// liveSession is the in-memory part of a session: activity that is not
+// worth a catalog write per byte, and the open data-plane objects.
+type liveSession struct {
+	lastActivity atomic.Int64 // unix ns
+	handles      atomic.Int32 // open StagedFiles and DownloadReaders
+	ended        atomic.Bool  // readers of a session that left ACTIVE get errors
+
+	uploads     map[string]*StagedFile // GUARDED_BY(Manager.mu)
+	downloading map[string]int64       // GUARDED_BY(Manager.mu); bytes served by open readers
+}
+
+// Open opens (creating if needed) the home directory and recovers from an
+// earlier process that died: orphaned staging and unreferenced content are
+// removed, interrupted transfers are marked ERROR; ACTIVE sessions expire
+// normally.
+func Open(opts Options) (*Manager, error) {
+	if opts.Home == "" {
+		return nil, errors.New("sessionmgr: no home directory")
+	}
+	home, err := filepath.Abs(opts.Home)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(home, "meta"), 0o700); err != nil {
+		return nil, fmt.Errorf("create home %s: %w", home, err)
+	}
+	m := &Manager{
+		clock:          opts.Clock,
+		log:            opts.Logger,
+		endpoints:      opts.Endpoints,
+		home:           home,
+		defaultStorage: filepath.Join(home, "storage"),
+		timeout:        opts.SessionTimeout,
+		live:           map[uint64]*liveSession{},
+		stop:           make(chan struct{}),
+	}
+	if m.clock == nil {
+		m.clock = systemClock{}
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	if m.timeout <= 0 {
+		m.timeout = DefaultSessionTimeout
+	}
+	m.store, err = meta.Open(meta.Options{Dir: filepath.Join(home, "meta"), Logger: m.log})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.recover(); err != nil {
+		m.store.Close()
+		return nil, fmt.Errorf("recover %s: %w", home, err)
+	}
+	interval := opts.ReapInterval
+	if interval == 0 {
+		interval = min(max(m.timeout/10, time.Second), 30*time.Second)
+	}
+	if interval > 0 {
+		m.reaper.Add(1)
+		go m.runReaper(interval)
+	}
+	return m, nil
+}
+
+// Close stops the reaper and closes the catalog. Open staged files are
+// closed; their sessions stay ACTIVE and expire after a restart.
+func (m *Manager) Close() error {
+	close(m.stop)
+	m.reaper.Wait()
+	m.mu.Lock()
+	for _, ls := range m.live {
+		for _, sf := range ls.uploads {
+			sf.closeFile()
+		}
+		ls.ended.Store(true)
+	}
+	m.live = map[uint64]*liveSession{}
+	m.mu.Unlock()
+	return m.store.Close()
+}
+
+// Home returns the absolute home directory.
+func (m *Manager) Home() string { return m.home }
+
+// SessionTimeout returns the idle lifetime of sessions.
+func (m *Manager) SessionTimeout() time.Duration { return m.timeout }
+
+func (m *Manager) now() int64 { return m.clock.Now().UnixNano() }
+
+// liveFor returns the in-memory state of a session, creating it.
+func (m *Manager) liveFor(id uint64) *liveSession {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ls := m.live[id]
+	if ls == nil {
+		ls = &liveSession{uploads: map[string]*StagedFile{}}
+		m.live[id] = ls
+	}
+	return ls
+}
+
+func (m *Manager) liveIfAny(id uint64) *liveSession {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.live[id]
+}
+
+// touch records activity on a session: it will not expire before
+// now + timeout. Cheap enough for every read and write.
+func (m *Manager) touch(ls *liveSession) { ls.lastActivity.Store(m.now()) }
+
+// expiresAt is the session's expiration time: the stored one, moved
+// forward by activity seen since it was stored.
+func (m *Manager) expiresAt(id uint64, stored int64) int64 {
+	if ls := m.liveIfAny(id); ls != nil {
+		if ls.handles.Load() > 0 {
+			return max(stored, m.now()+int64(m.timeout))
+		}
+		if a := ls.lastActivity.Load(); a != 0 {
+			return max(stored, a+int64(m.timeout))
+		}
+	}
+	return stored
+}
+
+// ---- ids, tokens and labels
+
+func newUUID() string { return uuid.NewString() }
+
+// Client-token operation codes (the scope of a token).
+const (
+	tokenLibrary  = 'L'
+	tokenItem     = 'I'
+	tokenUpdate   = 'U'
+	tokenDownload = 'D'
+)
+
+// replayToken implements client_token idempotency (spec §0.4, §12 #1): a
+// token must be a UUID; a replay with the same spec returns the object the
+// first call created, with another spec it is an InvalidArgument.
+func replayToken(tx *meta.Tx, op byte, token string, spec any) (existing, specHash string, err error) {
+	if token == "" {
+		return "", "", nil
+	}
+	if _, err := uuid.Parse(token); err != nil {
+		return "", "", errorf(KindInvalidArgument, "client token %q is not a UUID", token)
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return "", "", err
+	}
+	sum := sha256.Sum256(b)
+	specHash = hex.EncodeToString(sum[:])
+	ct, err := tx.ClientToken(op, token)
+	switch {
+	case errors.Is(err, meta.ErrNotFound):
+		return "", specHash, nil
+	case err != nil:
+		return "", "", err
+	case ct.SpecHash != specHash:
+		return "", "", errorf(KindInvalidArgument, "client token %s was already used with a different spec", token)
+	}
+	return ct.UUID, specHash, nil
+}
+
+func rememberToken(tx *meta.Tx, op byte, token, specHash, id string) error {
+	if token == "" {
+		return nil
+	}
+	return tx.PutClientToken(op, token, &meta.ClientToken{UUID: id, SpecHash: specHash})
+}
+
+func resolve(tx *meta.Tx, kind meta.ObjectKind, what, id string) (uint64, error) {
+	n, err := tx.ResolveUUID(id, kind)
+	if errors.Is(err, meta.ErrNotFound) {
+		return 0, errorf(KindNotFound, "%s %s not found", what, id)
+	}
+	return n, err
+}
+
+func (m *Manager) libraryRec(tx *meta.Tx, id string) (*meta.Library, error) {
+	n, err := resolve(tx, meta.LibraryObject, "library", id)
+	if err != nil {
+		return nil, err
+	}
+	return tx.Library(n)
+}
+
+func (m *Manager) itemRec(tx *meta.Tx, id string) (*meta.Item, error) {
+	n, err := resolve(tx, meta.ItemObject, "library item", id)
+	if err != nil {
+		return nil, err
+	}
+	return tx.Item(n)
+}
+
+// itemLabel is how messages name an item: LIBRARY/ITEM.
+func itemLabel(tx *meta.Tx, it *meta.Item) string {
+	lib, err := tx.Library(it.LibraryID)
+	if err != nil {
+		return it.Name
+	}
+	return lib.Name + "/" + it.Name
+}
+
+func fmtCounter(n uint64) string { return strconv.FormatUint(n, 10) }
+
+func nsTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func posixOf(ino uint64, a meta.Attr) Posix {
+	return Posix{Ino: ino, Mode: a.Mode, UID: a.UID, GID: a.GID, Mtime: nsTime(a.Mtime), Ctime: nsTime(a.Ctime)}
+}

@@ -1,0 +1,70 @@
+package sessionmgr
+
+import (
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"clfs/meta"
+)
+
+// A small type adapter for OVF packages: validate reports the files an
+// .ovf descriptor references (ovf:href) that the session's view lacks.
+// complete does not enforce it, because the mount commits an OVF folder
+// file by file and the descriptor usually arrives first.
+
+var ovfHref = regexp.MustCompile(`ovf:href\s*=\s*"([^"]+)"`)
+
+const maxDescriptorBytes = 16 << 20
+
+func (m *Manager) ovfReferences(s *meta.UpdateSession, view []UpdateSessionFile) []string {
+	var refs []string
+	for _, f := range view {
+		if !strings.HasSuffix(strings.ToLower(f.Name), ".ovf") || f.Status != TransferReady {
+			continue
+		}
+		path := m.descriptorPath(s, f.Name)
+		if path == "" {
+			continue
+		}
+		fh, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(fh, maxDescriptorBytes))
+		fh.Close()
+		if err != nil {
+			continue
+		}
+		for _, mm := range ovfHref.FindAllSubmatch(b, -1) {
+			ref := string(mm[1])
+			if ValidateName("file", ref) == nil {
+				refs = append(refs, ref)
+			}
+		}
+	}
+	return refs
+}
+
+// descriptorPath is where the session's version of a file is: its staged
+// bytes if the session added it, else the committed blob.
+func (m *Manager) descriptorPath(s *meta.UpdateSession, name string) string {
+	var path string
+	_ = m.store.View(func(tx *meta.Tx) error {
+		if c, err := tx.UpdateSessionFile(s.ID, name); err == nil && !c.Removed {
+			path = c.Staging
+			return nil
+		}
+		f, err := tx.File(s.ItemID, name)
+		if err != nil {
+			return err
+		}
+		root, err := m.backingRoot(tx, f.BackingID)
+		if err == nil {
+			path = contentPath(root, f.SHA256)
+		}
+		return err
+	})
+	return path
+}

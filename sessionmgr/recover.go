@@ -1,0 +1,169 @@
+package sessionmgr
+
+import (
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"clfs/meta"
+)
+
+// recover brings a home back to a clean state after a process died:
+//
+//   - transfers that were running (TRANSFERRING, VALIDATING) cannot be
+//     resumed: the file goes to ERROR and the client may add it again;
+//     READY files keep their staged bytes (they were fsynced);
+//   - staging that no ACTIVE session owns is removed;
+//   - content blobs without a reference are removed (a commit that died
+//     between placing a blob and committing the catalog, or a removal
+//     that died before unlinking).
+//
+// ACTIVE sessions are left to expire normally.
+func (m *Manager) recover() error {
+	var backings []meta.Backing
+	var ups []meta.UpdateSession
+	var refs []meta.ContentRefEntry
+	if err := m.store.View(func(tx *meta.Tx) (err error) {
+		if backings, err = tx.Backings(); err != nil {
+			return err
+		}
+		if ups, err = tx.UpdateSessions(); err != nil {
+			return err
+		}
+		refs, err = tx.ContentRefs()
+		return err
+	}); err != nil {
+		return err
+	}
+	keep := map[string]bool{} // staging paths READY files still need
+	active := map[string]bool{}
+	for i := range ups {
+		s := &ups[i]
+		if State(s.State) != StateActive {
+			continue
+		}
+		active[s.UUID] = true
+		if err := m.store.Update(func(tx *meta.Tx) error {
+			files, err := tx.UpdateSessionFiles(s.ID)
+			if err != nil {
+				return err
+			}
+			for j := range files {
+				f := &files[j]
+				switch TransferStatus(f.Status) {
+				case TransferTransferring, TransferValidating:
+					f.Status = string(TransferError)
+					f.ErrorMessage = "transfer interrupted: clfs restarted; add the file again"
+				case TransferReady:
+					if st, err := os.Stat(f.Staging); err == nil && st.Size() == f.Size {
+						keep[f.Staging] = true
+						continue
+					}
+					f.Status = string(TransferError)
+					f.ErrorMessage = "staged content lost: add the file again"
+				default:
+					continue
+				}
+				m.log.Warn("recovery: interrupted transfer", "session", s.UUID, "file", f.Name)
+				if err := tx.PutUpdateSessionFile(f); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	referenced := map[string]bool{}
+	for _, r := range refs {
+		referenced[r.Key.String()] = true
+	}
+	for _, b := range backings {
+		if err := m.sweepStaging(b.Root, active, keep); err != nil {
+			return err
+		}
+		if err := m.sweepContent(b, referenced); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) sweepStaging(root string, active, keep map[string]bool) error {
+	dir := filepath.Join(root, "staging")
+	sessions, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, sd := range sessions {
+		p := filepath.Join(dir, sd.Name())
+		if !active[sd.Name()] {
+			m.log.Info("recovery: removing orphaned staging", "dir", p)
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+			continue
+		}
+		files, err := os.ReadDir(p)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			fp := filepath.Join(p, f.Name())
+			if !keep[fp] {
+				os.Remove(fp)
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Manager) sweepContent(b meta.Backing, referenced map[string]bool) error {
+	blobs, err := listBlobs(b.Root)
+	if err != nil {
+		return err
+	}
+	for _, sha := range blobs {
+		k := meta.ContentKey{BackingID: b.ID, SHA256: sha}
+		if referenced[k.String()] {
+			continue
+		}
+		p := contentPath(b.Root, sha)
+		m.log.Info("recovery: removing unreferenced content", "path", p)
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// listBlobs returns the SHA-256 of every blob stored on a backing; names
+// that are not blob names are ignored.
+func listBlobs(root string) ([][]byte, error) {
+	var out [][]byte
+	fans, err := os.ReadDir(filepath.Join(root, "content"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, fan := range fans {
+		entries, err := os.ReadDir(filepath.Join(root, "content", fan.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			sha, err := hex.DecodeString(e.Name())
+			if err != nil || len(sha) != 32 || e.Name()[:2] != fan.Name() {
+				continue
+			}
+			out = append(out, sha)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,554 @@
+package sessionmgr
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"clfs/meta"
+)
+
+// StagedFile is the bytes of one update-session file on their way in. It
+// accepts writes at any offset. Writes that continue where the hashed
+// prefix ends are hashed as they arrive, on another goroutine so hashing
+// overlaps the copy; anything else is caught up from the file at Finish.
+// Every handle on the file shares one StagedFile.
+type StagedFile struct {
+	m         *Manager
+	ls        *liveSession
+	sessionID uint64
+	name      string
+	path      string
+	requested *ChecksumInfo
+
+	transferred atomic.Int64
+
+	mu      sync.Mutex
+	f       *os.File  // GUARDED_BY(mu); nil once finished or discarded
+	size    int64     // GUARDED_BY(mu)
+	hashed  int64     // GUARDED_BY(mu); bytes [0,hashed) are in pipe
+	pipe    *hashPipe // GUARDED_BY(mu)
+	opens   int       // GUARDED_BY(mu); handles not yet closed
+	stopped bool      // GUARDED_BY(mu)
+}
+
+// UploadOptions says how a staged file starts.
+type UploadOptions struct {
+	// FromCommitted starts from a copy of the item's committed file of the
+	// same name (append, in-place and partial writes); otherwise empty.
+	FromCommitted bool
+}
+
+// OpenUpload returns the staged file of a PUSH file added to an ACTIVE
+// session, creating it on first use. Callers Close it when done with it;
+// Finish ends the transfer.
+func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts UploadOptions) (*StagedFile, error) {
+	var s *meta.UpdateSession
+	var rec *meta.UpdateSessionFile
+	var root, committedPath string
+	err := m.store.View(func(tx *meta.Tx) error {
+		var err error
+		if s, err = m.updateRec(tx, sessionID); err != nil {
+			return err
+		}
+		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opTransfer); err != nil {
+			return err
+		}
+		rec, err = tx.UpdateSessionFile(s.ID, name)
+		if errors.Is(err, meta.ErrNotFound) || (err == nil && rec.Removed) {
+			return errorf(KindInvalidArgument, "file %q was not added to %s", name, updateLabel(s.UUID))
+		}
+		if err != nil {
+			return err
+		}
+		it, err := tx.Item(s.ItemID)
+		if err != nil {
+			return err
+		}
+		lib, err := tx.Library(it.LibraryID)
+		if err != nil {
+			return err
+		}
+		if root, err = m.backingRoot(tx, lib.BackingID); err != nil {
+			return err
+		}
+		if opts.FromCommitted {
+			f, err := tx.File(it.ID, name)
+			if err == nil {
+				r, err := m.backingRoot(tx, f.BackingID)
+				if err != nil {
+					return err
+				}
+				committedPath = contentPath(r, f.SHA256)
+			} else if !errors.Is(err, meta.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ls := m.liveFor(s.ID)
+	m.mu.Lock()
+	if sf := ls.uploads[name]; sf != nil {
+		sf.mu.Lock()
+		sf.opens++
+		sf.mu.Unlock()
+		m.mu.Unlock()
+		ls.handles.Add(1)
+		m.touch(ls)
+		return sf, nil
+	}
+	m.mu.Unlock()
+
+	requested, _ := normalizeChecksum(checksumOf(rec.Requested))
+	sf, err := m.newStagedFile(ls, s, name, root, requested, committedPath)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if other := ls.uploads[name]; other != nil || ls.ended.Load() {
+		// Lost a race with another opener, or the session ended meanwhile.
+		m.mu.Unlock()
+		sf.discard()
+		if other == nil {
+			return nil, &StateError{Session: updateLabel(s.UUID), Op: opTransfer, State: StateCanceled}
+		}
+		return m.OpenUpload(ctx, sessionID, name, opts)
+	}
+	ls.uploads[name] = sf
+	m.mu.Unlock()
+	ls.handles.Add(1)
+	m.touch(ls)
+	err = m.store.Update(func(tx *meta.Tx) error {
+		r, err := tx.UpdateSessionFile(s.ID, name)
+		if err != nil {
+			return err
+		}
+		r.Status = string(TransferTransferring)
+		r.ErrorMessage = ""
+		r.Staging = sf.path
+		return tx.PutUpdateSessionFile(r)
+	})
+	if err != nil {
+		sf.Close()
+		m.discardUpload(s.ID, name)
+		return nil, err
+	}
+	return sf, nil
+}
+
+func checksumOf(c *meta.Checksum) *ChecksumInfo {
+	if c == nil {
+		return nil
+	}
+	return &ChecksumInfo{Algorithm: c.Algorithm, Checksum: c.Value}
+}
+
+func (m *Manager) newStagedFile(ls *liveSession, s *meta.UpdateSession, name, root string, requested *ChecksumInfo, committedPath string) (*StagedFile, error) {
+	dir := stagingDir(root, s.UUID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, storageErr("create staging", err)
+	}
+	n, err := m.store.NextID()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, strconv.FormatUint(n, 10))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, storageErr("create staging", err)
+	}
+	sf := &StagedFile{
+		m: m, ls: ls, sessionID: s.ID, name: name, path: path, requested: requested,
+		f: f, opens: 1,
+	}
+	sf.pipe = newHashPipe(requested)
+	if committedPath != "" {
+		if err := sf.copyFrom(committedPath); err != nil {
+			sf.discard()
+			return nil, err
+		}
+	}
+	return sf, nil
+}
+
+// copyFrom fills a fresh staged file with committed content, hashing it on
+// the way so that appends keep the fast path.
+func (sf *StagedFile) copyFrom(path string) error {
+	src, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open committed content: %w", err)
+	}
+	defer src.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, err := sf.WriteAt(buf[:n], sf.size); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("read committed content: %w", rerr)
+		}
+	}
+	sf.transferred.Store(0)
+	return nil
+}
+
+// Name is the file's name in the item.
+func (sf *StagedFile) Name() string { return sf.name }
+
+// WriteAt writes p at off, growing the file as needed.
+func (sf *StagedFile) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errorf(KindInvalidArgument, "negative offset %d", off)
+	}
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	if err := sf.usable(); err != nil {
+		return 0, err
+	}
+	n, err := sf.f.WriteAt(p, off)
+	if n > 0 {
+		sf.hashWrite(p[:n], off)
+		sf.size = max(sf.size, off+int64(n))
+		sf.transferred.Add(int64(n))
+	}
+	sf.m.touch(sf.ls)
+	if err != nil {
+		return n, storageErr("write staging", err)
+	}
+	return n, nil
+}
+
+// Write appends p, for streaming uploads.
+func (sf *StagedFile) Write(p []byte) (int, error) {
+	sf.mu.Lock()
+	off := sf.size
+	sf.mu.Unlock()
+	return sf.WriteAt(p, off)
+}
+
+// ReadFrom streams r into the file at its end.
+func (sf *StagedFile) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var total int64
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			w, err := sf.Write(buf[:n])
+			total += int64(w)
+			if err != nil {
+				return total, err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// hashWrite keeps the running hash in step with the file's prefix.
+func (sf *StagedFile) hashWrite(p []byte, off int64) {
+	switch {
+	case off == sf.hashed:
+		sf.pipe.write(p)
+		sf.hashed += int64(len(p))
+	case off < sf.hashed:
+		// Bytes already hashed were overwritten: start over, Finish
+		// hashes the whole file.
+		sf.pipe.stop()
+		sf.pipe = newHashPipe(sf.requested)
+		sf.hashed = 0
+	}
+}
+
+// ReadAt reads the staged bytes (the writer's own view).
+func (sf *StagedFile) ReadAt(p []byte, off int64) (int, error) {
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	if err := sf.usable(); err != nil {
+		return 0, err
+	}
+	return sf.f.ReadAt(p, off)
+}
+
+// Truncate sets the staged size.
+func (sf *StagedFile) Truncate(size int64) error {
+	if size < 0 {
+		return errorf(KindInvalidArgument, "negative size %d", size)
+	}
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	if err := sf.usable(); err != nil {
+		return err
+	}
+	if err := sf.f.Truncate(size); err != nil {
+		return storageErr("truncate staging", err)
+	}
+	if size < sf.hashed {
+		sf.pipe.stop()
+		sf.pipe = newHashPipe(sf.requested)
+		sf.hashed = 0
+	}
+	sf.size = size
+	sf.m.touch(sf.ls)
+	return nil
+}
+
+// Size is the staged size.
+func (sf *StagedFile) Size() int64 {
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	return sf.size
+}
+
+func (sf *StagedFile) usable() error {
+	if sf.f == nil || sf.ls.ended.Load() {
+		return &StateError{Session: "update session of file " + strconv.Quote(sf.name), Op: opTransfer, State: StateCanceled}
+	}
+	return nil
+}
+
+// Close releases one handle. The staged bytes stay with the session until
+// Finish, a re-add, or the session's end.
+func (sf *StagedFile) Close() error {
+	sf.mu.Lock()
+	if sf.opens > 0 {
+		sf.opens--
+		sf.ls.handles.Add(-1)
+	}
+	sf.mu.Unlock()
+	return nil
+}
+
+// Finish ends the transfer: the staged bytes are hashed, made durable and
+// checked against the size and checksum the client declared. The file is
+// then READY, or ERROR with the reason, which is also returned.
+func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
+	m := sf.m
+	sf.mu.Lock()
+	if err := sf.usable(); err != nil {
+		sf.mu.Unlock()
+		return nil, err
+	}
+	size := sf.size
+	sha, requested, ioErr := sf.finalHashes()
+	if ioErr == nil {
+		if err := sf.f.Sync(); err != nil {
+			ioErr = storageErr("sync staging", err)
+		}
+	}
+	sf.f.Close()
+	sf.f = nil
+	sf.pipe.stop()
+	sf.mu.Unlock()
+
+	m.mu.Lock()
+	if ls := m.live[sf.sessionID]; ls != nil && ls.uploads[sf.name] == sf {
+		delete(ls.uploads, sf.name)
+	}
+	m.mu.Unlock()
+	sf.ls.handles.Add(-int32(sf.opensLeft()))
+
+	var info UpdateSessionFile
+	var verdict error
+	err := m.store.Update(func(tx *meta.Tx) error {
+		s, err := tx.UpdateSession(sf.sessionID)
+		if err != nil {
+			return err
+		}
+		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opTransfer); err != nil {
+			return err
+		}
+		r, err := tx.UpdateSessionFile(s.ID, sf.name)
+		if err != nil {
+			return err
+		}
+		if r.Staging != sf.path {
+			return errorf(KindInvalidArgument, "file %q of %s was added again during its transfer", sf.name, updateLabel(s.UUID))
+		}
+		r.BytesTransferred = sf.transferred.Load()
+		r.Size = size
+		r.SHA256 = sha
+		verdict = judge(r, size, requested, ioErr)
+		if verdict != nil {
+			r.Status = string(TransferError)
+			r.ErrorMessage = verdict.Error()
+		} else {
+			r.Status = string(TransferReady)
+			r.ErrorMessage = ""
+		}
+		info = m.sessionFileInfo(s.ID, s.UUID, r)
+		return tx.PutUpdateSessionFile(r)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &info, verdict
+}
+
+func (sf *StagedFile) opensLeft() int {
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	n := sf.opens
+	sf.opens = 0
+	return n
+}
+
+// judge checks a received file against what the client declared.
+func judge(r *meta.UpdateSessionFile, size int64, requested string, ioErr error) error {
+	if ioErr != nil {
+		return wrapf(KindError, ioErr, "file %q: %v", r.Name, ioErr)
+	}
+	if r.ExpectedSize != nil && *r.ExpectedSize != size {
+		return wrapf(KindInvalidArgument, ErrSizeMismatch, "file %q: size mismatch: expected %d bytes, received %d", r.Name, *r.ExpectedSize, size)
+	}
+	if r.Requested != nil && r.Requested.Value != requested {
+		return wrapf(KindInvalidArgument, ErrChecksumMismatch, "file %q: %s checksum mismatch: expected %s, received %s", r.Name, r.Requested.Algorithm, r.Requested.Value, requested)
+	}
+	return nil
+}
+
+// finalHashes completes the running hashes, reading from the file whatever
+// was not hashed on the way in.
+func (sf *StagedFile) finalHashes() (sha []byte, requested string, err error) {
+	if sf.hashed < sf.size {
+		r := io.NewSectionReader(sf.f, sf.hashed, sf.size-sf.hashed)
+		buf := make([]byte, 1<<20)
+		for {
+			n, rerr := r.Read(buf)
+			if n > 0 {
+				sf.pipe.write(buf[:n])
+				sf.hashed += int64(n)
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return nil, "", storageErr("read staging", rerr)
+			}
+		}
+	}
+	sha, requested = sf.pipe.sums()
+	return sha, requested, nil
+}
+
+// discard drops the staged bytes (re-add, remove, session end).
+func (sf *StagedFile) discard() {
+	sf.mu.Lock()
+	sf.closeFileLocked()
+	sf.mu.Unlock()
+	os.Remove(sf.path)
+}
+
+func (sf *StagedFile) closeFile() {
+	sf.mu.Lock()
+	sf.closeFileLocked()
+	sf.mu.Unlock()
+}
+
+func (sf *StagedFile) closeFileLocked() {
+	if sf.f != nil {
+		sf.f.Close()
+		sf.f = nil
+	}
+	if !sf.stopped {
+		sf.pipe.stop()
+		sf.stopped = true
+	}
+}
+
+// discardUpload drops a live staged file of a session, if any.
+func (m *Manager) discardUpload(sessionID uint64, name string) {
+	m.mu.Lock()
+	var sf *StagedFile
+	if ls := m.live[sessionID]; ls != nil {
+		sf = ls.uploads[name]
+		delete(ls.uploads, name)
+	}
+	m.mu.Unlock()
+	if sf != nil {
+		sf.ls.handles.Add(-int32(sf.opensLeft()))
+		sf.discard()
+	}
+}
+
+// hashPipe feeds SHA-256 (and the client's algorithm, if any) on its own
+// goroutine. Buffers are copied in, so memory is bounded by the channel
+// depth times the write size, not by the file size.
+type hashPipe struct {
+	ch        chan []byte
+	done      chan struct{}
+	sha       hash.Hash
+	requested hash.Hash
+	stopOnce  sync.Once
+}
+
+const hashPipeDepth = 8
+
+var hashBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+func newHashPipe(requested *ChecksumInfo) *hashPipe {
+	p := &hashPipe{ch: make(chan []byte, hashPipeDepth), done: make(chan struct{}), sha: sha256.New()}
+	if requested != nil && requested.Algorithm != AlgSHA256 {
+		p.requested = checksumAlgorithms[requested.Algorithm].new()
+	}
+	go p.run()
+	return p
+}
+
+func (p *hashPipe) run() {
+	defer close(p.done)
+	for b := range p.ch {
+		p.sha.Write(b)
+		if p.requested != nil {
+			p.requested.Write(b)
+		}
+		b = b[:0]
+		hashBufPool.Put(&b)
+	}
+}
+
+func (p *hashPipe) write(b []byte) {
+	for len(b) > 0 {
+		bp := hashBufPool.Get().(*[]byte)
+		n := min(len(b), cap(*bp))
+		c := append((*bp)[:0], b[:n]...)
+		p.ch <- c
+		b = b[n:]
+	}
+}
+
+func (p *hashPipe) stop() {
+	p.stopOnce.Do(func() { close(p.ch) })
+	<-p.done
+}
+
+// sums stops the pipe and returns the SHA-256 and, in hex, the digest of
+// the client's algorithm (SHA-256's own when that is what it asked for).
+func (p *hashPipe) sums() ([]byte, string) {
+	p.stop()
+	sha := p.sha.Sum(nil)
+	if p.requested == nil {
+		return sha, fmt.Sprintf("%x", sha)
+	}
+	return sha, fmt.Sprintf("%x", p.requested.Sum(nil))
+}

@@ -1,0 +1,114 @@
+package sessionmgr
+
+// State is the state of an update or download session, named as the API
+// names it.
+type State string
+
+const (
+	StateActive State = "ACTIVE"
+	StateDone   State = "DONE"
+	// StateFailed is the API's ERROR: failed by the client, a transfer or the server.
+	StateFailed   State = "ERROR"
+	StateCanceled State = "CANCELED"
+)
+
+// Terminal reports whether no operation can move the session any more.
+func (s State) Terminal() bool { return s != StateActive }
+
+// TransferStatus is the status of one file of an update session.
+type TransferStatus string
+
+const (
+	TransferWaiting      TransferStatus = "WAITING_FOR_TRANSFER"
+	TransferTransferring TransferStatus = "TRANSFERRING"
+	TransferValidating   TransferStatus = "VALIDATING"
+	TransferReady        TransferStatus = "READY"
+	TransferError        TransferStatus = "ERROR"
+)
+
+// PrepareStatus is the status of one file of a download session.
+type PrepareStatus string
+
+const (
+	PrepareUnprepared PrepareStatus = "UNPREPARED"
+	PrepareRequested  PrepareStatus = "PREPARE_REQUESTED"
+	Preparing         PrepareStatus = "PREPARING"
+	Prepared          PrepareStatus = "PREPARED"
+	PrepareError      PrepareStatus = "ERROR"
+)
+
+// Session operations, as named in transition tables and StateErrors.
+const (
+	opKeepAlive   = "keep_alive"
+	opUpdate      = "update"
+	opComplete    = "complete"
+	opCancel      = "cancel"
+	opFail        = "fail"
+	opDelete      = "delete"
+	opAddFile     = "add file to"
+	opRemoveFile  = "remove file from"
+	opValidate    = "validate"
+	opTransfer    = "transfer data in"
+	opPrepare     = "prepare file of"
+	opExpire      = "expire"
+	opItemDeleted = "delete the item of"
+)
+
+// transition is one row of a state machine: the states an operation is
+// allowed from, and the state it leads to ("" = unchanged).
+type transition struct {
+	from []State
+	to   State
+}
+
+var active = []State{StateActive}
+var terminal = []State{StateDone, StateFailed, StateCanceled}
+var anyState = []State{StateActive, StateDone, StateFailed, StateCanceled}
+
+// updateTransitions is the update-session state machine of spec §6.3, with
+// the recommendations of §12 (#4 expiry cancels, #15 add needs ACTIVE, #21
+// an item deleted under a session puts it in ERROR).
+var updateTransitions = map[string]transition{
+	opKeepAlive:   {from: active},
+	opUpdate:      {from: active},
+	opAddFile:     {from: active},
+	opRemoveFile:  {from: active},
+	opValidate:    {from: active},
+	opTransfer:    {from: active},
+	opComplete:    {from: active, to: StateDone},
+	opCancel:      {from: active, to: StateCanceled},
+	opFail:        {from: active, to: StateFailed},
+	opExpire:      {from: active, to: StateCanceled},
+	opItemDeleted: {from: active, to: StateFailed},
+	opDelete:      {from: terminal},
+}
+
+// downloadTransitions is the download-session state machine of spec §8.2:
+// no DONE state, and delete is allowed in any state.
+var downloadTransitions = map[string]transition{
+	opKeepAlive:   {from: active},
+	opPrepare:     {from: active},
+	opTransfer:    {from: active},
+	opCancel:      {from: active, to: StateCanceled},
+	opFail:        {from: active, to: StateFailed},
+	opExpire:      {from: active, to: StateCanceled},
+	opItemDeleted: {from: active, to: StateFailed},
+	opDelete:      {from: anyState},
+}
+
+// next returns the state op leads to from cur, or a *StateError.
+func next(table map[string]transition, session string, cur State, op string) (State, error) {
+	t, ok := table[op]
+	if !ok {
+		return cur, &StateError{Session: session, Op: op, State: cur}
+	}
+	for _, s := range t.from {
+		if s == cur {
+			if t.to == "" {
+				return cur, nil
+			}
+			return t.to, nil
+		}
+	}
+	return cur, &StateError{Session: session, Op: op, State: cur}
+}
