@@ -1,0 +1,203 @@
+package meta
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"testing"
+)
+
+func openStore(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestExpiryKeysSortByTime(t *testing.T) {
+	a := expiryKey(255, UpdateSessionKind, 9)
+	b := expiryKey(256, UpdateSessionKind, 1)
+	if bytes.Compare(a, b) >= 0 {
+		t.Fatalf("expiry at 255 sorts after 256: %x vs %x", a, b)
+	}
+	at, kind, id, ok := parseExpiryKey(b)
+	if !ok || at != 256 || kind != UpdateSessionKind || id != 1 {
+		t.Fatalf("parse = %d %c %d %v", at, kind, id, ok)
+	}
+	if _, _, _, ok := parseExpiryKey([]byte{kindExpiry, 1}); ok {
+		t.Fatal("short key parsed")
+	}
+}
+
+func TestIDsAreUniqueAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	seen := map[uint64]bool{}
+	for round := 0; round < 3; round++ {
+		s := openStore(t, dir)
+		for i := 0; i < 100; i++ {
+			id, err := s.NextID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id == 0 || seen[id] {
+				t.Fatalf("round %d: id %d zero or reused", round, id)
+			}
+			seen[id] = true
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Conflicting read-modify-write transactions are retried, so none is lost.
+func TestUpdateRetriesConflicts(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	key := ContentKey{BackingID: 1, SHA256: bytes.Repeat([]byte{7}, 32)}
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := s.Update(func(tx *Tx) error {
+					_, err := tx.AddContentRef(key, 1, 10)
+					return err
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	err := s.View(func(tx *Tx) error {
+		r, err := tx.ContentRef(key)
+		if err != nil {
+			return err
+		}
+		if r.Refs != writers*each {
+			t.Errorf("refs = %d, want %d", r.Refs, writers*each)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestContentRefDisappearsAtZero(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	key := ContentKey{BackingID: 3, SHA256: bytes.Repeat([]byte{1}, 32)}
+	err := s.Update(func(tx *Tx) error {
+		if n, err := tx.AddContentRef(key, 2, 5); err != nil || n != 2 {
+			t.Fatalf("add = %d %v", n, err)
+		}
+		if n, err := tx.AddContentRef(key, -2, 0); err != nil || n != 0 {
+			t.Fatalf("drop = %d %v", n, err)
+		}
+		_, err := tx.ContentRef(key)
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("ref after zero: %v", err)
+		}
+		refs, err := tx.ContentRefs()
+		if len(refs) != 0 {
+			t.Fatalf("refs listed: %v", refs)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecordsRoundTripAndIndexes(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	err := s.Update(func(tx *Tx) error {
+		if err := tx.PutLibrary(&Library{ID: 1, UUID: "u1", Name: "Lib"}); err != nil {
+			return err
+		}
+		if err := tx.PutLibraryName("Lib", 1); err != nil {
+			return err
+		}
+		for i, name := range []string{"b", "A", "c"} {
+			if err := tx.PutItemName(1, name, uint64(10+i)); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutFile(&File{ID: 5, ItemID: 10, Name: "x.iso", Size: 3, SHA256: []byte{1, 2}}); err != nil {
+			return err
+		}
+		return tx.PutUUID("u1", LibraryObject, 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openStore(t, dir)
+	defer s.Close()
+	err = s.View(func(tx *Tx) error {
+		if id, err := tx.LibraryIDByName("LIB"); err != nil || id != 1 {
+			t.Errorf("library by folded name = %d %v", id, err)
+		}
+		ids, err := tx.ItemIDs(1)
+		if err != nil || len(ids) != 3 || ids[0] != 11 {
+			t.Errorf("items in name order = %v %v", ids, err)
+		}
+		f, err := tx.File(10, "x.iso")
+		if err != nil || f.Size != 3 || !bytes.Equal(f.SHA256, []byte{1, 2}) {
+			t.Errorf("file = %+v %v", f, err)
+		}
+		if _, err := tx.File(10, "X.ISO"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("file names must be case-sensitive: %v", err)
+		}
+		if _, err := tx.ResolveUUID("u1", ItemObject); !errors.Is(err, ErrNotFound) {
+			t.Errorf("uuid of another kind resolved: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDueExpiriesStopsAtNow(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	err := s.Update(func(tx *Tx) error {
+		for _, at := range []int64{30, 10, 20} {
+			if err := tx.PutExpiry(ExpiryEntry{At: at, Kind: DownloadSessionKind, ID: uint64(at)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.View(func(tx *Tx) error {
+		due, err := tx.DueExpiries(20)
+		if err != nil || len(due) != 2 || due[0].At != 10 || due[1].At != 20 {
+			t.Errorf("due = %+v %v", due, err)
+		}
+		return nil
+	})
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add([]byte(`{"id":1,"name":"x","sha256":"AQI="}`))
+	f.Add([]byte(`{`))
+	f.Add([]byte{0xff, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r File
+		if err := decode([]byte("k"), b, &r); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decode error not ErrCorrupt: %v", err)
+		}
+	})
+}
