@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
 	"clfs/meta"
 )
 
@@ -172,7 +174,7 @@ func (m *Manager) newStagedFile(ls *liveSession, s *meta.UpdateSession, name, ro
 		m: m, ls: ls, sessionID: s.ID, name: name, path: path, requested: requested,
 		f: f, opens: 1,
 	}
-	sf.pipe = newHashPipe(requested)
+	sf.pipe = sf.newPipe()
 	if committedPath != "" {
 		if err := sf.copyFrom(committedPath); err != nil {
 			sf.discard()
@@ -275,7 +277,7 @@ func (sf *StagedFile) hashWrite(p []byte, off int64) {
 		// Bytes already hashed were overwritten: start over, Finish
 		// hashes the whole file.
 		sf.pipe.stop()
-		sf.pipe = newHashPipe(sf.requested)
+		sf.pipe = sf.newPipe()
 		sf.hashed = 0
 	}
 }
@@ -305,7 +307,7 @@ func (sf *StagedFile) Truncate(size int64) error {
 	}
 	if size < sf.hashed {
 		sf.pipe.stop()
-		sf.pipe = newHashPipe(sf.requested)
+		sf.pipe = sf.newPipe()
 		sf.hashed = 0
 	}
 	sf.size = size
@@ -466,14 +468,25 @@ func (sf *StagedFile) closeFile() {
 }
 
 func (sf *StagedFile) closeFileLocked() {
-	if sf.f != nil {
-		sf.f.Close()
-		sf.f = nil
-	}
+	// The pipe may still start writeback on the file: stop it first.
 	if !sf.stopped {
 		sf.pipe.stop()
 		sf.stopped = true
 	}
+	if sf.f != nil {
+		sf.f.Close()
+		sf.f = nil
+	}
+}
+
+// newPipe starts a hash pipe that also starts writeback of the bytes it
+// has hashed, so that the fsync at Finish finds little left to write.
+func (sf *StagedFile) newPipe() *hashPipe {
+	fd := int(sf.f.Fd())
+	return newHashPipe(sf.requested, func(off, n int64) {
+		// A hint only: durability comes from the fsync at Finish.
+		_ = unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
+	})
 }
 
 // discardUpload drops a live staged file of a session, if any.
@@ -500,14 +513,21 @@ type hashPipe struct {
 	sha       hash.Hash
 	requested hash.Hash
 	stopOnce  sync.Once
+
+	writeback       func(off, n int64)
+	hashed, flushed int64 // owned by the pipe's goroutine
 }
+
+// writebackChunk is how many hashed bytes accumulate before writeback of
+// them is started.
+const writebackChunk = 8 << 20
 
 const hashPipeDepth = 8
 
 var hashBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
 
-func newHashPipe(requested *ChecksumInfo) *hashPipe {
-	p := &hashPipe{ch: make(chan []byte, hashPipeDepth), done: make(chan struct{}), sha: sha256.New()}
+func newHashPipe(requested *ChecksumInfo, writeback func(off, n int64)) *hashPipe {
+	p := &hashPipe{ch: make(chan []byte, hashPipeDepth), done: make(chan struct{}), sha: sha256.New(), writeback: writeback}
 	if requested != nil && requested.Algorithm != AlgSHA256 {
 		p.requested = checksumAlgorithms[requested.Algorithm].new()
 	}
@@ -521,6 +541,11 @@ func (p *hashPipe) run() {
 		p.sha.Write(b)
 		if p.requested != nil {
 			p.requested.Write(b)
+		}
+		p.hashed += int64(len(b))
+		if p.writeback != nil && p.hashed-p.flushed >= writebackChunk {
+			p.writeback(p.flushed, p.hashed-p.flushed)
+			p.flushed = p.hashed
 		}
 		b = b[:0]
 		hashBufPool.Put(&b)
