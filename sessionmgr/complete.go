@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 
 	"clfs/meta"
 )
@@ -25,22 +27,142 @@ import (
 // Readers pinned to the previous version keep their blobs: download
 // sessions hold references until they end.
 func (m *Manager) CompleteUpdateSession(ctx context.Context, id string) error {
-	var s *meta.UpdateSession
-	var changes []meta.UpdateSessionFile
-	var root string
-	var backingID uint64
+	_, err := m.complete(ctx, id, nil, nil)
+	return err
+}
+
+// fileOverride is what the mount knows about a file at commit time that
+// the session's record does not: the attributes set on it while pending,
+// and the inode number it was shown under.
+type fileOverride struct {
+	attr   *meta.Attr
+	fileID uint64
+}
+
+// commitPlan is a session's changes split into those applied now and those
+// carried to a successor session.
+type commitPlan struct {
+	s         *meta.UpdateSession
+	root      string
+	backingID uint64
+	apply     []meta.UpdateSessionFile
+	carry     []meta.UpdateSessionFile
+}
+
+// complete applies the changes of session id. With only == nil it applies
+// all of them; otherwise just the named ones, and the other changes move,
+// in the same transaction, to a successor session that takes over the
+// item's lock (the mount commits files one by one while others of the
+// same item are still being written). It returns the successor's id, if
+// there is one.
+func (m *Manager) complete(ctx context.Context, id string, only []string, over map[string]fileOverride) (string, error) {
+	p, err := m.planCommit(id, only)
+	if err != nil {
+		return "", err
+	}
+	var shas [][]byte
+	for _, c := range p.apply {
+		if c.Removed {
+			continue
+		}
+		if err := m.checkReady(p.s, &c); err != nil {
+			return "", err
+		}
+		shas = append(shas, c.SHA256)
+	}
+	fileIDs := make([]uint64, len(p.apply))
+	for i := range p.apply {
+		if o, ok := over[p.apply[i].Name]; ok && o.fileID != 0 {
+			fileIDs[i] = o.fileID
+		} else if fileIDs[i], err = m.store.NextID(); err != nil {
+			return "", err
+		}
+	}
+	succ, err := m.newSuccessor(p)
+	if err != nil {
+		return "", err
+	}
+
+	unlock := m.lockContent(shas)
+	defer func() { unlock() }()
+	var placed []meta.ContentKey // blobs this call created, for roll-back
+	for _, c := range p.apply {
+		if c.Removed {
+			continue
+		}
+		created, err := placeContent(p.root, c.Staging, c.SHA256)
+		if created {
+			placed = append(placed, meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256})
+		}
+		if err != nil {
+			m.rollbackPlaced(p.root, placed)
+			unlock()
+			unlock = func() {}
+			return "", m.failCommit(p, succ, fmt.Errorf("file %q: %w", c.Name, err))
+		}
+	}
+	moved, err := succ.moveStaging(m, p)
+	if err != nil {
+		m.rollbackPlaced(p.root, placed)
+		return "", err
+	}
+
+	var drop []meta.ContentKey
+	err = m.store.Update(func(tx *meta.Tx) error {
+		var err error
+		drop, err = m.applyTx(tx, p, fileIDs, over)
+		if err != nil {
+			return err
+		}
+		cur, err := tx.UpdateSession(p.s.ID)
+		if err != nil {
+			return err
+		}
+		if err := m.endUpdateTx(tx, cur, opComplete, ""); err != nil {
+			return err
+		}
+		return succ.createTx(tx, m, p, moved)
+	})
+	if err != nil {
+		succ.undoStaging(moved)
+		m.rollbackPlaced(p.root, placed)
+		if KindOf(err) == KindError {
+			unlock()
+			unlock = func() {}
+			return "", m.failCommit(p, succ, err)
+		}
+		return "", err
+	}
+	unlock()
+	unlock = func() {}
+	succ.takeLive(m, p)
+	m.afterEnd([]endedSession{{p.s.ID, p.s.UUID}})
+	m.dropUnreferenced(drop)
+	return succ.sessionID(), nil
+}
+
+func (m *Manager) planCommit(id string, only []string) (*commitPlan, error) {
+	p := &commitPlan{}
 	err := m.store.View(func(tx *meta.Tx) error {
 		var err error
-		if s, err = m.updateRec(tx, id); err != nil {
+		if p.s, err = m.updateRec(tx, id); err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opComplete); err != nil {
+		if _, err := next(updateTransitions, updateLabel(p.s.UUID), State(p.s.State), opComplete); err != nil {
 			return err
 		}
-		if changes, err = tx.UpdateSessionFiles(s.ID); err != nil {
+		changes, err := tx.UpdateSessionFiles(p.s.ID)
+		if err != nil {
 			return err
 		}
-		it, err := tx.Item(s.ItemID)
+		for _, c := range changes {
+			if only == nil || slices.Contains(only, c.Name) {
+				p.apply = append(p.apply, c)
+			} else {
+				p.carry = append(p.carry, c)
+			}
+		}
+		it, err := tx.Item(p.s.ItemID)
 		if err != nil {
 			return err
 		}
@@ -48,156 +170,120 @@ func (m *Manager) CompleteUpdateSession(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		backingID = lib.BackingID
-		root, err = m.backingRoot(tx, lib.BackingID)
+		p.backingID = lib.BackingID
+		p.root, err = m.backingRoot(tx, lib.BackingID)
 		return err
 	})
-	if err != nil {
-		return err
-	}
-	var shas [][]byte
-	for _, c := range changes {
-		if c.Removed {
-			continue
-		}
-		if m.liveUpload(s.ID, c.Name) != nil || TransferStatus(c.Status) != TransferReady {
-			status := TransferStatus(c.Status)
-			if status == TransferWaiting && m.liveUpload(s.ID, c.Name) != nil {
-				status = TransferTransferring
-			}
-			detail := ""
-			if c.ErrorMessage != "" {
-				detail = ": " + c.ErrorMessage
-			}
-			return errorf(KindNotAllowedInCurrentState, "cannot complete %s: file %q is %s%s", updateLabel(s.UUID), c.Name, status, detail)
-		}
-		shas = append(shas, c.SHA256)
-	}
-	fileIDs := make([]uint64, len(changes))
-	for i := range changes {
-		if fileIDs[i], err = m.store.NextID(); err != nil {
-			return err
-		}
-	}
+	return p, err
+}
 
-	unlock := m.lockContent(shas)
-	defer func() { unlock() }()
-	var placed []meta.ContentKey // blobs this call created, for roll-back
-	for _, c := range changes {
-		if c.Removed {
-			continue
-		}
-		created, err := placeContent(root, c.Staging, c.SHA256)
-		if created {
-			placed = append(placed, meta.ContentKey{BackingID: backingID, SHA256: c.SHA256})
-		}
-		if err != nil {
-			m.rollbackPlaced(root, placed)
-			return m.failCommit(s, fmt.Errorf("file %q: %w", c.Name, err))
-		}
+// checkReady refuses to complete while an added file is not received and
+// valid; the session stays ACTIVE.
+func (m *Manager) checkReady(s *meta.UpdateSession, c *meta.UpdateSessionFile) error {
+	live := m.liveUpload(s.ID, c.Name) != nil
+	if !live && TransferStatus(c.Status) == TransferReady {
+		return nil
 	}
+	status := TransferStatus(c.Status)
+	if status == TransferWaiting && live {
+		status = TransferTransferring
+	}
+	detail := ""
+	if c.ErrorMessage != "" {
+		detail = ": " + c.ErrorMessage
+	}
+	return errorf(KindNotAllowedInCurrentState, "cannot complete %s: file %q is %s%s", updateLabel(s.UUID), c.Name, status, detail)
+}
 
+// applyTx swaps the applied changes into the item's file table and
+// returns the blobs that lost their last reference.
+func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map[string]fileOverride) ([]meta.ContentKey, error) {
 	var drop []meta.ContentKey
-	err = m.store.Update(func(tx *meta.Tx) error {
-		drop = nil
-		cur, err := tx.UpdateSession(s.ID)
-		if err != nil {
-			return err
+	cur, err := tx.UpdateSession(p.s.ID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := next(updateTransitions, updateLabel(cur.UUID), State(cur.State), opComplete); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	it, err := tx.Item(cur.ItemID)
+	if err != nil {
+		return nil, err
+	}
+	namesChanged, contentChanged := false, false
+	for i, c := range p.apply {
+		// The session's changes must be the ones checked above.
+		rec, err := tx.UpdateSessionFile(cur.ID, c.Name)
+		if err != nil || rec.Staging != c.Staging || rec.Removed != c.Removed || !bytes.Equal(rec.SHA256, c.SHA256) {
+			return nil, errorf(KindNotAllowedInCurrentState, "%s changed while completing", updateLabel(cur.UUID))
 		}
-		if _, err := next(updateTransitions, updateLabel(cur.UUID), State(cur.State), opComplete); err != nil {
-			return err
+		old, err := tx.File(it.ID, c.Name)
+		if err != nil && !errors.Is(err, meta.ErrNotFound) {
+			return nil, err
 		}
-		now := m.now()
-		it, err := tx.Item(cur.ItemID)
-		if err != nil {
-			return err
-		}
-		namesChanged, contentChanged := false, false
-		for i, c := range changes {
-			now := now
-			// The session's changes must be the ones checked above.
-			rec, err := tx.UpdateSessionFile(cur.ID, c.Name)
-			if err != nil || rec.Staging != c.Staging || rec.Removed != c.Removed || !bytes.Equal(rec.SHA256, c.SHA256) {
-				return errorf(KindNotAllowedInCurrentState, "%s changed while completing", updateLabel(cur.UUID))
-			}
-			old, err := tx.File(it.ID, c.Name)
-			if err != nil && !errors.Is(err, meta.ErrNotFound) {
-				return err
-			}
-			if c.Removed {
-				if old == nil {
-					continue
-				}
-				d, err := dropRef(tx, old)
-				if err != nil {
-					return err
-				}
-				drop = append(drop, d...)
-				if err := tx.DeleteFile(it.ID, old.Name); err != nil {
-					return err
-				}
-				namesChanged, contentChanged = true, true
+		if c.Removed {
+			if old == nil {
 				continue
 			}
-			f := &meta.File{
-				ID: fileIDs[i], ItemID: it.ID, Name: c.Name, Size: c.Size, Version: 1,
-				SHA256: c.SHA256, BackingID: backingID,
-				Attr: meta.Attr{Mode: 0o644, Mtime: now, Ctime: now},
+			d, err := dropRef(tx, old)
+			if err != nil {
+				return nil, err
 			}
-			if c.Requested != nil {
-				f.Requested = c.Requested
+			drop = append(drop, d...)
+			if err := tx.DeleteFile(it.ID, old.Name); err != nil {
+				return nil, err
 			}
-			if old != nil {
-				f.ID, f.Version = old.ID, old.Version+1
-				f.Attr.Mode, f.Attr.UID, f.Attr.GID = old.Attr.Mode, old.Attr.UID, old.Attr.GID
-			} else {
-				namesChanged = true
-			}
-			if c.Attr != nil {
-				f.Attr.Mode, f.Attr.UID, f.Attr.GID = c.Attr.Mode, c.Attr.UID, c.Attr.GID
-				if c.Attr.Mtime != 0 {
-					f.Attr.Mtime = c.Attr.Mtime
-				}
-			}
-			if _, err := tx.AddContentRef(meta.ContentKey{BackingID: backingID, SHA256: c.SHA256}, 1, c.Size); err != nil {
-				return err
-			}
-			if old != nil {
-				d, err := dropRef(tx, old)
-				if err != nil {
-					return err
-				}
-				drop = append(drop, d...)
-			}
-			if err := tx.PutFile(f); err != nil {
-				return err
-			}
-			contentChanged = true
+			namesChanged, contentChanged = true, true
+			continue
 		}
-		if contentChanged {
-			it.ContentVersion++
-			it.LastModifiedTime = now
-			if namesChanged {
-				it.Attr.Mtime, it.Attr.Ctime = now, now
-			}
-			if err := tx.PutItem(it); err != nil {
-				return err
+		f := &meta.File{
+			ID: fileIDs[i], ItemID: it.ID, Name: c.Name, Size: c.Size, Version: 1,
+			SHA256: c.SHA256, BackingID: p.backingID, Requested: c.Requested,
+			Attr: meta.Attr{Mode: 0o644, Mtime: now, Ctime: now},
+		}
+		if old != nil {
+			f.ID, f.Version = old.ID, old.Version+1
+			f.Attr.Mode, f.Attr.UID, f.Attr.GID = old.Attr.Mode, old.Attr.UID, old.Attr.GID
+		} else {
+			namesChanged = true
+		}
+		attr := c.Attr
+		if o, ok := over[c.Name]; ok && o.attr != nil {
+			attr = o.attr
+		}
+		if attr != nil {
+			f.Attr.Mode, f.Attr.UID, f.Attr.GID = attr.Mode, attr.UID, attr.GID
+			if attr.Mtime != 0 {
+				f.Attr.Mtime = attr.Mtime
 			}
 		}
-		return m.endUpdateTx(tx, cur, opComplete, "")
-	})
-	if err != nil {
-		m.rollbackPlaced(root, placed)
-		if KindOf(err) == KindError {
-			return m.failCommit(s, err)
+		if _, err := tx.AddContentRef(meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256}, 1, c.Size); err != nil {
+			return nil, err
 		}
-		return err
+		if old != nil {
+			d, err := dropRef(tx, old)
+			if err != nil {
+				return nil, err
+			}
+			drop = append(drop, d...)
+		}
+		if err := tx.PutFile(f); err != nil {
+			return nil, err
+		}
+		contentChanged = true
 	}
-	unlock()
-	unlock = func() {}
-	m.afterEnd([]endedSession{{s.ID, s.UUID}})
-	m.dropUnreferenced(drop)
-	return nil
+	if contentChanged {
+		it.ContentVersion++
+		it.LastModifiedTime = now
+		if namesChanged {
+			it.Attr.Mtime, it.Attr.Ctime = now, now
+		}
+		if err := tx.PutItem(it); err != nil {
+			return nil, err
+		}
+	}
+	return drop, nil
 }
 
 // dropRef releases a committed file's reference on its blob and returns
@@ -229,11 +315,172 @@ func (m *Manager) rollbackPlaced(root string, placed []meta.ContentKey) {
 
 // failCommit puts a session whose commit failed on the server's side (full
 // disk, I/O error) in ERROR, as the mount's contract says, and returns the
-// cause. The item is untouched.
-func (m *Manager) failCommit(s *meta.UpdateSession, cause error) error {
+// cause. The item is untouched; changes carried to a successor survive.
+func (m *Manager) failCommit(p *commitPlan, succ *successor, cause error) error {
 	msg := "commit failed: " + cause.Error()
-	if err := m.endUpdate(s.UUID, opFail, msg); err != nil {
-		m.log.Warn("fail session after commit error", "session", s.UUID, "err", err)
+	moved, err := succ.moveStaging(m, p)
+	if err == nil {
+		err = m.store.Update(func(tx *meta.Tx) error {
+			cur, err := tx.UpdateSession(p.s.ID)
+			if err != nil {
+				return err
+			}
+			if err := m.endUpdateTx(tx, cur, opFail, msg); err != nil {
+				return err
+			}
+			return succ.createTx(tx, m, p, moved)
+		})
 	}
-	return wrapf(KindError, cause, "cannot complete %s: %v", updateLabel(s.UUID), cause)
+	if err != nil {
+		succ.undoStaging(moved)
+		m.log.Warn("fail session after commit error", "session", p.s.UUID, "err", err)
+	} else {
+		succ.takeLive(m, p)
+	}
+	m.afterEnd([]endedSession{{p.s.ID, p.s.UUID}})
+	return wrapf(KindError, cause, "cannot complete %s: %v", updateLabel(p.s.UUID), cause)
+}
+
+// successor is the session that carries on with the changes a partial
+// commit leaves out. A nil *successor means there is none.
+type successor struct {
+	id   uint64
+	uuid string
+}
+
+func (s *successor) sessionID() string {
+	if s == nil {
+		return ""
+	}
+	return s.uuid
+}
+
+func (m *Manager) newSuccessor(p *commitPlan) (*successor, error) {
+	if len(p.carry) == 0 {
+		return nil, nil
+	}
+	id, err := m.store.NextID()
+	if err != nil {
+		return nil, err
+	}
+	return &successor{id: id, uuid: newUUID()}, nil
+}
+
+// movedStaging maps a carried file's old staging path to its new one.
+type movedStaging map[string]string
+
+// moveStaging moves the carried files' staged bytes into the successor's
+// staging directory, so that the ending session's directory can go.
+func (s *successor) moveStaging(m *Manager, p *commitPlan) (movedStaging, error) {
+	if s == nil {
+		return nil, nil
+	}
+	moved := movedStaging{}
+	dir := stagingDir(p.root, s.uuid)
+	for _, c := range p.carry {
+		if c.Staging == "" {
+			continue
+		}
+		if len(moved) == 0 {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				s.undoStaging(moved)
+				return nil, storageErr("create staging", err)
+			}
+		}
+		to := filepath.Join(dir, filepath.Base(c.Staging))
+		sf := m.liveUpload(p.s.ID, c.Name)
+		if sf != nil {
+			sf.mu.Lock()
+		}
+		err := os.Rename(c.Staging, to)
+		if err == nil && sf != nil {
+			sf.path = to
+		}
+		if sf != nil {
+			sf.mu.Unlock()
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.undoStaging(moved)
+			return nil, storageErr("move staging", err)
+		}
+		moved[c.Staging] = to
+	}
+	return moved, nil
+}
+
+func (s *successor) undoStaging(moved movedStaging) {
+	for from, to := range moved {
+		os.Rename(to, from)
+	}
+}
+
+// createTx creates the successor with the carried changes and hands it the
+// item's lock; the ending session has already released it.
+func (s *successor) createTx(tx *meta.Tx, m *Manager, p *commitPlan, moved movedStaging) error {
+	if s == nil {
+		return nil
+	}
+	it, err := tx.Item(p.s.ItemID)
+	if err != nil {
+		return err
+	}
+	now := m.now()
+	rec := &meta.UpdateSession{
+		ID: s.id, UUID: s.uuid, ItemID: it.ID, ItemContentVersion: it.ContentVersion,
+		State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
+		Owner: p.s.Owner, WarningBehavior: p.s.WarningBehavior, WarningBehaviorIgnore: p.s.WarningBehaviorIgnore,
+	}
+	for _, c := range p.carry {
+		if err := tx.DeleteUpdateSessionFile(p.s.ID, c.Name); err != nil {
+			return err
+		}
+		c.SessionID = s.id
+		if to, ok := moved[c.Staging]; ok {
+			c.Staging = to
+		}
+		if err := tx.PutUpdateSessionFile(&c); err != nil {
+			return err
+		}
+	}
+	for _, f := range []func() error{
+		func() error { return tx.PutUpdateSession(rec) },
+		func() error { return tx.SetActiveUpdate(it.ID, rec.ID) },
+		func() error { return tx.PutUUID(rec.UUID, meta.UpdateSessionObject, rec.ID) },
+		func() error { return tx.PutExpiry(expiryOf(meta.UpdateSessionKind, rec.ID, rec.ExpirationTime)) },
+	} {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeLive moves the carried files' open staged files to the successor.
+func (s *successor) takeLive(m *Manager, p *commitPlan) {
+	if s == nil {
+		return
+	}
+	next := m.liveFor(s.id)
+	m.mu.Lock()
+	prev := m.live[p.s.ID]
+	var moving []*StagedFile
+	if prev != nil {
+		for _, c := range p.carry {
+			if sf := prev.uploads[c.Name]; sf != nil {
+				delete(prev.uploads, c.Name)
+				next.uploads[c.Name] = sf
+				moving = append(moving, sf)
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, sf := range moving {
+		sf.mu.Lock()
+		n := int32(sf.opens)
+		sf.sessionID, sf.ls = s.id, next
+		sf.mu.Unlock()
+		prev.handles.Add(-n)
+		next.handles.Add(n)
+	}
+	m.touch(next)
 }

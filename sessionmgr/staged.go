@@ -352,6 +352,7 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		return nil, err
 	}
 	size := sf.size
+	sid, ls, path := sf.sessionID, sf.ls, sf.path
 	sha, requested, ioErr := sf.finalHashes()
 	if ioErr == nil {
 		if err := sf.f.Sync(); err != nil {
@@ -364,16 +365,16 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 	sf.mu.Unlock()
 
 	m.mu.Lock()
-	if ls := m.live[sf.sessionID]; ls != nil && ls.uploads[sf.name] == sf {
+	if ls.uploads[sf.name] == sf {
 		delete(ls.uploads, sf.name)
 	}
 	m.mu.Unlock()
-	sf.ls.handles.Add(-int32(sf.opensLeft()))
+	ls.handles.Add(-int32(sf.opensLeft()))
 
 	var info UpdateSessionFile
 	var verdict error
 	err := m.store.Update(func(tx *meta.Tx) error {
-		s, err := tx.UpdateSession(sf.sessionID)
+		s, err := tx.UpdateSession(sid)
 		if err != nil {
 			return err
 		}
@@ -384,7 +385,7 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		if err != nil {
 			return err
 		}
-		if r.Staging != sf.path {
+		if r.Staging != path {
 			return errorf(KindInvalidArgument, "file %q of %s was added again during its transfer", sf.name, updateLabel(s.UUID))
 		}
 		r.BytesTransferred = sf.transferred.Load()
