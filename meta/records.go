@@ -126,6 +126,8 @@ type DownloadSessionFile struct {
 	Version          uint64 `json:"version"`
 	SHA256           []byte `json:"sha256"`
 	BackingID        uint64 `json:"backing_id"`
+	FileID           uint64 `json:"file_id"`
+	Attr             Attr   `json:"attr"`
 	Status           string `json:"status"`
 	ErrorMessage     string `json:"error_message,omitempty"`
 	BytesTransferred int64  `json:"bytes_transferred"`

@@ -144,3 +144,7 @@ func (m *Manager) dropUnreferenced(keys []meta.ContentKey) {
 }
 
 var errStillReferenced = errors.New("still referenced")
+
+// removeQuietly removes a file that may already be gone; leftovers are
+// swept from staging at the next start.
+func removeQuietly(path string) { _ = os.Remove(path) }

@@ -22,6 +22,10 @@ func downloadLabel(uuid string) string { return "download session " + uuid }
 // CreateDownloadSession starts a download session over the item's current
 // content.
 func (m *Manager) CreateDownloadSession(ctx context.Context, spec DownloadSessionCreateSpec, clientToken string) (string, error) {
+	return m.createDownloadSession(ctx, spec, clientToken, "")
+}
+
+func (m *Manager) createDownloadSession(ctx context.Context, spec DownloadSessionCreateSpec, clientToken, owner string) (string, error) {
 	id, err := m.store.NextID()
 	if err != nil {
 		return "", err
@@ -45,7 +49,7 @@ func (m *Manager) CreateDownloadSession(ctx context.Context, spec DownloadSessio
 		s := &meta.DownloadSession{
 			ID: id, UUID: newUUID(), ItemID: it.ID, ItemContentVersion: it.ContentVersion,
 			State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
-			Pinned: true,
+			Pinned: true, Owner: owner,
 		}
 		for _, f := range files {
 			if _, err := tx.AddContentRef(meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}, 1, f.Size); err != nil {
@@ -54,6 +58,7 @@ func (m *Manager) CreateDownloadSession(ctx context.Context, spec DownloadSessio
 			if err := tx.PutDownloadSessionFile(&meta.DownloadSessionFile{
 				SessionID: s.ID, Name: f.Name, Size: f.Size, Version: f.Version,
 				SHA256: f.SHA256, BackingID: f.BackingID, Status: string(PrepareUnprepared),
+				FileID: f.ID, Attr: f.Attr,
 			}); err != nil {
 				return err
 			}
@@ -427,6 +432,7 @@ type DownloadReader struct {
 	name      string
 	size      int64
 	f         *os.File
+	entry     FileEntry
 
 	served  atomic.Int64
 	closeMu sync.Once
@@ -468,8 +474,16 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 	ls := m.liveFor(s.ID)
 	ls.handles.Add(1)
 	m.touch(ls)
-	return &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file}, nil
+	entry := FileEntry{
+		Name: f.Name, Size: f.Size, Version: fmtCounter(f.Version),
+		SHA256: hex.EncodeToString(f.SHA256), Posix: posixOf(f.FileID, f.Attr),
+	}
+	return &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file, entry: entry}, nil
 }
+
+// Entry is the file as pinned: what fstat on a read handle shows, however
+// the file changes meanwhile.
+func (r *DownloadReader) Entry() FileEntry { return r.entry }
 
 // Size is the pinned file's size.
 func (r *DownloadReader) Size() int64 { return r.size }

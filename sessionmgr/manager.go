@@ -69,8 +69,15 @@ type Manager struct {
 
 	contentLocks [64]sync.Mutex
 
-	mu   sync.Mutex
-	live map[uint64]*liveSession // GUARDED_BY(mu); keyed by session ID
+	// owner tags the update sessions this process opens for the mount;
+	// a new tag per Open, so sessions of a process that died are known.
+	owner string
+
+	mu    sync.Mutex
+	live  map[uint64]*liveSession // GUARDED_BY(mu); keyed by session ID
+	items map[string]*mountItem   // GUARDED_BY(mu); the mount's drafts, by item id
+	// readers holds the mount's shared read session of each item.
+	readers map[string]*readSession // GUARDED_BY(mu)
 
 	stop   chan struct{}
 	reaper sync.WaitGroup
@@ -110,6 +117,9 @@ func Open(opts Options) (*Manager, error) {
 		defaultStorage: filepath.Join(home, "storage"),
 		timeout:        opts.SessionTimeout,
 		live:           map[uint64]*liveSession{},
+		items:          map[string]*mountItem{},
+		readers:        map[string]*readSession{},
+		owner:          ownerMountPrefix + newUUID(),
 		stop:           make(chan struct{}),
 	}
 	if m.clock == nil {
@@ -204,6 +214,9 @@ func (m *Manager) expiresAt(id uint64, stored int64) int64 {
 // ---- ids, tokens and labels
 
 func newUUID() string { return uuid.NewString() }
+
+// ownerMountPrefix starts the owner tag of sessions the mount opened.
+const ownerMountPrefix = "mount:"
 
 // Client-token operation codes (the scope of a token).
 const (

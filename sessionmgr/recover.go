@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"clfs/meta"
 )
@@ -41,6 +42,21 @@ func (m *Manager) recover() error {
 	for i := range ups {
 		s := &ups[i]
 		if State(s.State) != StateActive {
+			continue
+		}
+		if strings.HasPrefix(s.Owner, ownerMountPrefix) {
+			// The mount that wrote through this session is gone; what it
+			// had not committed was never acknowledged to anybody.
+			if err := m.store.Update(func(tx *meta.Tx) error {
+				cur, err := tx.UpdateSession(s.ID)
+				if err != nil {
+					return err
+				}
+				return m.endUpdateTx(tx, cur, opFail, "the mount that owned this session stopped")
+			}); err != nil {
+				return err
+			}
+			m.log.Info("recovery: session of a stopped mount failed", "session", s.UUID)
 			continue
 		}
 		active[s.UUID] = true

@@ -329,6 +329,19 @@ func (sf *StagedFile) usable() error {
 	return nil
 }
 
+// sync makes the staged bytes durable.
+func (sf *StagedFile) sync() error {
+	sf.mu.Lock()
+	defer sf.mu.Unlock()
+	if err := sf.usable(); err != nil {
+		return err
+	}
+	if err := sf.f.Sync(); err != nil {
+		return storageErr("sync staging", err)
+	}
+	return nil
+}
+
 // Close releases one handle. The staged bytes stay with the session until
 // Finish, a re-add, or the session's end.
 func (sf *StagedFile) Close() error {

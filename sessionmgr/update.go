@@ -20,6 +20,12 @@ func updateLabel(uuid string) string { return "update session " + uuid }
 // most one ACTIVE update session (ResourceBusy); a replayed client token
 // returns the session the first call created.
 func (m *Manager) CreateUpdateSession(ctx context.Context, spec UpdateSessionCreateSpec, clientToken string) (string, error) {
+	return m.createUpdateSession(ctx, spec, clientToken, "")
+}
+
+// createUpdateSession creates a session tagged with its owner: "" for API
+// clients, the mount's tag for sessions the mount opens itself.
+func (m *Manager) createUpdateSession(ctx context.Context, spec UpdateSessionCreateSpec, clientToken, owner string) (string, error) {
 	id, err := m.store.NextID()
 	if err != nil {
 		return "", err
@@ -48,6 +54,7 @@ func (m *Manager) CreateUpdateSession(ctx context.Context, spec UpdateSessionCre
 		s := &meta.UpdateSession{
 			ID: id, UUID: newUUID(), ItemID: it.ID, ItemContentVersion: it.ContentVersion,
 			State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
+			Owner: owner,
 		}
 		for _, w := range spec.WarningBehavior {
 			s.WarningBehavior = append(s.WarningBehavior, w.Type)

@@ -1,0 +1,668 @@
+package sessionmgr
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"clfs/meta"
+)
+
+// The mount's side of update sessions.
+//
+// A Draft is the state of one file node of the mount that is not committed
+// yet: a new name, staged bytes, the mode and mtime set on it. The mount
+// keeps one per file node and turns POSIX calls into Draft calls; the
+// rules live here:
+//
+//   - a change (write, truncate, a new name) joins the item's ACTIVE update
+//     session or creates one; a session that another client (the API)
+//     holds makes the change fail with ResourceBusy;
+//   - Commit completes that session with this file's change only; changes
+//     of other files of the item move to a successor session;
+//   - a change to an existing file that does not start by truncating it
+//     starts from a copy of the committed content;
+//   - until its commit, nobody but the draft's own handles sees the change:
+//     entries and readers show the last committed version, and a new name
+//     shows as an empty file.
+//
+// LOCK ORDERING: Draft.mu, then mountItem.mu, then the Manager's locks.
+
+// FileEntry is a file of an item as the mount shows it.
+type FileEntry struct {
+	Name    string
+	Size    int64
+	Version string
+	SHA256  string // hex; empty for a new name not committed yet
+	Posix   Posix
+	// Pending is true for a new name whose first commit has not happened.
+	Pending bool
+}
+
+// mountItem coordinates the drafts of one item.
+type mountItem struct {
+	id string // API id of the item
+
+	mu      sync.Mutex // serializes the mount's session on the item
+	session string     // GUARDED_BY(mu); the mount's ACTIVE update session, if any
+
+	drafts map[uint64]*Draft // GUARDED_BY(Manager.mu); by inode number
+}
+
+// Draft is the pending state of one file node of the mount.
+type Draft struct {
+	m    *Manager
+	item *mountItem
+	ino  uint64
+
+	mu          sync.Mutex
+	name        string      // GUARDED_BY(mu)
+	committed   bool        // GUARDED_BY(mu); the name has a committed file
+	pending     bool        // GUARDED_BY(mu); a change awaits commit
+	dataWritten bool        // GUARDED_BY(mu); bytes written since the last commit
+	staged      *StagedFile // GUARDED_BY(mu)
+	attr        meta.Attr   // GUARDED_BY(mu); attributes of the pending version
+	opens       int         // GUARDED_BY(mu)
+	removed     bool        // GUARDED_BY(mu); unlinked or renamed over
+}
+
+func (m *Manager) mountItem(itemID string) *mountItem {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mi := m.items[itemID]
+	if mi == nil {
+		mi = &mountItem{id: itemID, drafts: map[uint64]*Draft{}}
+		m.items[itemID] = mi
+	}
+	return mi
+}
+
+// draftByName finds the live draft of an item's name.
+func (m *Manager) draftByName(mi *mountItem, name string) *Draft {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, d := range mi.drafts {
+		if d.nameIs(name) {
+			return d
+		}
+	}
+	return nil
+}
+
+func (d *Draft) nameIs(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.name == name && !d.removed
+}
+
+// FileDraft returns the draft of a file node: the live one of that name,
+// or a new one over the committed file.
+func (m *Manager) FileDraft(ctx context.Context, itemID, name string) (*Draft, error) {
+	mi := m.mountItem(itemID)
+	if d := m.draftByName(mi, name); d != nil {
+		return d, nil
+	}
+	f, err := m.GetFile(ctx, itemID, name)
+	if err != nil {
+		return nil, err
+	}
+	d := &Draft{m: m, item: mi, ino: f.Posix.Ino, name: name, committed: true}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if other := mi.drafts[d.ino]; other != nil {
+		return other, nil
+	}
+	mi.drafts[d.ino] = d
+	return d, nil
+}
+
+// CreateFile makes a new name in an item: visible at once (as an empty
+// file) and a change of the item's update session until its commit.
+func (m *Manager) CreateFile(ctx context.Context, itemID, name string, p Posix) (*Draft, error) {
+	if err := ValidateName("file", name); err != nil {
+		return nil, err
+	}
+	mi := m.mountItem(itemID)
+	if m.draftByName(mi, name) != nil {
+		return nil, errorf(KindAlreadyExists, "file %q already exists", name)
+	}
+	if _, err := m.GetFile(ctx, itemID, name); err == nil {
+		return nil, errorf(KindAlreadyExists, "file %q already exists", name)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	ino, err := m.store.NextID()
+	if err != nil {
+		return nil, err
+	}
+	d := &Draft{m: m, item: mi, ino: ino, name: name, attr: attrFromPosix(&p, m.now(), 0o644)}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.beginChange(ctx, false); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	mi.drafts[ino] = d
+	m.mu.Unlock()
+	return d, nil
+}
+
+// Ino is the node's stable inode number (the file's catalog ID).
+func (d *Draft) Ino() uint64 { return d.ino }
+
+// Name is the node's current name in its item.
+func (d *Draft) Name() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.name
+}
+
+// beginChange makes sure the draft has staged bytes in the item's session.
+// fromCommitted seeds them with the committed content. Caller holds d.mu.
+func (d *Draft) beginChange(ctx context.Context, fromCommitted bool) error {
+	if d.staged != nil && d.staged.usable() == nil {
+		return nil
+	}
+	mi := d.item
+	mi.mu.Lock()
+	defer mi.mu.Unlock()
+	sid, err := d.m.itemSession(ctx, mi)
+	if err != nil {
+		return err
+	}
+	if _, err := d.m.AddFile(ctx, sid, FileAddSpec{Name: d.name, SourceType: SourcePush}); err != nil {
+		return err
+	}
+	sf, err := d.m.OpenUpload(ctx, sid, d.name, UploadOptions{FromCommitted: fromCommitted && d.committed})
+	if err != nil {
+		return err
+	}
+	if !d.pending && d.committed {
+		if f, err := d.m.GetFile(ctx, mi.id, d.name); err == nil {
+			d.attr = attrFromPosix(&f.Posix, d.m.now(), 0o644)
+		}
+	}
+	d.staged, d.pending = sf, true
+	return nil
+}
+
+// itemSession returns the mount's ACTIVE session on the item, creating it.
+// Caller holds mi.mu.
+func (m *Manager) itemSession(ctx context.Context, mi *mountItem) (string, error) {
+	if mi.session != "" {
+		if s, err := m.GetUpdateSession(ctx, mi.session); err == nil && s.State == StateActive {
+			return mi.session, nil
+		}
+		mi.session = ""
+	}
+	var held *meta.UpdateSession
+	err := m.store.View(func(tx *meta.Tx) error {
+		it, err := m.itemRec(tx, mi.id)
+		if err != nil {
+			return err
+		}
+		n, err := tx.ActiveUpdate(it.ID)
+		if errors.Is(err, meta.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		held, err = tx.UpdateSession(n)
+		if err == nil && held.Owner != m.owner {
+			return errorf(KindResourceBusy, "item %s has an active update session %s of another client", itemLabel(tx, it), held.UUID)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if held != nil {
+		mi.session = held.UUID
+		return mi.session, nil
+	}
+	sid, err := m.createUpdateSession(ctx, UpdateSessionCreateSpec{LibraryItemID: mi.id}, "", m.owner)
+	if err != nil {
+		return "", err
+	}
+	mi.session = sid
+	return sid, nil
+}
+
+// Open and Close count the node's open handles; the last Close commits a
+// change that no Flush committed (a new empty file, a truncation).
+func (d *Draft) Open() {
+	d.mu.Lock()
+	d.opens++
+	d.mu.Unlock()
+}
+
+func (d *Draft) Close(ctx context.Context) error {
+	d.mu.Lock()
+	d.opens--
+	last := d.opens <= 0
+	d.mu.Unlock()
+	if !last {
+		return nil
+	}
+	err := d.Commit(ctx)
+	d.forgetIfIdle()
+	return err
+}
+
+// forgetIfIdle drops a draft with nothing pending and no handles, so the
+// next open starts from the catalog.
+func (d *Draft) forgetIfIdle() {
+	d.mu.Lock()
+	idle := d.opens <= 0 && !d.pending
+	d.mu.Unlock()
+	if !idle {
+		return
+	}
+	d.m.mu.Lock()
+	if d.item.drafts[d.ino] == d {
+		delete(d.item.drafts, d.ino)
+	}
+	d.m.mu.Unlock()
+}
+
+// WriteAt writes into the pending version, starting it if needed.
+func (d *Draft) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.removed {
+		return len(p), nil // an unlinked file: the bytes go nowhere, as on disk
+	}
+	if err := d.beginChange(ctx, true); err != nil {
+		return 0, err
+	}
+	n, err := d.staged.WriteAt(p, off)
+	if n > 0 {
+		d.dataWritten = true
+	}
+	return n, err
+}
+
+// Truncate sets the pending version's size. Truncating to zero needs no
+// copy of the committed content.
+func (d *Draft) Truncate(ctx context.Context, size int64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.removed {
+		return nil
+	}
+	if err := d.beginChange(ctx, size > 0); err != nil {
+		return err
+	}
+	return d.staged.Truncate(size)
+}
+
+// ReadStaged reads the pending version (the writer's own view). ok is false
+// when there is no pending content and the committed version applies.
+func (d *Draft) ReadStaged(p []byte, off int64) (n int, ok bool, err error) {
+	d.mu.Lock()
+	sf := d.staged
+	d.mu.Unlock()
+	if sf == nil {
+		return 0, false, nil
+	}
+	n, err = sf.ReadAt(p, off)
+	return n, true, err
+}
+
+// Sync makes the staged bytes durable without committing (fsync(2)).
+func (d *Draft) Sync() error {
+	d.mu.Lock()
+	sf := d.staged
+	d.mu.Unlock()
+	if sf == nil {
+		return nil
+	}
+	return sf.sync()
+}
+
+// Entry is the node as its own handles see it: the pending version's size
+// and attributes while there is one, else the committed file.
+func (d *Draft) Entry(ctx context.Context) (*FileEntry, error) {
+	d.mu.Lock()
+	if d.pending {
+		e := &FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Pending: !d.committed}
+		if d.staged != nil {
+			e.Size = d.staged.Size()
+		}
+		d.mu.Unlock()
+		return e, nil
+	}
+	name := d.name
+	d.mu.Unlock()
+	return d.m.ItemEntry(ctx, d.item.id, name)
+}
+
+// SetPosix changes mode, owner or mtime: of the pending version while there
+// is one (they are committed with it), else of the committed file, as
+// metadata without a new version.
+func (d *Draft) SetPosix(ctx context.Context, ch PosixChange) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending || d.removed {
+		ch.apply(&d.attr, d.m.now())
+		return nil
+	}
+	return d.m.SetFilePosix(ctx, d.item.id, d.name, ch)
+}
+
+// Commit completes the pending change of this file, if any: validated,
+// durable and visible when it returns nil. On error the previous version
+// is intact and the change is dropped.
+func (d *Draft) Commit(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.commitLocked(ctx)
+}
+
+func (d *Draft) commitLocked(ctx context.Context) error {
+	if !d.pending || d.removed {
+		return nil
+	}
+	sf := d.staged
+	d.staged, d.pending, d.dataWritten = nil, false, false
+	mi := d.item
+	mi.mu.Lock()
+	defer mi.mu.Unlock()
+	sid := mi.session
+	_, ferr := sf.Finish(ctx)
+	sf.Close()
+	attr := d.attr
+	attr.Ctime = d.m.now()
+	over := map[string]fileOverride{d.name: {attr: &attr, fileID: d.ino}}
+	if ferr != nil {
+		next, _ := d.m.failChanges(ctx, sid, []string{d.name}, ferr)
+		mi.session = next
+		return ferr
+	}
+	next, err := d.m.complete(ctx, sid, []string{d.name}, over)
+	if err != nil {
+		if KindOf(err) == KindError {
+			mi.session = next // the session failed; a successor carries on
+		}
+		return err
+	}
+	mi.session = next
+	d.committed = true
+	return nil
+}
+
+// failChanges fails the named changes of a session: the session goes to
+// ERROR with cause, other changes carry on in a successor.
+func (m *Manager) failChanges(ctx context.Context, id string, names []string, cause error) (string, error) {
+	p, err := m.planCommit(id, names)
+	if err != nil {
+		return "", err
+	}
+	succ, err := m.newSuccessor(p)
+	if err != nil {
+		return "", err
+	}
+	return succ.sessionID(), m.failCommit(p, succ, cause)
+}
+
+// RemoveFile unlinks a name of an item: a pending change of it is dropped,
+// a committed file is removed through the item's update session at once.
+func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
+	mi := m.mountItem(itemID)
+	committed := true
+	if d := m.draftByName(mi, name); d != nil {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err := d.dropPending(ctx); err != nil {
+			return err
+		}
+		committed = d.committed
+		d.removed = true
+		m.mu.Lock()
+		delete(mi.drafts, d.ino)
+		m.mu.Unlock()
+		if !committed {
+			return nil
+		}
+	}
+	mi.mu.Lock()
+	defer mi.mu.Unlock()
+	if _, err := m.GetFile(ctx, itemID, name); err != nil {
+		return err
+	}
+	sid, err := m.itemSession(ctx, mi)
+	if err != nil {
+		return err
+	}
+	if err := m.RemoveSessionFile(ctx, sid, name); err != nil {
+		return err
+	}
+	next, err := m.complete(ctx, sid, []string{name}, nil)
+	mi.session = next
+	return err
+}
+
+// dropPending drops the draft's pending change from the item's session.
+// Caller holds d.mu.
+func (d *Draft) dropPending(ctx context.Context) error {
+	if !d.pending {
+		return nil
+	}
+	mi := d.item
+	mi.mu.Lock()
+	defer mi.mu.Unlock()
+	d.staged, d.pending, d.dataWritten = nil, false, false
+	if mi.session == "" {
+		return nil
+	}
+	s, err := d.m.GetUpdateSession(ctx, mi.session)
+	if err != nil || s.State != StateActive {
+		return nil // the session is gone, and the change with it
+	}
+	files, err := d.m.ListSessionFiles(ctx, mi.session)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if f.Name == d.name && f.SourceType == SourcePush {
+			// For a committed name this leaves a removal behind; the
+			// caller either completes it (unlink) or it is harmless
+			// because a rename replaces the name in the same breath.
+			return d.m.discardChange(ctx, mi.session, d.name)
+		}
+	}
+	return nil
+}
+
+// discardChange forgets a session's pending change of a name entirely.
+func (m *Manager) discardChange(ctx context.Context, sessionID, name string) error {
+	var sid uint64
+	var staging string
+	err := m.store.Update(func(tx *meta.Tx) error {
+		s, err := m.updateRec(tx, sessionID)
+		if err != nil {
+			return err
+		}
+		sid = s.ID
+		rec, err := tx.UpdateSessionFile(s.ID, name)
+		if errors.Is(err, meta.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		staging = rec.Staging
+		return tx.DeleteUpdateSessionFile(s.ID, name)
+	})
+	if err != nil {
+		return err
+	}
+	m.discardUpload(sid, name)
+	if staging != "" {
+		removeQuietly(staging)
+	}
+	return nil
+}
+
+// RenameFile renames a file within its item, over an existing name unless
+// noReplace: one metadata-only transaction; the file keeps its inode
+// number, a replaced name's version goes up. A pending change of the
+// source is committed first; one of the target is dropped.
+func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName string, noReplace bool) error {
+	if err := ValidateName("file", newName); err != nil {
+		return err
+	}
+	mi := m.mountItem(itemID)
+	src := m.draftByName(mi, oldName)
+	if src != nil {
+		if err := src.Commit(ctx); err != nil {
+			return err
+		}
+	}
+	if oldName == newName {
+		return nil
+	}
+	if noReplace {
+		if _, err := m.ItemEntry(ctx, itemID, newName); err == nil {
+			return errorf(KindAlreadyExists, "file %q already exists", newName)
+		}
+	}
+	if dst := m.draftByName(mi, newName); dst != nil {
+		dst.mu.Lock()
+		err := dst.dropPending(ctx)
+		dst.removed = true
+		dst.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		m.mu.Lock()
+		delete(mi.drafts, dst.ino)
+		m.mu.Unlock()
+	}
+	mi.mu.Lock()
+	defer mi.mu.Unlock()
+	var drop []meta.ContentKey
+	err := m.store.Update(func(tx *meta.Tx) error {
+		drop = nil
+		it, err := m.itemRec(tx, itemID)
+		if err != nil {
+			return err
+		}
+		if n, err := tx.ActiveUpdate(it.ID); err == nil {
+			if s, err := tx.UpdateSession(n); err == nil && s.Owner != m.owner {
+				return errorf(KindResourceBusy, "item %s has an active update session %s of another client", itemLabel(tx, it), s.UUID)
+			}
+		}
+		f, err := tx.File(it.ID, oldName)
+		if errors.Is(err, meta.ErrNotFound) {
+			return errorf(KindNotFound, "file %s/%s not found", itemLabel(tx, it), oldName)
+		}
+		if err != nil {
+			return err
+		}
+		now := m.now()
+		if old, err := tx.File(it.ID, newName); err == nil {
+			if noReplace {
+				return errorf(KindAlreadyExists, "file %s/%s already exists", itemLabel(tx, it), newName)
+			}
+			if drop, err = dropRef(tx, old); err != nil {
+				return err
+			}
+			f.Version = old.Version + 1
+		} else if !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+		if err := tx.DeleteFile(it.ID, oldName); err != nil {
+			return err
+		}
+		f.Name = newName
+		f.Attr.Ctime = now
+		if err := tx.PutFile(f); err != nil {
+			return err
+		}
+		it.ContentVersion++
+		it.LastModifiedTime = now
+		it.Attr.Mtime, it.Attr.Ctime = now, now
+		return tx.PutItem(it)
+	})
+	if err != nil {
+		return err
+	}
+	if src != nil {
+		src.mu.Lock()
+		src.name = newName
+		src.mu.Unlock()
+	}
+	m.dropUnreferenced(drop)
+	return nil
+}
+
+// ItemEntries lists an item as the mount shows it: committed files plus
+// new names not committed yet.
+func (m *Manager) ItemEntries(ctx context.Context, itemID string) ([]FileEntry, error) {
+	files, err := m.ListFiles(ctx, itemID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FileEntry, 0, len(files))
+	seen := map[string]bool{}
+	for i := range files {
+		out = append(out, entryOf(&files[i]))
+		seen[files[i].Name] = true
+	}
+	for _, e := range m.pendingNames(itemID) {
+		if !seen[e.Name] {
+			out = append(out, e)
+		}
+	}
+	sortBy(out, func(e FileEntry) string { return e.Name })
+	return out, nil
+}
+
+// ItemEntry is one name of an item as the mount shows it.
+func (m *Manager) ItemEntry(ctx context.Context, itemID, name string) (*FileEntry, error) {
+	f, err := m.GetFile(ctx, itemID, name)
+	if err == nil {
+		e := entryOf(f)
+		return &e, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	for _, e := range m.pendingNames(itemID) {
+		if e.Name == name {
+			return &e, nil
+		}
+	}
+	return nil, err
+}
+
+func (m *Manager) pendingNames(itemID string) []FileEntry {
+	m.mu.Lock()
+	mi := m.items[itemID]
+	var drafts []*Draft
+	if mi != nil {
+		for _, d := range mi.drafts {
+			drafts = append(drafts, d)
+		}
+	}
+	m.mu.Unlock()
+	var out []FileEntry
+	for _, d := range drafts {
+		d.mu.Lock()
+		if d.pending && !d.committed && !d.removed {
+			out = append(out, FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Pending: true})
+		}
+		d.mu.Unlock()
+	}
+	return out
+}
+
+func entryOf(f *File) FileEntry {
+	e := FileEntry{Name: f.Name, Size: f.Size, Version: f.Version, Posix: f.Posix}
+	if f.ChecksumInfo != nil {
+		e.SHA256 = f.ChecksumInfo.Checksum
+	}
+	return e
+}

@@ -1,0 +1,163 @@
+package sessionmgr
+
+import (
+	"context"
+	"errors"
+	"syscall"
+
+	"clfs/meta"
+)
+
+// ErrNotEmpty is the cause of refusing to delete a library or item that
+// still has content, as rmdir(2) must.
+var ErrNotEmpty = errors.New("not empty")
+
+// DeleteItemIfEmpty deletes an item that has no files (rmdir).
+func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
+	entries, err := m.ItemEntries(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "item %s has %d files", id, len(entries))
+	}
+	return m.DeleteItem(ctx, id)
+}
+
+// DeleteLibraryIfEmpty deletes a library that has no items (rmdir).
+func (m *Manager) DeleteLibraryIfEmpty(ctx context.Context, id string) error {
+	items, err := m.ListItems(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(items) > 0 {
+		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "library %s has %d items", id, len(items))
+	}
+	return m.DeleteLibrary(ctx, id)
+}
+
+// StorageStats describes the default storage backing, for statfs(2).
+type StorageStats struct {
+	BlockSize  uint64
+	Blocks     uint64
+	BlocksFree uint64
+	BlocksUser uint64
+	Files      uint64
+	FilesFree  uint64
+}
+
+// StorageStats reports the space of the home's storage backing.
+func (m *Manager) StorageStats(ctx context.Context) (*StorageStats, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(m.defaultStorage, &st); err != nil {
+		return nil, storageErr("statfs", err)
+	}
+	var files int
+	_ = m.store.View(func(tx *meta.Tx) error {
+		all, err := tx.AllFiles()
+		files = len(all)
+		return err
+	})
+	return &StorageStats{
+		BlockSize: uint64(st.Bsize), Blocks: st.Blocks, BlocksFree: st.Bfree, BlocksUser: st.Bavail,
+		Files: uint64(files) + st.Ffree, FilesFree: st.Ffree,
+	}, nil
+}
+
+// readSession is the download session the mount reads an item through,
+// shared by every read handle opened while the item's content version
+// stays the same.
+type readSession struct {
+	id             string
+	contentVersion string
+	readers        int // GUARDED_BY(Manager.mu)
+	stale          bool
+}
+
+// OpenFileReader opens a committed file for reading through a download
+// session pinned to the item's current content version.
+func (m *Manager) OpenFileReader(ctx context.Context, itemID, name string) (*FileReader, error) {
+	for attempt := 0; ; attempt++ {
+		it, err := m.GetItem(ctx, itemID)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := m.readSessionFor(ctx, it)
+		if err != nil {
+			return nil, err
+		}
+		r, err := m.OpenDownload(ctx, rs.id, name)
+		if err == nil {
+			return &FileReader{DownloadReader: r, m: m, itemID: itemID, rs: rs}, nil
+		}
+		m.mu.Lock()
+		if m.readers[itemID] == rs {
+			delete(m.readers, itemID)
+		}
+		rs.stale = true
+		m.mu.Unlock()
+		m.releaseReadSession(ctx, itemID, rs)
+		switch {
+		case KindOf(err) == KindInvalidArgument:
+			return nil, errorf(KindNotFound, "file %q not found", name)
+		case errors.Is(err, ErrNotAllowedInCurrentState) && attempt == 0:
+			// Canceled or expired under us: one more try, fresh.
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (m *Manager) readSessionFor(ctx context.Context, it *Item) (*readSession, error) {
+	m.mu.Lock()
+	rs := m.readers[it.ID]
+	if rs != nil && rs.contentVersion == it.ContentVersion {
+		rs.readers++
+		m.mu.Unlock()
+		return rs, nil
+	}
+	m.mu.Unlock()
+	id, err := m.createDownloadSession(ctx, DownloadSessionCreateSpec{LibraryItemID: it.ID}, "", m.owner)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old := m.readers[it.ID]; old != nil {
+		old.stale = true
+		if old.readers == 0 {
+			go m.DeleteDownloadSession(context.Background(), old.id)
+		}
+	}
+	rs = &readSession{id: id, contentVersion: it.ContentVersion, readers: 1}
+	m.readers[it.ID] = rs
+	return rs, nil
+}
+
+func (m *Manager) releaseReadSession(ctx context.Context, itemID string, rs *readSession) {
+	m.mu.Lock()
+	rs.readers--
+	done := rs.readers == 0 && rs.stale
+	m.mu.Unlock()
+	if done {
+		if err := m.DeleteDownloadSession(ctx, rs.id); err != nil && !errors.Is(err, ErrNotFound) {
+			m.log.Warn("delete read session", "session", rs.id, "err", err)
+		}
+	}
+}
+
+// FileReader is a DownloadReader of the mount's shared read session.
+type FileReader struct {
+	*DownloadReader
+	m      *Manager
+	itemID string
+	rs     *readSession
+}
+
+// Close closes the reader and, when it was the last one of a session that
+// a newer content version replaced, deletes the session.
+func (r *FileReader) Close() error {
+	err := r.DownloadReader.Close()
+	r.m.releaseReadSession(context.Background(), r.itemID, r.rs)
+	return err
+}
