@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+func cmdStorage() *cli.Command {
+	return &cli.Command{
+		Name:  "storage",
+		Usage: "show where an item's files are stored",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "ls",
+				Usage:     "list the stored copy of each file of an item",
+				ArgsUsage: "LIB/ITEM",
+				Flags:     []cli.Flag{jsonFlag()},
+				Action: func(c *cli.Context) error {
+					opts := listOptions{JSON: c.Bool("json")}
+					return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
+						return runStorageLs(ctx, g, opts, args)
+					})
+				},
+			},
+		},
+	}
+}
+
+func runStorageLs(ctx context.Context, g *globals, opts listOptions, args []string) error {
+	if err := wantArgs(args, "LIB/ITEM"); err != nil {
+		return err
+	}
+	if _, _, err := parseItemPath(args[0]); err != nil {
+		return err
+	}
+	a, err := g.connect()
+	if err != nil {
+		return err
+	}
+	_, it, err := resolveItem(ctx, a, args[0])
+	if err != nil {
+		return err
+	}
+	storage, err := a.ListStorage(ctx, it.ID)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return printJSON(g.stdout, nonNil(storage))
+	}
+	t := newTable(g.stdout, "NAME", "SIZE", "VERSION", "URI")
+	for _, s := range storage {
+		t.row(s.Name, fmtInt(s.Size), s.Version, strings.Join(s.StorageURIs, ","))
+	}
+	return t.flush()
+}
