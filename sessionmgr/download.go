@@ -512,6 +512,7 @@ func (r *DownloadReader) ReadAt(p []byte, off int64) (int, error) {
 func (r *DownloadReader) Close() error {
 	var err error
 	r.closeMu.Do(func() {
+		r.m.touch(r.ls) // as in StagedFile.Close
 		r.ls.handles.Add(-1)
 		err = r.f.Close()
 		served := r.served.Load()

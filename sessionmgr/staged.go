@@ -348,6 +348,10 @@ func (sf *StagedFile) Close() error {
 	sf.mu.Lock()
 	if sf.opens > 0 {
 		sf.opens--
+		// An open handle kept the session alive and get reported
+		// now + timeout; record activity before letting go of it, so
+		// that promise holds.
+		sf.m.touch(sf.ls)
 		sf.ls.handles.Add(-1)
 	}
 	sf.mu.Unlock()
@@ -382,6 +386,7 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		delete(ls.uploads, sf.name)
 	}
 	m.mu.Unlock()
+	m.touch(ls) // as in Close
 	ls.handles.Add(-int32(sf.opensLeft()))
 
 	var info UpdateSessionFile
