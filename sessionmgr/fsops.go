@@ -3,6 +3,7 @@ package sessionmgr
 import (
 	"context"
 	"errors"
+	"strconv"
 	"syscall"
 
 	"clfs/meta"
@@ -160,4 +161,34 @@ func (r *FileReader) Close() error {
 	err := r.DownloadReader.Close()
 	r.m.releaseReadSession(context.Background(), r.itemID, r.rs)
 	return err
+}
+
+// FileXattr answers the mount's user.clfs.* extended attributes of a
+// committed file: sha256, version, id, content_version, storage_uri.
+func (m *Manager) FileXattr(ctx context.Context, itemID, name, attr string) ([]byte, error) {
+	f, err := m.GetFile(ctx, itemID, name)
+	if err != nil {
+		return nil, err
+	}
+	switch attr {
+	case "sha256":
+		return []byte(f.ChecksumInfo.Checksum), nil
+	case "version":
+		return []byte(f.Version), nil
+	case "id":
+		return []byte(strconv.FormatUint(f.Posix.Ino, 10)), nil
+	case "content_version":
+		it, err := m.GetItem(ctx, itemID)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(it.ContentVersion), nil
+	case "storage_uri":
+		st, err := m.GetStorage(ctx, itemID, name)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(st[0].StorageURIs[0]), nil
+	}
+	return nil, errorf(KindInvalidArgument, "no attribute %q", attr)
 }

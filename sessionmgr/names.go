@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"errors"
 	"strings"
 	"unicode/utf8"
 )
@@ -25,12 +26,15 @@ func ValidateName(what, name string) error {
 	case strings.ContainsRune(name, 0):
 		return errorf(KindInvalidArgument, "%s name %q contains NUL", what, name)
 	case len(name) > maxNameBytes:
-		return errorf(KindInvalidArgument, "%s name is %d bytes long, the limit is %d", what, len(name), maxNameBytes)
+		return wrapf(KindInvalidArgument, ErrNameTooLong, "%s name is %d bytes long, the limit is %d", what, len(name), maxNameBytes)
 	case !utf8.ValidString(name):
 		return errorf(KindInvalidArgument, "%s name %q is not valid UTF-8", what, name)
 	}
 	return nil
 }
+
+// ErrNameTooLong is the cause of refusing a name over 255 bytes.
+var ErrNameTooLong = errors.New("name too long")
 
 func validateItemName(name string) error {
 	if err := ValidateName("item", name); err != nil {

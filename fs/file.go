@@ -1,0 +1,344 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"clfs/sessionmgr"
+)
+
+// fileNode is /LIB/ITEM/FILE. Its pending state (a write in progress, a
+// new name not committed yet) is a sessionmgr.Draft, found by name.
+type fileNode struct {
+	fusefs.Inode
+	fsys *FS
+	item *itemNode
+}
+
+var (
+	_ = (fusefs.NodeGetattrer)((*fileNode)(nil))
+	_ = (fusefs.NodeSetattrer)((*fileNode)(nil))
+	_ = (fusefs.NodeOpener)((*fileNode)(nil))
+	_ = (fusefs.NodeGetxattrer)((*fileNode)(nil))
+	_ = (fusefs.NodeListxattrer)((*fileNode)(nil))
+	_ = (fusefs.NodeSetxattrer)((*fileNode)(nil))
+	_ = (fusefs.NodeRemovexattrer)((*fileNode)(nil))
+)
+
+// name is the node's current name in its item.
+func (n *fileNode) name() string {
+	name, _ := n.Parent()
+	return name
+}
+
+func (n *fileNode) path() string { return "/" + n.Path(n.Root()) }
+
+func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	var e *sessionmgr.FileEntry
+	var err error
+	switch h := f.(type) {
+	case *readHandle:
+		pinned := h.entry
+		e = &pinned
+	case *writeHandle:
+		e, err = h.d.Entry(ctx)
+	default:
+		e, err = n.fsys.m.ItemEntry(ctx, n.item.id, n.name())
+	}
+	if err != nil {
+		return n.fsys.toErrno("getattr", n.path(), err)
+	}
+	fillFileAttr(&out.Attr, e)
+	return 0
+}
+
+// Setattr: a size change is a change of content (an update session);
+// mode, owner and mtime are metadata of the pending or committed version.
+func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.fsys.readOnly {
+		return n.fsys.erofs("setattr", n.path())
+	}
+	d, own, err := n.draft(ctx, f)
+	if err != nil {
+		return n.fsys.toErrno("setattr", n.path(), err)
+	}
+	if !own {
+		d.Open()
+		defer func() {
+			if err := d.Close(ctx); err != nil {
+				n.fsys.toErrno("setattr", n.path(), err)
+			}
+		}()
+	}
+	if size, ok := in.GetSize(); ok {
+		if err := d.Truncate(ctx, int64(size)); err != nil {
+			return n.fsys.toErrno("truncate", n.path(), err)
+		}
+	}
+	if ch, ok := posixChange(in); ok {
+		if err := d.SetPosix(ctx, ch); err != nil {
+			return n.fsys.toErrno("setattr", n.path(), err)
+		}
+	}
+	if !own && in.Valid&fuse.FATTR_SIZE != 0 {
+		// truncate(2) by path: a self-contained change, committed now.
+		if err := d.Commit(ctx); err != nil {
+			return n.fsys.toErrno("truncate", n.path(), err)
+		}
+	}
+	e, err := d.Entry(ctx)
+	if err != nil {
+		return n.fsys.toErrno("setattr", n.path(), err)
+	}
+	fillFileAttr(&out.Attr, e)
+	return 0
+}
+
+// draft returns the node's draft: the handle's own, or the one by name.
+func (n *fileNode) draft(ctx context.Context, f fusefs.FileHandle) (*sessionmgr.Draft, bool, error) {
+	if h, ok := f.(*writeHandle); ok {
+		return h.d, true, nil
+	}
+	d, err := n.fsys.m.FileDraft(ctx, n.item.id, n.name())
+	return d, false, err
+}
+
+func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
+	if !write {
+		return n.openRead(ctx)
+	}
+	if n.fsys.readOnly {
+		return nil, 0, n.fsys.erofs("open", n.path())
+	}
+	d, err := n.fsys.m.FileDraft(ctx, n.item.id, n.name())
+	if err != nil {
+		return nil, 0, n.fsys.toErrno("open", n.path(), err)
+	}
+	d.Open()
+	h := &writeHandle{fsys: n.fsys, d: d, node: n}
+	if flags&syscall.O_TRUNC != 0 {
+		if err := d.Truncate(ctx, 0); err != nil {
+			h.release(ctx)
+			return nil, 0, n.fsys.toErrno("open", n.path(), err)
+		}
+	}
+	return h, 0, 0
+}
+
+func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, syscall.Errno) {
+	e, err := n.fsys.m.ItemEntry(ctx, n.item.id, n.name())
+	if err != nil {
+		return nil, 0, n.fsys.toErrno("open", n.path(), err)
+	}
+	if e.Pending {
+		// A new name not committed yet reads as empty for everybody
+		// but its writer.
+		return &readHandle{fsys: n.fsys, entry: *e, path: n.path()}, 0, 0
+	}
+	r, err := n.fsys.m.OpenFileReader(ctx, n.item.id, n.name())
+	if err != nil {
+		return nil, 0, n.fsys.toErrno("open", n.path(), err)
+	}
+	return &readHandle{fsys: n.fsys, r: r, entry: r.Entry(), path: n.path()}, 0, 0
+}
+
+// xattrs: user.clfs.* names answer from the catalog and are not listed, so
+// cp -a does not copy them; everything else is ENOTSUP.
+
+const xattrPrefix = "user.clfs."
+
+func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if !strings.HasPrefix(attr, xattrPrefix) {
+		return 0, syscall.ENOTSUP
+	}
+	v, err := n.fsys.m.FileXattr(ctx, n.item.id, n.name(), strings.TrimPrefix(attr, xattrPrefix))
+	if err != nil {
+		errno := errnoOf(err)
+		if errno == syscall.ENOENT || errno == syscall.EINVAL {
+			return 0, syscall.ENODATA
+		}
+		return 0, n.fsys.toErrno("getxattr", n.path(), err)
+	}
+	if len(dest) == 0 {
+		return uint32(len(v)), 0
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	return 0, 0
+}
+
+func (n *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
+func (n *fileNode) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
+// readHandle reads one committed version: the one current at open.
+type readHandle struct {
+	fsys  *FS
+	r     *sessionmgr.FileReader // nil for a new name not committed yet
+	entry sessionmgr.FileEntry
+	path  string
+}
+
+var (
+	_ = (fusefs.FileReader)((*readHandle)(nil))
+	_ = (fusefs.FileReleaser)((*readHandle)(nil))
+	_ = (fusefs.FileGetattrer)((*readHandle)(nil))
+)
+
+func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if h.r == nil {
+		return fuse.ReadResultData(nil), 0
+	}
+	n, err := h.r.ReadAt(dest, off)
+	if err != nil && n == 0 && !isEOF(err) {
+		return nil, h.fsys.toErrno("read", h.path, err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *readHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	fillFileAttr(&out.Attr, &h.entry)
+	return 0
+}
+
+func (h *readHandle) Release(ctx context.Context) syscall.Errno {
+	if h.r != nil {
+		h.r.Close()
+	}
+	return 0
+}
+
+// writeHandle is a handle open for writing. Commit happens in Flush when
+// this handle wrote since the last commit, so close(2) reports it.
+type writeHandle struct {
+	fsys *FS
+	d    *sessionmgr.Draft
+	node *fileNode
+
+	mu     sync.Mutex
+	wrote  bool                   // GUARDED_BY(mu)
+	reader *sessionmgr.FileReader // GUARDED_BY(mu); committed content, for O_RDWR reads
+	closed bool                   // GUARDED_BY(mu)
+}
+
+var (
+	_ = (fusefs.FileReader)((*writeHandle)(nil))
+	_ = (fusefs.FileWriter)((*writeHandle)(nil))
+	_ = (fusefs.FileFlusher)((*writeHandle)(nil))
+	_ = (fusefs.FileFsyncer)((*writeHandle)(nil))
+	_ = (fusefs.FileReleaser)((*writeHandle)(nil))
+	_ = (fusefs.FileGetattrer)((*writeHandle)(nil))
+)
+
+func (h *writeHandle) path() string {
+	if h.node != nil {
+		return h.node.path()
+	}
+	return h.d.Name()
+}
+
+func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n, err := h.d.WriteAt(ctx, data, off)
+	h.mu.Lock()
+	h.wrote = true
+	h.mu.Unlock()
+	if err != nil {
+		return uint32(n), h.fsys.toErrno("write", h.path(), err)
+	}
+	return uint32(n), 0
+}
+
+// Read serves the writer's own view: staged bytes while there are some,
+// else the committed version.
+func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, ok, err := h.d.ReadStaged(dest, off)
+	if !ok {
+		h.mu.Lock()
+		if h.reader == nil && h.node != nil {
+			h.reader, err = h.fsys.m.OpenFileReader(ctx, h.node.item.id, h.d.Name())
+		}
+		r := h.reader
+		h.mu.Unlock()
+		if r == nil {
+			if err != nil && errnoOf(err) != syscall.ENOENT {
+				return nil, h.fsys.toErrno("read", h.path(), err)
+			}
+			return fuse.ReadResultData(nil), 0
+		}
+		n, err = r.ReadAt(dest, off)
+	}
+	if err != nil && n == 0 && !isEOF(err) {
+		return nil, h.fsys.toErrno("read", h.path(), err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *writeHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	e, err := h.d.Entry(ctx)
+	if err != nil {
+		return h.fsys.toErrno("getattr", h.path(), err)
+	}
+	fillFileAttr(&out.Attr, e)
+	return 0
+}
+
+// Flush commits what this handle wrote; its error is what close(2) returns.
+func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	wrote := h.wrote
+	h.wrote = false
+	h.mu.Unlock()
+	if !wrote {
+		return 0
+	}
+	return h.fsys.toErrno("close", h.path(), h.d.Commit(ctx))
+}
+
+// Fsync makes staged bytes durable; the commit still waits for close.
+func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return h.fsys.toErrno("fsync", h.path(), h.d.Sync())
+}
+
+// Release commits a change no Flush committed (a new empty file, a
+// truncation) when it is the node's last handle. The kernel ignores its
+// result, so failures are only logged.
+func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
+	h.release(ctx)
+	return 0
+}
+
+func (h *writeHandle) release(ctx context.Context) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	r := h.reader
+	h.mu.Unlock()
+	if r != nil {
+		r.Close()
+	}
+	if err := h.d.Close(ctx); err != nil {
+		h.fsys.toErrno("release", h.path(), err)
+	}
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }

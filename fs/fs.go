@@ -1,0 +1,123 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"clfs/sessionmgr"
+)
+
+// FS is a mountable view of one session manager.
+type FS struct {
+	m        *sessionmgr.Manager
+	log      *slog.Logger
+	readOnly bool
+	started  time.Time
+	root     *rootNode
+}
+
+// Options configures New.
+type Options struct {
+	ReadOnly bool
+	Logger   *slog.Logger
+}
+
+// New returns the filesystem over m.
+func New(m *sessionmgr.Manager, opts Options) *FS {
+	fsys := &FS{m: m, log: opts.Logger, readOnly: opts.ReadOnly, started: time.Now()}
+	if fsys.log == nil {
+		fsys.log = slog.Default()
+	}
+	fsys.root = &rootNode{fsys: fsys}
+	return fsys
+}
+
+// Root is the node to mount.
+func (fsys *FS) Root() fusefs.InodeEmbedder { return fsys.root }
+
+// Inode numbers: the catalog ID with the node's kind in the top byte.
+const (
+	rootIno    = 1
+	libraryTag = uint64(1) << 56
+	itemTag    = uint64(2) << 56
+	fileTag    = uint64(3) << 56
+)
+
+func libraryIno(id uint64) uint64 { return libraryTag | id }
+func itemIno(id uint64) uint64    { return itemTag | id }
+func fileIno(id uint64) uint64    { return fileTag | id }
+
+// caller is who asks, for the owner of what it creates.
+func caller(ctx context.Context) (uid, gid uint32) {
+	if c, ok := fuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return 0, 0
+}
+
+func fillDirAttr(out *fuse.Attr, ino uint64, p sessionmgr.Posix) {
+	out.Ino = ino
+	out.Mode = syscall.S_IFDIR | (p.Mode & 0o7777)
+	out.Nlink = 2
+	out.Uid, out.Gid = p.UID, p.GID
+	setTimes(out, p)
+}
+
+func fillFileAttr(out *fuse.Attr, e *sessionmgr.FileEntry) {
+	out.Ino = fileIno(e.Posix.Ino)
+	out.Mode = syscall.S_IFREG | (e.Posix.Mode & 0o7777)
+	out.Nlink = 1
+	out.Size = uint64(e.Size)
+	out.Uid, out.Gid = e.Posix.UID, e.Posix.GID
+	setTimes(out, e.Posix)
+}
+
+// setTimes fills mtime and ctime to the nanosecond; atime is not kept and
+// shows as mtime.
+func setTimes(out *fuse.Attr, p sessionmgr.Posix) {
+	m, c := p.Mtime, p.Ctime
+	out.SetTimes(&m, &m, &c)
+}
+
+// posixChange turns a SETATTR into a sessionmgr change; atime is ignored.
+func posixChange(in *fuse.SetAttrIn) (sessionmgr.PosixChange, bool) {
+	var ch sessionmgr.PosixChange
+	any := false
+	if mode, ok := in.GetMode(); ok {
+		m := mode & 0o7777
+		ch.Mode, any = &m, true
+	}
+	if uid, ok := in.GetUID(); ok {
+		ch.UID, any = &uid, true
+	}
+	if gid, ok := in.GetGID(); ok {
+		ch.GID, any = &gid, true
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		ch.Mtime, any = &mtime, true
+	}
+	return ch, any
+}
+
+// Statfs reports the default storage backing's space.
+func (fsys *FS) statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	st, err := fsys.m.StorageStats(ctx)
+	if err != nil {
+		return fsys.toErrno("statfs", "/", err)
+	}
+	out.Bsize = uint32(st.BlockSize)
+	out.Frsize = uint32(st.BlockSize)
+	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.BlocksFree, st.BlocksUser
+	out.Files, out.Ffree = st.Files, st.FilesFree
+	out.NameLen = 255
+	return 0
+}
+
+func (fsys *FS) erofs(op, path string) syscall.Errno {
+	return fsys.reject(op, path, syscall.EROFS, "mounted read-only")
+}

@@ -1,0 +1,162 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"clfs/sessionmgr"
+)
+
+// itemNode is /LIB/ITEM: its files are regular files in it. Items are
+// flat: no directories inside.
+type itemNode struct {
+	fusefs.Inode
+	fsys      *FS
+	id        string // API id of the item
+	libraryID string
+}
+
+var (
+	_ = (fusefs.NodeLookuper)((*itemNode)(nil))
+	_ = (fusefs.NodeReaddirer)((*itemNode)(nil))
+	_ = (fusefs.NodeGetattrer)((*itemNode)(nil))
+	_ = (fusefs.NodeSetattrer)((*itemNode)(nil))
+	_ = (fusefs.NodeMkdirer)((*itemNode)(nil))
+	_ = (fusefs.NodeRmdirer)((*itemNode)(nil))
+	_ = (fusefs.NodeRenamer)((*itemNode)(nil))
+	_ = (fusefs.NodeCreater)((*itemNode)(nil))
+	_ = (fusefs.NodeUnlinker)((*itemNode)(nil))
+	_ = (fusefs.NodeSymlinker)((*itemNode)(nil))
+	_ = (fusefs.NodeMknoder)((*itemNode)(nil))
+	_ = (fusefs.NodeLinker)((*itemNode)(nil))
+	_ = (fusefs.NodeStatfser)((*itemNode)(nil))
+)
+
+func (n *itemNode) path(name string) string {
+	p := "/" + n.Path(n.Root())
+	if name != "" {
+		p += "/" + name
+	}
+	return p
+}
+
+func (n *itemNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	it, err := n.fsys.m.GetItem(ctx, n.id)
+	if err != nil {
+		return n.fsys.toErrno("getattr", n.path(""), err)
+	}
+	fillDirAttr(&out.Attr, itemIno(it.Posix.Ino), it.Posix)
+	return 0
+}
+
+func (n *itemNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.fsys.readOnly {
+		return n.fsys.erofs("setattr", n.path(""))
+	}
+	if _, ok := in.GetSize(); ok {
+		return n.fsys.reject("setattr", n.path(""), syscall.EISDIR, "an item is a directory")
+	}
+	if ch, ok := posixChange(in); ok {
+		if err := n.fsys.m.SetItemPosix(ctx, n.id, ch); err != nil {
+			return n.fsys.toErrno("setattr", n.path(""), err)
+		}
+	}
+	return n.Getattr(ctx, f, out)
+}
+
+func (n *itemNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return n.fsys.statfs(ctx, out)
+}
+
+func (n *itemNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	e, err := n.fsys.m.ItemEntry(ctx, n.id, name)
+	if err != nil {
+		return nil, n.fsys.toErrno("lookup", n.path(name), err)
+	}
+	return n.fileInode(ctx, e, out), 0
+}
+
+func (n *itemNode) fileInode(ctx context.Context, e *sessionmgr.FileEntry, out *fuse.EntryOut) *fusefs.Inode {
+	fillFileAttr(&out.Attr, e)
+	return n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino)})
+}
+
+func (n *itemNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	files, err := n.fsys.m.ItemEntries(ctx, n.id)
+	if err != nil {
+		return nil, n.fsys.toErrno("readdir", n.path(""), err)
+	}
+	entries := make([]fuse.DirEntry, 0, len(files))
+	for _, f := range files {
+		entries = append(entries, fuse.DirEntry{Name: f.Name, Ino: fileIno(f.Posix.Ino), Mode: syscall.S_IFREG})
+	}
+	return fusefs.NewListDirStream(entries), 0
+}
+
+// Create makes a new name: visible at once, committed at close.
+func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	if n.fsys.readOnly {
+		return nil, nil, 0, n.fsys.erofs("create", n.path(name))
+	}
+	uid, gid := caller(ctx)
+	d, err := n.fsys.m.CreateFile(ctx, n.id, name, sessionmgr.Posix{Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: time.Now()})
+	if err != nil {
+		return nil, nil, 0, n.fsys.toErrno("create", n.path(name), err)
+	}
+	e, err := d.Entry(ctx)
+	if err != nil {
+		return nil, nil, 0, n.fsys.toErrno("create", n.path(name), err)
+	}
+	d.Open()
+	return n.fileInode(ctx, e, out), &writeHandle{fsys: n.fsys, d: d}, 0, 0
+}
+
+func (n *itemNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.fsys.readOnly {
+		return n.fsys.erofs("unlink", n.path(name))
+	}
+	return n.fsys.toErrno("unlink", n.path(name), n.fsys.m.RemoveFile(ctx, n.id, name))
+}
+
+// Rename within the item is an atomic, metadata-only replace; anywhere
+// else is EXDEV, so mv and rsync fall back to copy and unlink.
+func (n *itemNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if n.fsys.readOnly {
+		return n.fsys.erofs("rename", n.path(name))
+	}
+	if flags&(renameExchange|renameWhiteout) != 0 {
+		return n.fsys.reject("rename", n.path(name), syscall.EINVAL, "RENAME_EXCHANGE and RENAME_WHITEOUT are not supported")
+	}
+	if p, ok := newParent.(*itemNode); !ok || p.id != n.id {
+		return n.fsys.reject("rename", n.path(name), syscall.EXDEV, "a file can only be renamed within its item")
+	}
+	err := n.fsys.m.RenameFile(ctx, n.id, name, newName, flags&renameNoReplace != 0)
+	return n.fsys.toErrno("rename", n.path(name), err)
+}
+
+func (n *itemNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, n.fsys.reject("mkdir", n.path(name), syscall.EPERM, "items are flat: no directories inside an item")
+}
+
+func (n *itemNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if _, err := n.fsys.m.ItemEntry(ctx, n.id, name); err == nil {
+		return n.fsys.reject("rmdir", n.path(name), syscall.ENOTDIR, "a file is not a directory")
+	}
+	return syscall.ENOENT
+}
+
+func (n *itemNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, n.fsys.reject("symlink", n.path(name), syscall.EPERM, "symlinks are not supported")
+}
+
+func (n *itemNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, n.fsys.reject("mknod", n.path(name), syscall.EPERM, "device nodes and FIFOs are not supported")
+}
+
+func (n *itemNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, n.fsys.reject("link", n.path(name), syscall.EPERM, "hard links are not supported")
+}

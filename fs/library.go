@@ -1,0 +1,169 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"clfs/sessionmgr"
+)
+
+// libraryNode is /LIB: its items are directories in it.
+type libraryNode struct {
+	fusefs.Inode
+	fsys *FS
+	id   string // API id of the library
+}
+
+var (
+	_ = (fusefs.NodeLookuper)((*libraryNode)(nil))
+	_ = (fusefs.NodeReaddirer)((*libraryNode)(nil))
+	_ = (fusefs.NodeGetattrer)((*libraryNode)(nil))
+	_ = (fusefs.NodeSetattrer)((*libraryNode)(nil))
+	_ = (fusefs.NodeMkdirer)((*libraryNode)(nil))
+	_ = (fusefs.NodeRmdirer)((*libraryNode)(nil))
+	_ = (fusefs.NodeRenamer)((*libraryNode)(nil))
+	_ = (fusefs.NodeCreater)((*libraryNode)(nil))
+	_ = (fusefs.NodeUnlinker)((*libraryNode)(nil))
+	_ = (fusefs.NodeSymlinker)((*libraryNode)(nil))
+	_ = (fusefs.NodeMknoder)((*libraryNode)(nil))
+	_ = (fusefs.NodeLinker)((*libraryNode)(nil))
+	_ = (fusefs.NodeStatfser)((*libraryNode)(nil))
+)
+
+func (l *libraryNode) path(name string) string {
+	return "/" + l.Path(l.Root()) + "/" + name
+}
+
+func (l *libraryNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	lib, err := l.fsys.m.GetLibrary(ctx, l.id)
+	if err != nil {
+		return l.fsys.toErrno("getattr", l.path(""), err)
+	}
+	fillDirAttr(&out.Attr, libraryIno(lib.Posix.Ino), lib.Posix)
+	return 0
+}
+
+func (l *libraryNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if l.fsys.readOnly {
+		return l.fsys.erofs("setattr", l.path(""))
+	}
+	if _, ok := in.GetSize(); ok {
+		return l.fsys.reject("setattr", l.path(""), syscall.EISDIR, "a library is a directory")
+	}
+	if ch, ok := posixChange(in); ok {
+		if err := l.fsys.m.SetLibraryPosix(ctx, l.id, ch); err != nil {
+			return l.fsys.toErrno("setattr", l.path(""), err)
+		}
+	}
+	return l.Getattr(ctx, f, out)
+}
+
+func (l *libraryNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return l.fsys.statfs(ctx, out)
+}
+
+func (l *libraryNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	it, err := l.fsys.m.ItemByName(ctx, l.id, name)
+	if err != nil {
+		return nil, l.fsys.toErrno("lookup", l.path(name), err)
+	}
+	return l.itemInode(ctx, it, out), 0
+}
+
+func (l *libraryNode) itemInode(ctx context.Context, it *sessionmgr.Item, out *fuse.EntryOut) *fusefs.Inode {
+	ino := itemIno(it.Posix.Ino)
+	fillDirAttr(&out.Attr, ino, it.Posix)
+	return l.NewInode(ctx, &itemNode{fsys: l.fsys, id: it.ID, libraryID: l.id}, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
+}
+
+func (l *libraryNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	items, err := l.fsys.m.ListItems(ctx, l.id)
+	if err != nil {
+		return nil, l.fsys.toErrno("readdir", l.path(""), err)
+	}
+	entries := make([]fuse.DirEntry, 0, len(items))
+	for _, it := range items {
+		entries = append(entries, fuse.DirEntry{Name: it.Name, Ino: itemIno(it.Posix.Ino), Mode: syscall.S_IFDIR})
+	}
+	return fusefs.NewListDirStream(entries), 0
+}
+
+func (l *libraryNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if l.fsys.readOnly {
+		return nil, l.fsys.erofs("mkdir", l.path(name))
+	}
+	id, err := l.fsys.m.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: l.id, Name: name}, "")
+	if err != nil {
+		return nil, l.fsys.toErrno("mkdir", l.path(name), err)
+	}
+	uid, gid := caller(ctx)
+	m := mode & 0o7777
+	if err := l.fsys.m.SetItemPosix(ctx, id, sessionmgr.PosixChange{Mode: &m, UID: &uid, GID: &gid}); err != nil {
+		return nil, l.fsys.toErrno("mkdir", l.path(name), err)
+	}
+	it, err := l.fsys.m.GetItem(ctx, id)
+	if err != nil {
+		return nil, l.fsys.toErrno("mkdir", l.path(name), err)
+	}
+	return l.itemInode(ctx, it, out), 0
+}
+
+func (l *libraryNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if l.fsys.readOnly {
+		return l.fsys.erofs("rmdir", l.path(name))
+	}
+	it, err := l.fsys.m.ItemByName(ctx, l.id, name)
+	if err == nil {
+		err = l.fsys.m.DeleteItemIfEmpty(ctx, it.ID)
+	}
+	return l.fsys.toErrno("rmdir", l.path(name), err)
+}
+
+func (l *libraryNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if l.fsys.readOnly {
+		return l.fsys.erofs("rename", l.path(name))
+	}
+	if p, ok := newParent.(*libraryNode); !ok || p.id != l.id {
+		return l.fsys.reject("rename", l.path(name), syscall.EXDEV, "an item can only be renamed within its library")
+	}
+	byName := func(n string) func() (string, error) {
+		return func() (string, error) {
+			it, err := l.fsys.m.ItemByName(ctx, l.id, n)
+			if err != nil {
+				return "", err
+			}
+			return it.ID, nil
+		}
+	}
+	return l.fsys.renameDir(ctx, l.path(""), name, newName, flags, byName(name), byName(newName),
+		l.fsys.m.DeleteItemIfEmpty,
+		func(id string) error {
+			return l.fsys.m.UpdateItem(ctx, id, sessionmgr.ItemUpdateSpec{Name: &newName})
+		})
+}
+
+func (l *libraryNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, l.fsys.reject("create", l.path(name), syscall.EPERM, "files live in items: /LIBRARY/ITEM/FILE")
+}
+
+func (l *libraryNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if _, err := l.fsys.m.ItemByName(ctx, l.id, name); err == nil {
+		return l.fsys.reject("unlink", l.path(name), syscall.EISDIR, "an item is a directory")
+	}
+	return syscall.ENOENT
+}
+
+func (l *libraryNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, l.fsys.reject("symlink", l.path(name), syscall.EPERM, "symlinks are not supported")
+}
+
+func (l *libraryNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, l.fsys.reject("mknod", l.path(name), syscall.EPERM, "device nodes and FIFOs are not supported")
+}
+
+func (l *libraryNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, l.fsys.reject("link", l.path(name), syscall.EPERM, "hard links are not supported")
+}

@@ -1,0 +1,196 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"clfs/sessionmgr"
+)
+
+// rootNode is "/": every library is a directory in it.
+type rootNode struct {
+	fusefs.Inode
+	fsys *FS
+}
+
+var (
+	_ = (fusefs.NodeLookuper)((*rootNode)(nil))
+	_ = (fusefs.NodeReaddirer)((*rootNode)(nil))
+	_ = (fusefs.NodeGetattrer)((*rootNode)(nil))
+	_ = (fusefs.NodeSetattrer)((*rootNode)(nil))
+	_ = (fusefs.NodeMkdirer)((*rootNode)(nil))
+	_ = (fusefs.NodeRmdirer)((*rootNode)(nil))
+	_ = (fusefs.NodeRenamer)((*rootNode)(nil))
+	_ = (fusefs.NodeCreater)((*rootNode)(nil))
+	_ = (fusefs.NodeUnlinker)((*rootNode)(nil))
+	_ = (fusefs.NodeSymlinker)((*rootNode)(nil))
+	_ = (fusefs.NodeMknoder)((*rootNode)(nil))
+	_ = (fusefs.NodeLinker)((*rootNode)(nil))
+	_ = (fusefs.NodeStatfser)((*rootNode)(nil))
+)
+
+func (r *rootNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	t := r.fsys.started
+	fillDirAttr(&out.Attr, rootIno, sessionmgr.Posix{Mode: 0o755, Mtime: t, Ctime: t})
+	return 0
+}
+
+func (r *rootNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	// The root is not stored: accept and ignore, as chmod/utimes on a
+	// mountpoint must not break cp -a or rsync -a of the whole mount.
+	return r.Getattr(ctx, f, out)
+}
+
+func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	return r.fsys.statfs(ctx, out)
+}
+
+func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	lib, err := r.fsys.m.LibraryByName(ctx, name)
+	if err != nil {
+		return nil, r.fsys.toErrno("lookup", "/"+name, err)
+	}
+	return r.libraryInode(ctx, lib, out), 0
+}
+
+func (r *rootNode) libraryInode(ctx context.Context, lib *sessionmgr.Library, out *fuse.EntryOut) *fusefs.Inode {
+	ino := libraryIno(lib.Posix.Ino)
+	fillDirAttr(&out.Attr, ino, lib.Posix)
+	return r.NewInode(ctx, &libraryNode{fsys: r.fsys, id: lib.ID}, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
+}
+
+func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	libs, err := r.fsys.m.ListLibraries(ctx)
+	if err != nil {
+		return nil, r.fsys.toErrno("readdir", "/", err)
+	}
+	entries := make([]fuse.DirEntry, 0, len(libs))
+	for _, l := range libs {
+		entries = append(entries, fuse.DirEntry{Name: l.Name, Ino: libraryIno(l.Posix.Ino), Mode: syscall.S_IFDIR})
+	}
+	return fusefs.NewListDirStream(entries), 0
+}
+
+func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	path := "/" + name
+	if r.fsys.readOnly {
+		return nil, r.fsys.erofs("mkdir", path)
+	}
+	id, err := r.fsys.m.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: name}, "")
+	if err != nil {
+		return nil, r.fsys.toErrno("mkdir", path, err)
+	}
+	uid, gid := caller(ctx)
+	m := mode & 0o7777
+	if err := r.fsys.m.SetLibraryPosix(ctx, id, sessionmgr.PosixChange{Mode: &m, UID: &uid, GID: &gid}); err != nil {
+		return nil, r.fsys.toErrno("mkdir", path, err)
+	}
+	lib, err := r.fsys.m.GetLibrary(ctx, id)
+	if err != nil {
+		return nil, r.fsys.toErrno("mkdir", path, err)
+	}
+	return r.libraryInode(ctx, lib, out), 0
+}
+
+func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	path := "/" + name
+	if r.fsys.readOnly {
+		return r.fsys.erofs("rmdir", path)
+	}
+	lib, err := r.fsys.m.LibraryByName(ctx, name)
+	if err == nil {
+		err = r.fsys.m.DeleteLibraryIfEmpty(ctx, lib.ID)
+	}
+	return r.fsys.toErrno("rmdir", path, err)
+}
+
+func (r *rootNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	path := "/" + name
+	if r.fsys.readOnly {
+		return r.fsys.erofs("rename", path)
+	}
+	if _, ok := newParent.(*rootNode); !ok {
+		return r.fsys.reject("rename", path, syscall.EXDEV, "a library can only be renamed, not moved")
+	}
+	return r.fsys.renameDir(ctx, "/", name, newName, flags,
+		func() (string, error) {
+			lib, err := r.fsys.m.LibraryByName(ctx, name)
+			if err != nil {
+				return "", err
+			}
+			return lib.ID, nil
+		},
+		func() (string, error) {
+			lib, err := r.fsys.m.LibraryByName(ctx, newName)
+			if err != nil {
+				return "", err
+			}
+			return lib.ID, nil
+		},
+		r.fsys.m.DeleteLibraryIfEmpty,
+		func(id string) error {
+			return r.fsys.m.UpdateLibrary(ctx, id, sessionmgr.LibraryUpdateSpec{Name: &newName})
+		})
+}
+
+// Files, links and device nodes cannot live at "/".
+
+func (r *rootNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, r.fsys.reject("create", "/"+name, syscall.EPERM, "files live in items: /LIBRARY/ITEM/FILE")
+}
+
+func (r *rootNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if _, err := r.fsys.m.LibraryByName(ctx, name); err == nil {
+		return r.fsys.reject("unlink", "/"+name, syscall.EISDIR, "a library is a directory")
+	}
+	return syscall.ENOENT
+}
+
+func (r *rootNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, r.fsys.reject("symlink", "/"+name, syscall.EPERM, "symlinks are not supported")
+}
+
+func (r *rootNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, r.fsys.reject("mknod", "/"+name, syscall.EPERM, "device nodes and FIFOs are not supported")
+}
+
+func (r *rootNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, r.fsys.reject("link", "/"+name, syscall.EPERM, "hard links are not supported")
+}
+
+// renameDir renames a library or an item: EXCHANGE and WHITEOUT are not
+// supported; over an existing name it replaces an empty one, as rename(2)
+// does for directories.
+func (fsys *FS) renameDir(ctx context.Context, dir, name, newName string, flags uint32,
+	source, target func() (string, error), deleteIfEmpty func(context.Context, string) error, rename func(id string) error) syscall.Errno {
+	path := dir + name
+	if flags&^uint32(renameNoReplace) != 0 {
+		return fsys.reject("rename", path, syscall.EINVAL, "RENAME_EXCHANGE and RENAME_WHITEOUT are not supported")
+	}
+	id, err := source()
+	if err != nil {
+		return fsys.toErrno("rename", path, err)
+	}
+	if name == newName {
+		return 0
+	}
+	if other, err := target(); err == nil && other != id {
+		if flags&renameNoReplace != 0 {
+			return fsys.reject("rename", path, syscall.EEXIST, newName+" exists")
+		}
+		if err := deleteIfEmpty(ctx, other); err != nil {
+			return fsys.toErrno("rename", path, err)
+		}
+	}
+	return fsys.toErrno("rename", path, rename(id))
+}
+
+// Rename flags of renameat2(2).
+const (
+	renameNoReplace = 1
+	renameExchange  = 2
+	renameWhiteout  = 4
+)

@@ -1,0 +1,121 @@
+// Package mount runs a clfs mount: it opens the session manager of a home,
+// mounts its filesystem, and unmounts cleanly.
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"clfs/fs"
+	"clfs/sessionmgr"
+)
+
+// Options configures a mount.
+type Options struct {
+	Mountpoint     string
+	Home           string
+	ReadOnly       bool
+	AllowOther     bool
+	Debug          bool // FUSE trace on stderr
+	SessionTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Mount is a running mount.
+type Mount struct {
+	Manager *sessionmgr.Manager
+	server  *fuse.Server
+	opts    Options
+}
+
+// CheckMountpoint refuses a mountpoint that is missing, not a directory,
+// not empty, or a stale mount, with a message that says what to do.
+func CheckMountpoint(dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		return fmt.Errorf("%s is a stale mount (its daemon died): run 'fusermount3 -u %s' or 'umount -l %s' first", dir, dir, dir)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mountpoint %s does not exist: create it with 'mkdir -p %s'", dir, dir)
+	case err != nil:
+		return fmt.Errorf("mountpoint %s: %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("mountpoint %s is not a directory", dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", dir, err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("mountpoint %s is not empty (or something is mounted there): use an empty directory", dir)
+	}
+	return nil
+}
+
+// Start opens the home's session manager and mounts it.
+func Start(opts Options) (*Mount, error) {
+	if err := CheckMountpoint(opts.Mountpoint); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	m, err := sessionmgr.Open(sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	fsys := fs.New(m, fs.Options{ReadOnly: opts.ReadOnly, Logger: log})
+	timeout := time.Second
+	negative := time.Duration(0)
+	mo := fuse.MountOptions{
+		FsName:      "clfs",
+		Name:        "clfs",
+		DirectMount: os.Geteuid() == 0,
+		AllowOther:  opts.AllowOther,
+		Debug:       opts.Debug,
+		MaxWrite:    1 << 20,
+		// O_TRUNC arrives with OPEN, so truncation belongs to the handle.
+		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+	}
+	if opts.ReadOnly {
+		mo.Options = append(mo.Options, "ro")
+	}
+	server, err := fusefs.Mount(opts.Mountpoint, fsys.Root(), &fusefs.Options{
+		MountOptions:    mo,
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &negative,
+	})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
+	}
+	return &Mount{Manager: m, server: server, opts: opts}, nil
+}
+
+// Wait blocks until the filesystem is unmounted (by Unmount, umount or
+// fusermount3 -u), then closes the session manager.
+func (mt *Mount) Wait() error {
+	mt.server.Wait()
+	return mt.Manager.Close()
+}
+
+// Unmount unmounts; Wait then returns.
+func (mt *Mount) Unmount() error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = mt.server.Unmount(); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond) // busy: a process still has a file open
+	}
+	return fmt.Errorf("unmount %s: %w", mt.opts.Mountpoint, err)
+}
