@@ -121,3 +121,15 @@ func (fsys *FS) statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 func (fsys *FS) erofs(op, path string) syscall.Errno {
 	return fsys.reject(op, path, syscall.EROFS, "mounted read-only")
 }
+
+// dots are the "." and ".." entries a directory listing starts with.
+func dots(n *fusefs.Inode) []fuse.DirEntry {
+	parent := n
+	if _, p := n.Parent(); p != nil {
+		parent = p
+	}
+	return []fuse.DirEntry{
+		{Name: ".", Ino: n.StableAttr().Ino, Mode: syscall.S_IFDIR},
+		{Name: "..", Ino: parent.StableAttr().Ino, Mode: syscall.S_IFDIR},
+	}
+}

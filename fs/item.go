@@ -90,7 +90,7 @@ func (n *itemNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 	if err != nil {
 		return nil, n.fsys.toErrno("readdir", n.path(""), err)
 	}
-	entries := make([]fuse.DirEntry, 0, len(files))
+	entries := append(make([]fuse.DirEntry, 0, len(files)+2), dots(&n.Inode)...)
 	for _, f := range files {
 		entries = append(entries, fuse.DirEntry{Name: f.Name, Ino: fileIno(f.Posix.Ino), Mode: syscall.S_IFREG})
 	}

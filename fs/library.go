@@ -84,7 +84,7 @@ func (l *libraryNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Er
 	if err != nil {
 		return nil, l.fsys.toErrno("readdir", l.path(""), err)
 	}
-	entries := make([]fuse.DirEntry, 0, len(items))
+	entries := append(make([]fuse.DirEntry, 0, len(items)+2), dots(&l.Inode)...)
 	for _, it := range items {
 		entries = append(entries, fuse.DirEntry{Name: it.Name, Ino: itemIno(it.Posix.Ino), Mode: syscall.S_IFDIR})
 	}

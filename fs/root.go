@@ -67,7 +67,7 @@ func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 	if err != nil {
 		return nil, r.fsys.toErrno("readdir", "/", err)
 	}
-	entries := make([]fuse.DirEntry, 0, len(libs))
+	entries := append(make([]fuse.DirEntry, 0, len(libs)+2), dots(&r.Inode)...)
 	for _, l := range libs {
 		entries = append(entries, fuse.DirEntry{Name: l.Name, Ino: libraryIno(l.Posix.Ino), Mode: syscall.S_IFDIR})
 	}

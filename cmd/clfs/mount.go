@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"clfs/mount"
+	"clfs/sessionmgr"
+)
+
+type mountOptions struct {
+	ReadOnly       bool
+	AllowOther     bool
+	Debug          bool
+	SessionTimeout time.Duration
+}
+
+func cmdMount() *cli.Command {
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "mount the home's libraries at MOUNTPOINT, in the foreground until unmounted",
+		ArgsUsage: "MOUNTPOINT",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "read-only", Usage: "refuse every change (EROFS)"},
+			&cli.BoolFlag{Name: "allow-other", Usage: "let other users than the mounting one in"},
+			&cli.BoolFlag{Name: "debug", Usage: "trace every FUSE request on stderr"},
+			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of sessions"},
+		},
+		Action: func(c *cli.Context) error {
+			opts := mountOptions{
+				ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
+				Debug: c.Bool("debug"), SessionTimeout: c.Duration("session-timeout"),
+			}
+			return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
+				return runMount(ctx, g, opts, args)
+			})
+		},
+	}
+}
+
+// runMount mounts and serves until the filesystem is unmounted from
+// outside (umount, fusermount3 -u) or ctx ends (SIGINT, SIGTERM), then
+// unmounts cleanly and returns nil.
+func runMount(ctx context.Context, g *globals, opts mountOptions, args []string) error {
+	if err := wantArgs(args, "MOUNTPOINT"); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(g.stderr, nil))
+	mt, err := mount.Start(mount.Options{
+		Mountpoint: args[0], Home: g.home,
+		ReadOnly: opts.ReadOnly, AllowOther: opts.AllowOther, Debug: opts.Debug,
+		SessionTimeout: opts.SessionTimeout, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("mounted", "mountpoint", args[0], "home", g.home)
+	done := make(chan error, 1)
+	go func() { done <- mt.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		logger.Info("unmounting", "mountpoint", args[0])
+		if err := mt.Unmount(); err != nil {
+			return err
+		}
+		return <-done
+	}
+}
