@@ -153,7 +153,11 @@ func runTranscript(t *testing.T, path string) {
 		for i, cmd := range b.cmds {
 			res, err := r.run(cmd)
 			if err != nil {
-				t.Fatalf("%s:%d: %s: %v", path, b.cmdLines[i], cmd, err)
+				// A mistake in the script or an unexpected failure:
+				// shown in place (so -rewrite shows it too), and fatal
+				// to the test.
+				t.Errorf("%s:%d: %s: %v", path, b.cmdLines[i], cmd, err)
+				res = "test error: " + err.Error()
 			}
 			if res != "" {
 				got = append(got, res)
