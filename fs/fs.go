@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,10 @@ type FS struct {
 	readOnly bool
 	started  time.Time
 	root     *rootNode
+
+	changes         chan sessionmgr.Change
+	invalidatorDone chan struct{}
+	closeOnce       sync.Once
 }
 
 // Options configures New.
@@ -34,6 +39,7 @@ func New(m *sessionmgr.Manager, opts Options) *FS {
 		fsys.log = slog.Default()
 	}
 	fsys.root = &rootNode{fsys: fsys}
+	fsys.startInvalidator()
 	return fsys
 }
 

@@ -31,6 +31,7 @@ type Options struct {
 // Mount is a running mount.
 type Mount struct {
 	Manager *sessionmgr.Manager
+	fsys    *fs.FS
 	server  *fuse.Server
 	opts    Options
 }
@@ -95,16 +96,18 @@ func Start(opts Options) (*Mount, error) {
 		NegativeTimeout: &negative,
 	})
 	if err != nil {
+		fsys.Close()
 		m.Close()
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
-	return &Mount{Manager: m, server: server, opts: opts}, nil
+	return &Mount{Manager: m, fsys: fsys, server: server, opts: opts}, nil
 }
 
 // Wait blocks until the filesystem is unmounted (by Unmount, umount or
 // fusermount3 -u), then closes the session manager.
 func (mt *Mount) Wait() error {
 	mt.server.Wait()
+	mt.fsys.Close()
 	return mt.Manager.Close()
 }
 

@@ -138,6 +138,13 @@ func (m *Manager) complete(ctx context.Context, id string, only []string, over m
 	succ.takeLive(m, p)
 	m.afterEnd([]endedSession{{p.s.ID, p.s.UUID}})
 	m.dropUnreferenced(drop)
+	if len(p.apply) > 0 {
+		names := make([]string, 0, len(p.apply))
+		for _, c := range p.apply {
+			names = append(names, c.Name)
+		}
+		m.notifyItemByID(p.s.ItemID, names...)
+	}
 	return succ.sessionID(), nil
 }
 

@@ -595,6 +595,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 		src.mu.Unlock()
 	}
 	m.dropUnreferenced(drop)
+	m.notifyItem(itemID, oldName, newName)
 	return nil
 }
 

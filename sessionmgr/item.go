@@ -171,6 +171,15 @@ func (m *Manager) FindItems(ctx context.Context, spec ItemFindSpec) ([]string, e
 // UpdateItem changes an item's properties; version and metadata_version
 // go up together, content_version does not move.
 func (m *Manager) UpdateItem(ctx context.Context, id string, spec ItemUpdateSpec) error {
+	lib, item := m.namesOf(ctx, "", id)
+	err := m.updateItem(ctx, id, spec)
+	if err == nil {
+		m.notify(Change{Library: lib, Item: item})
+	}
+	return err
+}
+
+func (m *Manager) updateItem(ctx context.Context, id string, spec ItemUpdateSpec) error {
 	if spec.Name != nil {
 		if err := validateItemName(*spec.Name); err != nil {
 			return err
@@ -223,6 +232,7 @@ func (m *Manager) UpdateItem(ctx context.Context, id string, spec ItemUpdateSpec
 
 // SetItemPosix stores mode, owner and mtime of an item directory.
 func (m *Manager) SetItemPosix(ctx context.Context, id string, set PosixChange) error {
+	defer m.notifyItem(id)
 	return m.store.Update(func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
 		if err != nil {
@@ -237,6 +247,7 @@ func (m *Manager) SetItemPosix(ctx context.Context, id string, set PosixChange) 
 // to ERROR, readers of its download sessions get errors, and content no
 // longer referenced is removed.
 func (m *Manager) DeleteItem(ctx context.Context, id string) error {
+	lib, item := m.namesOf(ctx, "", id)
 	var drop []meta.ContentKey
 	var ended []endedSession
 	err := m.store.Update(func(tx *meta.Tx) error {
@@ -252,6 +263,7 @@ func (m *Manager) DeleteItem(ctx context.Context, id string) error {
 	}
 	m.afterEnd(ended)
 	m.dropUnreferenced(drop)
+	m.notify(Change{Library: lib, Item: item})
 	return nil
 }
 

@@ -161,6 +161,15 @@ func (m *Manager) FindLibraries(ctx context.Context, spec LibraryFindSpec) ([]st
 
 // UpdateLibrary changes a library's name or description.
 func (m *Manager) UpdateLibrary(ctx context.Context, id string, spec LibraryUpdateSpec) error {
+	lib, _ := m.namesOf(ctx, id, "")
+	err := m.updateLibrary(ctx, id, spec)
+	if err == nil {
+		m.notify(Change{Library: lib})
+	}
+	return err
+}
+
+func (m *Manager) updateLibrary(ctx context.Context, id string, spec LibraryUpdateSpec) error {
 	if spec.Name != nil {
 		if err := ValidateName("library", *spec.Name); err != nil {
 			return err
@@ -208,6 +217,8 @@ func (m *Manager) UpdateLibrary(ctx context.Context, id string, spec LibraryUpda
 
 // SetLibraryPosix stores mode, owner and mtime of a library directory.
 func (m *Manager) SetLibraryPosix(ctx context.Context, id string, set PosixChange) error {
+	lib, _ := m.namesOf(ctx, id, "")
+	defer m.notify(Change{Library: lib})
 	return m.store.Update(func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
@@ -221,6 +232,12 @@ func (m *Manager) SetLibraryPosix(ctx context.Context, id string, set PosixChang
 // DeleteLibrary deletes a library and, with it, its items (spec §12 #22):
 // sessions on them go to ERROR and unreferenced content is removed.
 func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
+	lib, _ := m.namesOf(ctx, id, "")
+	defer func() {
+		if lib != "" {
+			m.notify(Change{Library: lib})
+		}
+	}()
 	var drop []meta.ContentKey
 	var ended []endedSession
 	err := m.store.Update(func(tx *meta.Tx) error {

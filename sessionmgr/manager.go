@@ -78,6 +78,8 @@ type Manager struct {
 	items map[string]*mountItem   // GUARDED_BY(mu); the mount's drafts, by item id
 	// readers holds the mount's shared read session of each item.
 	readers map[string]*readSession // GUARDED_BY(mu)
+	// subscribers are told of changes (see Subscribe).
+	subscribers []func(Change) // GUARDED_BY(mu)
 
 	stop   chan struct{}
 	reaper sync.WaitGroup

@@ -1,0 +1,107 @@
+package sessionmgr
+
+import (
+	"context"
+
+	"clfs/meta"
+)
+
+// Change names what a completed operation changed, for front ends that
+// cache what they show (the mount's kernel caches). Names are those before
+// the change, so a cache can find its stale entries.
+type Change struct {
+	Library string
+	Item    string   // empty when the library itself changed
+	Files   []string // empty when the item itself changed
+}
+
+// Subscribe registers fn to be told of every change. fn runs on the
+// changing caller's goroutine and must not block or call back into the
+// Manager: hand the change to a goroutine.
+func (m *Manager) Subscribe(fn func(Change)) {
+	m.mu.Lock()
+	m.subscribers = append(m.subscribers, fn)
+	m.mu.Unlock()
+}
+
+func (m *Manager) notify(c Change) {
+	m.mu.Lock()
+	subs := m.subscribers
+	m.mu.Unlock()
+	for _, fn := range subs {
+		fn(c)
+	}
+}
+
+// notifyItem reports a change to files of an item, or to the item itself
+// when no files are named.
+func (m *Manager) notifyItem(itemID string, files ...string) {
+	if len(m.subscriberList()) == 0 {
+		return
+	}
+	var c Change
+	err := m.store.View(func(tx *meta.Tx) error {
+		it, err := m.itemRec(tx, itemID)
+		if err != nil {
+			return err
+		}
+		lib, err := tx.Library(it.LibraryID)
+		if err != nil {
+			return err
+		}
+		c = Change{Library: lib.Name, Item: it.Name, Files: files}
+		return nil
+	})
+	if err == nil {
+		m.notify(c)
+	}
+}
+
+func (m *Manager) subscriberList() []func(Change) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.subscribers
+}
+
+// namesOf returns the names of a library and, if itemID is set, an item,
+// for a Change about to be made stale.
+func (m *Manager) namesOf(ctx context.Context, libraryID, itemID string) (lib, item string) {
+	_ = m.store.View(func(tx *meta.Tx) error {
+		if itemID != "" {
+			it, err := m.itemRec(tx, itemID)
+			if err != nil {
+				return err
+			}
+			item = it.Name
+			l, err := tx.Library(it.LibraryID)
+			if err == nil {
+				lib = l.Name
+			}
+			return err
+		}
+		l, err := m.libraryRec(tx, libraryID)
+		if err == nil {
+			lib = l.Name
+		}
+		return err
+	})
+	return lib, item
+}
+
+// notifyItemByID is notifyItem for an item known by catalog ID.
+func (m *Manager) notifyItemByID(itemID uint64, files ...string) {
+	if len(m.subscriberList()) == 0 {
+		return
+	}
+	var uuid string
+	_ = m.store.View(func(tx *meta.Tx) error {
+		it, err := tx.Item(itemID)
+		if err == nil {
+			uuid = it.UUID
+		}
+		return err
+	})
+	if uuid != "" {
+		m.notifyItem(uuid, files...)
+	}
+}
