@@ -64,6 +64,9 @@ type Draft struct {
 	attr        meta.Attr   // GUARDED_BY(mu); attributes of the pending version
 	opens       int         // GUARDED_BY(mu)
 	removed     bool        // GUARDED_BY(mu); unlinked or renamed over
+	// broken is the error of a write or truncate that failed: the staged
+	// bytes are not what the writer meant, so the commit must fail too.
+	broken error // GUARDED_BY(mu)
 }
 
 func (m *Manager) mountItem(itemID string) *mountItem {
@@ -280,6 +283,9 @@ func (d *Draft) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if n > 0 {
 		d.dataWritten = true
 	}
+	if err != nil && d.broken == nil {
+		d.broken = err
+	}
 	return n, err
 }
 
@@ -294,7 +300,11 @@ func (d *Draft) Truncate(ctx context.Context, size int64) error {
 	if err := d.beginChange(ctx, size > 0); err != nil {
 		return err
 	}
-	return d.staged.Truncate(size)
+	err := d.staged.Truncate(size)
+	if err != nil && d.broken == nil {
+		d.broken = err
+	}
+	return err
 }
 
 // ReadStaged reads the pending version (the writer's own view). ok is false
@@ -375,6 +385,10 @@ func (d *Draft) commitLocked(ctx context.Context) error {
 	attr := d.attr
 	attr.Ctime = d.m.now()
 	over := map[string]fileOverride{d.name: {attr: &attr, fileID: d.ino}}
+	if ferr == nil && d.broken != nil {
+		ferr = d.broken
+	}
+	d.broken = nil
 	if ferr != nil {
 		next, _ := d.m.failChanges(ctx, sid, []string{d.name}, ferr)
 		mi.session = next
