@@ -14,7 +14,9 @@ const (
 
 // ValidateName checks a library, item or file name: it must be usable as
 // one path component of the mount and survive the API's JSON unchanged.
-// Non-UTF-8 names are refused because JSON cannot carry them losslessly.
+// Non-UTF-8 names are refused because JSON cannot carry them losslessly;
+// '\' because clients on Windows and datastore paths read it as a
+// separator (spec §12 #23).
 func ValidateName(what, name string) error {
 	switch {
 	case name == "":
@@ -23,6 +25,8 @@ func ValidateName(what, name string) error {
 		return errorf(KindInvalidArgument, "%s name %q is reserved", what, name)
 	case strings.ContainsRune(name, '/'):
 		return errorf(KindInvalidArgument, "%s name %q contains '/'", what, name)
+	case strings.ContainsRune(name, '\\'):
+		return errorf(KindInvalidArgument, "%s name %q contains '\\'", what, name)
 	case strings.ContainsRune(name, 0):
 		return errorf(KindInvalidArgument, "%s name %q contains NUL", what, name)
 	case len(name) > maxNameBytes:
