@@ -220,10 +220,8 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 	}
 	namesChanged, contentChanged := false, false
 	for i, c := range p.apply {
-		// The session's changes must be the ones checked above.
-		rec, err := tx.UpdateSessionFile(cur.ID, c.Name)
-		if err != nil || rec.Staging != c.Staging || rec.Removed != c.Removed || !bytes.Equal(rec.SHA256, c.SHA256) {
-			return nil, errorf(KindNotAllowedInCurrentState, "%s changed while completing", updateLabel(cur.UUID))
+		if err := unchanged(tx, cur, &c); err != nil {
+			return nil, err
 		}
 		old, err := tx.File(it.ID, c.Name)
 		if err != nil && !errors.Is(err, meta.ErrNotFound) {
@@ -293,6 +291,16 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 	return drop, nil
 }
 
+// unchanged checks that a change of the session is still the one the
+// commit was planned with: the client may re-add or remove it meanwhile.
+func unchanged(tx *meta.Tx, s *meta.UpdateSession, c *meta.UpdateSessionFile) error {
+	rec, err := tx.UpdateSessionFile(s.ID, c.Name)
+	if err != nil || rec.Staging != c.Staging || rec.Removed != c.Removed || !bytes.Equal(rec.SHA256, c.SHA256) {
+		return errorf(KindNotAllowedInCurrentState, "%s changed while completing", updateLabel(s.UUID))
+	}
+	return nil
+}
+
 // dropRef releases a committed file's reference on its blob and returns
 // the blob if that was the last one.
 func dropRef(tx *meta.Tx, f *meta.File) ([]meta.ContentKey, error) {
@@ -323,6 +331,11 @@ func (m *Manager) rollbackPlaced(root string, placed []meta.ContentKey) {
 // failCommit puts a session whose commit failed on the server's side (full
 // disk, I/O error) in ERROR, as the mount's contract says, and returns the
 // cause. The item is untouched; changes carried to a successor survive.
+//
+// A session that was ended (cancel, expiry, item deleted) or whose changes
+// were re-added or removed since the commit was planned is left alone: its
+// staged bytes went with that, which is why placing them failed, and the
+// caller gets NotAllowedInCurrentState as from any late complete.
 func (m *Manager) failCommit(p *commitPlan, succ *successor, cause error) error {
 	msg := "commit failed: " + cause.Error()
 	moved, err := succ.moveStaging(m, p)
@@ -332,11 +345,23 @@ func (m *Manager) failCommit(p *commitPlan, succ *successor, cause error) error 
 			if err != nil {
 				return err
 			}
+			if State(cur.State) != StateActive {
+				return &StateError{Session: updateLabel(cur.UUID), Op: opComplete, State: State(cur.State)}
+			}
+			for i := range p.apply {
+				if err := unchanged(tx, cur, &p.apply[i]); err != nil {
+					return err
+				}
+			}
 			if err := m.endUpdateTx(tx, cur, opFail, msg); err != nil {
 				return err
 			}
 			return succ.createTx(tx, m, p, moved)
 		})
+	}
+	if err != nil && KindOf(err) == KindNotAllowedInCurrentState {
+		succ.undoStaging(moved)
+		return err
 	}
 	if err != nil {
 		succ.undoStaging(moved)
