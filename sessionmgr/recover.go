@@ -20,16 +20,23 @@ import (
 //     between placing a blob and committing the catalog, or a removal
 //     that died before unlinking).
 //
-// ACTIVE sessions are left to expire normally.
+// ACTIVE sessions then expire normally, but not before now + timeout: the
+// activity the old process saw only in memory (reads, writes, open
+// handles) had moved their expiration_time past the stored one, and
+// clients could not keep them alive while nobody served them.
 func (m *Manager) recover() error {
 	var backings []meta.Backing
 	var ups []meta.UpdateSession
+	var downs []meta.DownloadSession
 	var refs []meta.ContentRefEntry
 	if err := m.store.View(func(tx *meta.Tx) (err error) {
 		if backings, err = tx.Backings(); err != nil {
 			return err
 		}
 		if ups, err = tx.UpdateSessions(); err != nil {
+			return err
+		}
+		if downs, err = tx.DownloadSessions(); err != nil {
 			return err
 		}
 		refs, err = tx.ContentRefs()
@@ -86,7 +93,18 @@ func (m *Manager) recover() error {
 					return err
 				}
 			}
-			return nil
+			return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
+		}); err != nil {
+			return err
+		}
+	}
+	for i := range downs {
+		s := &downs[i]
+		if State(s.State) != StateActive {
+			continue
+		}
+		if err := m.store.Update(func(tx *meta.Tx) error {
+			return m.extendTx(tx, meta.DownloadSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutDownloadSession(s) })
 		}); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -266,5 +267,61 @@ func TestFsckFindsDamage(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("stray reference not reported: %+v", rep.Problems)
+	}
+}
+
+// TestRestartKeepsExpirationPromise: activity that only the old process
+// saw (writes, reads) moved expiration_time forward; a restart must not
+// expire sessions before what get promised.
+func TestRestartKeepsExpirationPromise(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	item := e.item(e.library("lib"), "iso")
+	e.commit(item, "a", "aaa")
+	s := e.updateSession(item)
+	d := e.downloadSession(item)
+	_, err := e.m.AddFile(e.ctx, s, FileAddSpec{Name: "b", SourceType: SourcePush})
+	e.must(err)
+
+	e.clock.Advance(4 * time.Minute)
+	sf, err := e.m.OpenUpload(e.ctx, s, "b", UploadOptions{})
+	e.must(err)
+	_, err = sf.Write([]byte("x"))
+	e.must(err)
+	e.must(sf.Close())
+	r, err := e.m.OpenDownload(e.ctx, d, "a")
+	e.must(err)
+	_, err = e.readAll(r)
+	e.must(err)
+	e.must(r.Close())
+	us, err := e.m.GetUpdateSession(e.ctx, s)
+	e.must(err)
+	ds, err := e.m.GetDownloadSession(e.ctx, d)
+	e.must(err)
+	promised := testEpoch.Add(4*time.Minute + testTimeout)
+	if !us.ExpirationTime.Equal(promised) || !ds.ExpirationTime.Equal(promised) {
+		t.Fatalf("expiration %v and %v, want %v", us.ExpirationTime, ds.ExpirationTime, promised)
+	}
+
+	e.close()
+	e.clock.Advance(time.Minute)
+	e.open()
+	e.clock.Advance(testTimeout - time.Minute - time.Second) // 1s before the promise
+	_, err = e.m.ExpireDue(e.ctx)
+	e.must(err)
+	if got := e.updateState(s); got != StateActive {
+		t.Errorf("update session %s before its expiration_time", got)
+	}
+	if got := e.downloadState(d); got != StateActive {
+		t.Errorf("download session %s before its expiration_time", got)
+	}
+	e.clock.Advance(testTimeout)
+	_, err = e.m.ExpireDue(e.ctx)
+	e.must(err)
+	if got := e.updateState(s); got != StateCanceled {
+		t.Errorf("update session %s after its expiration_time", got)
+	}
+	if got := e.downloadState(d); got != StateCanceled {
+		t.Errorf("download session %s after its expiration_time", got)
 	}
 }
