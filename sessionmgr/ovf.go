@@ -14,7 +14,8 @@ import (
 // complete does not enforce it, because the mount commits an OVF folder
 // file by file and the descriptor usually arrives first.
 
-var ovfHref = regexp.MustCompile(`ovf:href\s*=\s*"([^"]+)"`)
+// ovfHref matches ovf:href="..." and ovf:href='...': XML allows both.
+var ovfHref = regexp.MustCompile(`ovf:href\s*=\s*(?:"([^"]+)"|'([^']+)')`)
 
 const maxDescriptorBytes = 16 << 20
 
@@ -38,7 +39,7 @@ func (m *Manager) ovfReferences(s *meta.UpdateSession, view []UpdateSessionFile)
 			continue
 		}
 		for _, mm := range ovfHref.FindAllSubmatch(b, -1) {
-			ref := string(mm[1])
+			ref := string(mm[1]) + string(mm[2]) // one of them is empty
 			if ValidateName("file", ref) == nil {
 				refs = append(refs, ref)
 			}
