@@ -131,11 +131,13 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 	m.mu.Unlock()
 	ls.handles.Add(1)
 	m.touch(ls)
+	var previous string // an earlier upload of the file, which this one restarts
 	err = m.store.Update(func(tx *meta.Tx) error {
 		r, err := tx.UpdateSessionFile(s.ID, name)
 		if err != nil {
 			return err
 		}
+		previous = r.Staging
 		r.Status = string(TransferTransferring)
 		r.ErrorMessage = ""
 		r.Staging = sf.path
@@ -145,6 +147,9 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 		sf.Close()
 		m.discardUpload(s.ID, name)
 		return nil, err
+	}
+	if previous != "" && previous != sf.path {
+		os.Remove(previous)
 	}
 	return sf, nil
 }

@@ -69,6 +69,7 @@ import (
 //	advance DURATION                    move the fake clock
 //	expire                              run the reaper once
 //	staging S                           does the session's staging dir exist
+//	staged S                            how many staged files it holds
 //	blobs                               committed blobs on disk (short sha)
 //	fsck
 //
@@ -655,6 +656,16 @@ func (r *transcriptRunner) dispatch(pos []string, opts map[string]string) (strin
 			return "present", nil
 		}
 		return "absent", nil
+	case "staged":
+		id, _, err := r.session(pos, 2, "staged S")
+		if err != nil {
+			return "", err
+		}
+		entries, err := os.ReadDir(stagingDir(filepath.Join(m.Home(), "storage"), id))
+		if err != nil && !os.IsNotExist(err) {
+			return "", err
+		}
+		return fmt.Sprintf("%d staged files", len(entries)), nil
 	case "blobs":
 		blobs, err := listBlobs(filepath.Join(m.Home(), "storage"))
 		if err != nil {
