@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"clfs/meta"
 )
 
@@ -345,4 +347,53 @@ func TestLibraryOnItsOwnBacking(t *testing.T) {
 	e.checkStorage()
 	e.must(e.m.DeleteLibrary(e.ctx, lib))
 	e.checkStorage()
+}
+
+// TestClientTokenUnderRace: concurrent creates with one client token
+// create one object; every caller gets its id.
+func TestClientTokenUnderRace(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	lib := e.library("lib")
+	item := e.item(lib, "iso")
+	const n = 6
+	for _, c := range []struct {
+		name   string
+		create func(token string) (string, error)
+	}{
+		{"library", func(token string) (string, error) {
+			return e.m.CreateLibrary(e.ctx, LibraryCreateSpec{Name: "raced"}, token)
+		}},
+		{"item", func(token string) (string, error) {
+			return e.m.CreateItem(e.ctx, ItemCreateSpec{LibraryID: lib, Name: "raced"}, token)
+		}},
+		{"update session", func(token string) (string, error) {
+			return e.m.CreateUpdateSession(e.ctx, UpdateSessionCreateSpec{LibraryItemID: item}, token)
+		}},
+		{"download session", func(token string) (string, error) {
+			return e.m.CreateDownloadSession(e.ctx, DownloadSessionCreateSpec{LibraryItemID: item}, token)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			token := uuid.NewString()
+			ids := make([]string, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() { defer wg.Done(); ids[i], errs[i] = c.create(token) }()
+			}
+			wg.Wait()
+			for i := range n {
+				if errs[i] != nil || ids[i] != ids[0] {
+					t.Fatalf("creates returned %v, %v", ids, errs)
+				}
+			}
+		})
+	}
+	downs, err := e.m.ListDownloadSessions(e.ctx, item)
+	e.must(err)
+	if len(downs) != 1 {
+		t.Fatalf("%d download sessions", len(downs))
+	}
 }
