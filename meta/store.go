@@ -33,7 +33,13 @@ type Options struct {
 	Logger     *slog.Logger
 }
 
-const maxTxnAttempts = 16
+// maxTxnAttempts bounds the retries of a conflicting transaction. Every
+// commit is an fsync, so while a key is hot (a popular blob's reference
+// count, pinned by many download sessions at once) one transaction can
+// lose a dozen rounds in a row: eight writers on one key need up to 16
+// attempts. The bound is for livelock, not for load; with the backoff
+// capped at 12.8 ms it is reached after about 0.7 s.
+const maxTxnAttempts = 64
 
 // Open opens (creating if needed) the catalog in opts.Dir. Writes are
 // synchronous: a committed transaction is on disk when Update returns.
