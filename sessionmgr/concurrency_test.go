@@ -397,3 +397,42 @@ func TestClientTokenUnderRace(t *testing.T) {
 		t.Fatalf("%d download sessions", len(downs))
 	}
 }
+
+// TestItemDeleteRacesCreate: a session created while its item is being
+// deleted either fails (NotFound) or is ended by the delete; it never
+// stays ACTIVE on an item that is gone.
+func TestItemDeleteRacesCreate(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	lib := e.library("lib")
+	for round := range 20 {
+		item := e.item(lib, fmt.Sprintf("iso%d", round))
+		e.commit(item, "a", "aaa")
+		var wg sync.WaitGroup
+		var up, down string
+		var errUp, errDown, errDel error
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			up, errUp = e.m.CreateUpdateSession(e.ctx, UpdateSessionCreateSpec{LibraryItemID: item}, "")
+		}()
+		go func() {
+			defer wg.Done()
+			down, errDown = e.m.CreateDownloadSession(e.ctx, DownloadSessionCreateSpec{LibraryItemID: item}, "")
+		}()
+		go func() { defer wg.Done(); errDel = e.m.DeleteItem(e.ctx, item) }()
+		wg.Wait()
+		e.must(errDel)
+		if errUp != nil {
+			wantKind(t, errUp, KindNotFound)
+		} else if got := e.updateState(up); got != StateFailed {
+			t.Fatalf("round %d: update session %s on a deleted item", round, got)
+		}
+		if errDown != nil {
+			wantKind(t, errDown, KindNotFound)
+		} else if got := e.downloadState(down); got != StateFailed {
+			t.Fatalf("round %d: download session %s on a deleted item", round, got)
+		}
+	}
+	e.checkStorage()
+}

@@ -286,6 +286,12 @@ func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentK
 		}
 	}
 	msg := "library item " + itemLabel(tx, it) + " was deleted"
+	// The scan below cannot see an update session created concurrently;
+	// reading the item's lock, which every create writes, makes such a
+	// create conflict with this transaction, whose retry then sees it.
+	if _, err := tx.ActiveUpdate(it.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
+		return nil, nil, err
+	}
 	ups, err := tx.UpdateSessions()
 	if err != nil {
 		return nil, nil, err
