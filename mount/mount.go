@@ -1,5 +1,6 @@
 // Package mount runs a clfs mount: it opens the session manager of a home,
-// mounts its filesystem, and unmounts cleanly.
+// mounts its filesystem, serves the manager on the home's control socket
+// (see ControlServer; Dial is its client), and unmounts cleanly.
 package mount
 
 import (
@@ -33,6 +34,7 @@ type Mount struct {
 	Manager *sessionmgr.Manager
 	fsys    *fs.FS
 	server  *fuse.Server
+	control *ControlServer
 	opts    Options
 }
 
@@ -60,10 +62,15 @@ func CheckMountpoint(dir string) error {
 	return nil
 }
 
-// Start opens the home's session manager and mounts it.
+// Start opens the home's session manager, mounts it, and serves it on
+// the home's control socket.
 func Start(opts Options) (*Mount, error) {
 	if err := CheckMountpoint(opts.Mountpoint); err != nil {
 		return nil, err
+	}
+	if c, err := Dial(opts.Home); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: %s (control socket %s)", ErrMountRunning, opts.Home, c.Socket())
 	}
 	log := opts.Logger
 	if log == nil {
@@ -100,15 +107,25 @@ func Start(opts Options) (*Mount, error) {
 		m.Close()
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
-	return &Mount{Manager: m, fsys: fsys, server: server, opts: opts}, nil
+	control, err := ServeControl(m, SocketPath(m.Home()), log)
+	if err != nil {
+		server.Unmount()
+		server.Wait()
+		fsys.Close()
+		m.Close()
+		return nil, err
+	}
+	return &Mount{Manager: m, fsys: fsys, server: server, control: control, opts: opts}, nil
 }
 
 // Wait blocks until the filesystem is unmounted (by Unmount, umount or
-// fusermount3 -u), then closes the session manager.
+// fusermount3 -u), then closes the control socket and the session
+// manager.
 func (mt *Mount) Wait() error {
 	mt.server.Wait()
+	cerr := mt.control.Close()
 	mt.fsys.Close()
-	return mt.Manager.Close()
+	return errors.Join(mt.Manager.Close(), cerr)
 }
 
 // Unmount unmounts; Wait then returns.
