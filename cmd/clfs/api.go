@@ -4,13 +4,14 @@ import (
 	"context"
 	"io"
 
+	"clfs/mount"
 	"clfs/sessionmgr"
 )
 
-// api is the content library item API as the commands use it. Today it is
-// always the session manager opened on the home directory (localAPI); when
-// a mount is running, a client of its control socket will implement it
-// instead, so the commands must not rely on anything but these methods.
+// api is the content library item API as the commands use it: the
+// session manager opened on the home directory (localAPI), or, while a
+// mount holds the home, a client of its control socket (remoteAPI). The
+// commands must not rely on anything but these methods.
 type api interface {
 	Close() error
 
@@ -92,4 +93,28 @@ func (a localAPI) OpenDownload(ctx context.Context, id, name string) (download, 
 		return nil, err
 	}
 	return r, nil
+}
+
+// remoteAPI drives the session manager of a running mount through its
+// control socket.
+type remoteAPI struct {
+	*mount.Client
+}
+
+var _ api = remoteAPI{}
+
+func (a remoteAPI) OpenUpload(ctx context.Context, sessionID, name string, opts sessionmgr.UploadOptions) (upload, error) {
+	u, err := a.Client.OpenUpload(ctx, sessionID, name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (a remoteAPI) OpenDownload(ctx context.Context, id, name string) (download, error) {
+	d, err := a.Client.OpenDownload(ctx, id, name)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
 }

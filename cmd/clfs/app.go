@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"clfs/mount"
 	"clfs/sessionmgr"
 )
 
@@ -151,10 +152,19 @@ type globals struct {
 	conn api // nil until connect
 }
 
-// connect returns the API over the home directory, opening it once.
+// connect returns the API over the home directory, once: the control
+// socket of the mount serving it, or else the catalog, opened here.
 func (g *globals) connect() (api, error) {
 	if g.conn != nil {
 		return g.conn, nil
+	}
+	c, err := mount.Dial(g.home)
+	if err == nil {
+		g.conn = remoteAPI{c}
+		return g.conn, nil
+	}
+	if !errors.Is(err, mount.ErrNoMount) {
+		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{
 		Level: slog.LevelWarn,
