@@ -436,3 +436,39 @@ func TestItemDeleteRacesCreate(t *testing.T) {
 	}
 	e.checkStorage()
 }
+
+// TestLibraryDeleteRacesItemCreate: an item created while its library is
+// being deleted either fails (NotFound) or is deleted with it; no item is
+// left in a library that is gone.
+func TestLibraryDeleteRacesItemCreate(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	for round := range 20 {
+		lib := e.library(fmt.Sprintf("lib%d", round))
+		e.item(lib, "first")
+		var wg sync.WaitGroup
+		var item string
+		var errItem, errDel error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			item, errItem = e.m.CreateItem(e.ctx, ItemCreateSpec{LibraryID: lib, Name: "raced"}, "")
+		}()
+		go func() { defer wg.Done(); errDel = e.m.DeleteLibrary(e.ctx, lib) }()
+		wg.Wait()
+		e.must(errDel)
+		if errItem != nil {
+			wantKind(t, errItem, KindNotFound)
+			continue
+		}
+		if _, err := e.m.GetItem(e.ctx, item); KindOf(err) != KindNotFound {
+			t.Fatalf("round %d: item of a deleted library: %v", round, err)
+		}
+	}
+	// Every item is in a library that exists: find works.
+	if _, err := e.m.FindItems(e.ctx, ItemFindSpec{Name: ptr("raced")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -57,6 +57,10 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 		for _, f := range []func() error{
 			func() error { return tx.PutItem(it) },
 			func() error { return tx.PutItemName(lib.ID, it.Name, it.ID) },
+			// Unchanged, but written: a DeleteLibrary running meanwhile
+			// read it, so one of the two conflicts and its retry sees
+			// the other (its scan of the library's items cannot).
+			func() error { return tx.PutLibrary(lib) },
 			func() error { return tx.PutUUID(it.UUID, meta.ItemObject, it.ID) },
 			func() error { return rememberToken(tx, tokenItem, clientToken, specHash, it.UUID) },
 		} {
