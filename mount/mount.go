@@ -84,7 +84,7 @@ func Start(opts Options) (*Mount, error) {
 	timeout := time.Second
 	negative := time.Duration(0)
 	mo := fuse.MountOptions{
-		FsName:      "clfs",
+		FsName:      m.Home(),
 		Name:        "clfs",
 		DirectMount: os.Geteuid() == 0,
 		AllowOther:  opts.AllowOther,

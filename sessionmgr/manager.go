@@ -108,8 +108,10 @@ func Open(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(home, "meta"), 0o700); err != nil {
-		return nil, fmt.Errorf("create home %s: %w", home, err)
+	for _, dir := range []string{"meta", "storage"} {
+		if err := os.MkdirAll(filepath.Join(home, dir), 0o700); err != nil {
+			return nil, fmt.Errorf("create home %s: %w", home, err)
+		}
 	}
 	m := &Manager{
 		clock:          opts.Clock,

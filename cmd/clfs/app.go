@@ -22,6 +22,9 @@ import (
 // Main runs the clfs command line; args are as in os.Args. It returns the
 // error to report: main prints it as one line and exits 1.
 func Main(args []string) error {
+	if home, mountpoint, options, ok := fstabCall(args); ok {
+		return runFstab(home, mountpoint, options)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return run(ctx, args, os.Stdout, os.Stderr)
