@@ -25,8 +25,6 @@ func ValidateName(what, name string) error {
 		return errorf(KindInvalidArgument, "%s name %q is reserved", what, name)
 	case strings.ContainsRune(name, '/'):
 		return errorf(KindInvalidArgument, "%s name %q contains '/'", what, name)
-	case strings.ContainsRune(name, '\\'):
-		return errorf(KindInvalidArgument, "%s name %q contains '\\'", what, name)
 	case strings.ContainsRune(name, 0):
 		return errorf(KindInvalidArgument, "%s name %q contains NUL", what, name)
 	case len(name) > maxNameBytes:
