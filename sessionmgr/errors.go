@@ -122,3 +122,13 @@ func storageErr(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// messageOf is an error's text without its kind, for error_message fields
+// whose kind the state already says.
+func messageOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Msg != "" {
+		return e.Msg
+	}
+	return err.Error()
+}

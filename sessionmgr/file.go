@@ -13,7 +13,7 @@ import (
 
 // ListFiles returns the committed files of an item, ordered by name.
 func (m *Manager) ListFiles(ctx context.Context, itemID string) ([]File, error) {
-	var out []File
+	out := []File{}
 	err := m.store.View(func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
@@ -63,7 +63,7 @@ func (m *Manager) SetFilePosix(ctx context.Context, itemID, name string, set Pos
 
 // ListStorage returns where each file of an item is stored.
 func (m *Manager) ListStorage(ctx context.Context, itemID string) ([]Storage, error) {
-	var out []Storage
+	out := []Storage{}
 	err := m.store.View(func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
@@ -87,7 +87,7 @@ func (m *Manager) ListStorage(ctx context.Context, itemID string) ([]Storage, er
 
 // GetStorage returns the copies of one file: one per backing, so one.
 func (m *Manager) GetStorage(ctx context.Context, itemID, name string) ([]Storage, error) {
-	var out []Storage
+	out := []Storage{}
 	err := m.store.View(func(tx *meta.Tx) error {
 		f, err := m.fileRec(tx, itemID, name)
 		if err != nil {

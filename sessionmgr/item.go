@@ -115,7 +115,7 @@ func (m *Manager) ItemByName(ctx context.Context, libraryID, name string) (*Item
 
 // ListItems returns the items of a library, ordered by name.
 func (m *Manager) ListItems(ctx context.Context, libraryID string) ([]Item, error) {
-	var out []Item
+	out := []Item{}
 	err := m.store.View(func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, libraryID)
 		if err != nil {

@@ -118,7 +118,7 @@ func (m *Manager) LibraryByName(ctx context.Context, name string) (*Library, err
 
 // ListLibraries returns every library, ordered by name.
 func (m *Manager) ListLibraries(ctx context.Context) ([]Library, error) {
-	var out []Library
+	out := []Library{}
 	err := m.store.View(func(tx *meta.Tx) error {
 		libs, err := tx.Libraries()
 		if err != nil {

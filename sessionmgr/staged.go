@@ -417,7 +417,7 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		verdict = judge(r, size, requested, ioErr)
 		if verdict != nil {
 			r.Status = string(TransferError)
-			r.ErrorMessage = verdict.Error()
+			r.ErrorMessage = messageOf(verdict)
 		} else {
 			r.Status = string(TransferReady)
 			r.ErrorMessage = ""
