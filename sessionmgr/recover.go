@@ -36,10 +36,7 @@ func (m *Manager) recover() error {
 		if ups, err = tx.UpdateSessions(); err != nil {
 			return err
 		}
-		if downs, err = tx.DownloadSessions(); err != nil {
-			return err
-		}
-		refs, err = tx.ContentRefs()
+		downs, err = tx.DownloadSessions()
 		return err
 	}); err != nil {
 		return err
@@ -104,10 +101,27 @@ func (m *Manager) recover() error {
 			continue
 		}
 		if err := m.store.Update(func(tx *meta.Tx) error {
+			if strings.HasPrefix(s.Owner, ownerMountPrefix) {
+				// Its readers died with the mount; drop its pins now
+				// rather than in five minutes.
+				cur, err := tx.DownloadSession(s.ID)
+				if err != nil {
+					return err
+				}
+				_, err = m.endDownloadTx(tx, cur, opFail, "the mount that owned this session stopped")
+				return err
+			}
 			return m.extendTx(tx, meta.DownloadSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutDownloadSession(s) })
 		}); err != nil {
 			return err
 		}
+	}
+	// Read references last: ending sessions above may have dropped some.
+	if err := m.store.View(func(tx *meta.Tx) (err error) {
+		refs, err = tx.ContentRefs()
+		return err
+	}); err != nil {
+		return err
 	}
 	referenced := map[string]bool{}
 	for _, r := range refs {
