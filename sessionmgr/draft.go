@@ -616,6 +616,9 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 // ItemEntries lists an item as the mount shows it: committed files plus
 // new names not committed yet.
 func (m *Manager) ItemEntries(ctx context.Context, itemID string) ([]FileEntry, error) {
+	// New names first, then the catalog: a name whose first commit runs
+	// in between is then in the catalog (see ItemEntry).
+	pending := m.pendingNames(itemID)
 	files, err := m.ListFiles(ctx, itemID)
 	if err != nil {
 		return nil, err
@@ -626,7 +629,7 @@ func (m *Manager) ItemEntries(ctx context.Context, itemID string) ([]FileEntry, 
 		out = append(out, entryOf(&files[i]))
 		seen[files[i].Name] = true
 	}
-	for _, e := range m.pendingNames(itemID) {
+	for _, e := range pending {
 		if !seen[e.Name] {
 			out = append(out, e)
 		}
@@ -636,21 +639,24 @@ func (m *Manager) ItemEntries(ctx context.Context, itemID string) ([]FileEntry, 
 }
 
 // ItemEntry is one name of an item as the mount shows it.
+//
+// A new name is looked for among the drafts before the catalog: its first
+// commit holds the draft's lock until the catalog has it, so a name is
+// always found in one or the other. The other order loses it when the
+// commit lands between the two looks (rsync's stat of a new empty file
+// racing its commit at RELEASE got ENOENT).
 func (m *Manager) ItemEntry(ctx context.Context, itemID, name string) (*FileEntry, error) {
-	f, err := m.GetFile(ctx, itemID, name)
-	if err == nil {
-		e := entryOf(f)
-		return &e, nil
-	}
-	if !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
 	for _, e := range m.pendingNames(itemID) {
 		if e.Name == name {
 			return &e, nil
 		}
 	}
-	return nil, err
+	f, err := m.GetFile(ctx, itemID, name)
+	if err != nil {
+		return nil, err
+	}
+	e := entryOf(f)
+	return &e, nil
 }
 
 func (m *Manager) pendingNames(itemID string) []FileEntry {
