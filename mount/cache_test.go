@@ -1,0 +1,149 @@
+package mount
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"clfs/sessionmgr"
+)
+
+// importFile replaces one file of an item through the API, as `clfs item
+// import` does through the control socket while the mount runs.
+func importFile(t *testing.T, m *sessionmgr.Manager, lib, item, name string, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := m.LibraryByName(ctx, lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := m.ItemByName(ctx, l.ID, item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := m.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: it.ID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddFile(ctx, sid, sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := m.OpenUpload(ctx, sid, name, sessionmgr.UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.ReadFrom(bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	up.Close()
+	if err := m.CompleteUpdateSession(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Changes made by another client while mounted show in the mount at once,
+// not after the kernel's one-second attribute and entry caches expire.
+func TestAPIChangesShowAtOnce(t *testing.T) {
+	mnt, mt := mounted(t)
+	item := filepath.Join(mnt, "lib", "item")
+	if err := os.MkdirAll(item, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(item, "a.txt")
+	if err := os.WriteFile(path, []byte("v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the kernel's caches: attributes (size 2) and pages.
+	if got, err := os.ReadFile(path); err != nil || string(got) != "v1" {
+		t.Fatalf("read v1: %q %v", got, err)
+	}
+	importFile(t, mt.Manager, "lib", "item", "a.txt", []byte("version two"))
+	eventuallyFast(t, func() error {
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != "version two" {
+			return errors.New("stale content " + string(got))
+		}
+		return nil
+	})
+
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	lib, _ := mt.Manager.LibraryByName(ctx, "lib")
+	it, _ := mt.Manager.ItemByName(ctx, lib.ID, "item")
+	if err := mt.Manager.DeleteItem(ctx, it.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, func() error {
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			return errors.New("deleted item's file still stats")
+		}
+		return nil
+	})
+}
+
+// eventuallyFast retries f for a tenth of the kernel's cache timeout: the
+// notification is asynchronous, but must beat the timeout by far.
+func eventuallyFast(t *testing.T, f func() error) {
+	t.Helper()
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = f(); err == nil {
+			return
+		}
+		sleepMs(5)
+	}
+	t.Fatalf("not visible within 100ms: %v", err)
+}
+
+// Cancelling a download session from the API makes its readers get EIO.
+func TestCancelledDownloadFailsReads(t *testing.T) {
+	mnt, mt := mounted(t)
+	item := filepath.Join(mnt, "lib", "item")
+	if err := os.MkdirAll(item, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	path := filepath.Join(item, "big.iso")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	downs, err := mt.Manager.ListDownloadSessions(ctx, "")
+	if err != nil || len(downs) != 1 {
+		t.Fatalf("download sessions while reading: %v %v", downs, err)
+	}
+	if err := mt.Manager.CancelDownloadSession(ctx, downs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.ReadAt(buf, 6<<20) // beyond what readahead fetched
+	if !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read after the download session was cancelled: %v, want EIO", err)
+	}
+	// A new open gets a new session and reads fine.
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("fresh read after cancel: %v", err)
+	}
+}
+
+func sleepMs(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }
