@@ -80,11 +80,17 @@ func (m *Manager) mountItem(itemID string) *mountItem {
 	return mi
 }
 
-// draftByName finds the live draft of an item's name.
+// draftByName finds the live draft of an item's name. It must not hold
+// Manager.mu while it takes a Draft.mu (the lock order is Draft.mu first):
+// a commit holds its draft's lock and then takes Manager.mu.
 func (m *Manager) draftByName(mi *mountItem, name string) *Draft {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	drafts := make([]*Draft, 0, len(mi.drafts))
 	for _, d := range mi.drafts {
+		drafts = append(drafts, d)
+	}
+	m.mu.Unlock()
+	for _, d := range drafts {
 		if d.nameIs(name) {
 			return d
 		}
