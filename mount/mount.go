@@ -20,11 +20,15 @@ import (
 
 // Options configures a mount.
 type Options struct {
-	Mountpoint     string
-	Home           string
-	ReadOnly       bool
-	AllowOther     bool
-	Debug          bool // FUSE trace on stderr
+	Mountpoint string
+	Home       string
+	ReadOnly   bool
+	AllowOther bool
+	Debug      bool // FUSE trace on stderr
+	// NoXattr answers every xattr call with ENOSYS, which the kernel
+	// remembers: no user.clfs.* attributes, and no security.capability
+	// probe before each write.
+	NoXattr        bool
 	SessionTimeout time.Duration
 	Logger         *slog.Logger
 }
@@ -84,12 +88,13 @@ func Start(opts Options) (*Mount, error) {
 	timeout := time.Second
 	negative := time.Duration(0)
 	mo := fuse.MountOptions{
-		FsName:      m.Home(),
-		Name:        "clfs",
-		DirectMount: os.Geteuid() == 0,
-		AllowOther:  opts.AllowOther,
-		Debug:       opts.Debug,
-		MaxWrite:    1 << 20,
+		FsName:        m.Home(),
+		Name:          "clfs",
+		DirectMount:   os.Geteuid() == 0,
+		AllowOther:    opts.AllowOther,
+		Debug:         opts.Debug,
+		MaxWrite:      1 << 20,
+		DisableXAttrs: opts.NoXattr,
 		// O_TRUNC arrives with OPEN, so truncation belongs to the handle.
 		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 	}

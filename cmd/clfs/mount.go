@@ -15,6 +15,7 @@ type mountOptions struct {
 	ReadOnly       bool
 	AllowOther     bool
 	Debug          bool
+	NoXattr        bool
 	SessionTimeout time.Duration
 }
 
@@ -27,12 +28,13 @@ func cmdMount() *cli.Command {
 			&cli.BoolFlag{Name: "read-only", Usage: "refuse every change (EROFS)"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other users than the mounting one in"},
 			&cli.BoolFlag{Name: "debug", Usage: "trace every FUSE request on stderr"},
+			&cli.BoolFlag{Name: "no-xattr", Usage: "no extended attributes at all (no user.clfs.*), sparing the kernel's probe before each write"},
 			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of sessions"},
 		},
 		Action: func(c *cli.Context) error {
 			opts := mountOptions{
 				ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
-				Debug: c.Bool("debug"), SessionTimeout: c.Duration("session-timeout"),
+				Debug: c.Bool("debug"), NoXattr: c.Bool("no-xattr"), SessionTimeout: c.Duration("session-timeout"),
 			}
 			return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
 				return runMount(ctx, g, opts, args)
@@ -51,7 +53,7 @@ func runMount(ctx context.Context, g *globals, opts mountOptions, args []string)
 	logger := slog.New(slog.NewTextHandler(g.stderr, nil))
 	mt, err := mount.Start(mount.Options{
 		Mountpoint: args[0], Home: g.home,
-		ReadOnly: opts.ReadOnly, AllowOther: opts.AllowOther, Debug: opts.Debug,
+		ReadOnly: opts.ReadOnly, AllowOther: opts.AllowOther, Debug: opts.Debug, NoXattr: opts.NoXattr,
 		SessionTimeout: opts.SessionTimeout, Logger: logger,
 	})
 	if err != nil {
