@@ -139,3 +139,23 @@ func dots(n *fusefs.Inode) []fuse.DirEntry {
 		{Name: "..", Ino: parent.StableAttr().Ino, Mode: syscall.S_IFDIR},
 	}
 }
+
+// dirXattrs answers setxattr and removexattr on libraries, items and the
+// root: clfs stores no extended attributes there, so the answer is
+// ENOTSUP, which cp -a, tar and rsync tolerate. go-fuse's default for a
+// node without these methods is ENODATA, and cp -a then fails on every
+// directory ("preserving permissions for ...: No data available").
+type dirXattrs struct{}
+
+var (
+	_ = (fusefs.NodeSetxattrer)((*dirXattrs)(nil))
+	_ = (fusefs.NodeRemovexattrer)((*dirXattrs)(nil))
+)
+
+func (dirXattrs) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.ENOTSUP
+}
+
+func (dirXattrs) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return syscall.ENOTSUP
+}

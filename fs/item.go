@@ -15,6 +15,7 @@ import (
 // flat: no directories inside.
 type itemNode struct {
 	fusefs.Inode
+	dirXattrs
 	fsys      *FS
 	id        string // API id of the item
 	libraryID string

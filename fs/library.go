@@ -13,6 +13,7 @@ import (
 // libraryNode is /LIB: its items are directories in it.
 type libraryNode struct {
 	fusefs.Inode
+	dirXattrs
 	fsys *FS
 	id   string // API id of the library
 }

@@ -13,6 +13,7 @@ import (
 // rootNode is "/": every library is a directory in it.
 type rootNode struct {
 	fusefs.Inode
+	dirXattrs
 	fsys *FS
 }
 
