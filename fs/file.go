@@ -130,7 +130,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 			return nil, 0, n.fsys.toErrno("open", n.path(), err)
 		}
 	}
-	return h, 0, 0
+	// Written bytes go to the daemon, not the page cache: written pages
+	// left in the inode's page cache would be read by other descriptors
+	// before the commit (guarantee 2).
+	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, syscall.Errno) {

@@ -113,7 +113,8 @@ func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode u
 		return nil, nil, 0, n.fsys.toErrno("create", n.path(name), err)
 	}
 	d.Open()
-	return n.fileInode(ctx, e, out), &writeHandle{fsys: n.fsys, d: d}, 0, 0
+	// DIRECT_IO as in fileNode.Open: no uncommitted pages in the cache.
+	return n.fileInode(ctx, e, out), &writeHandle{fsys: n.fsys, d: d}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *itemNode) Unlink(ctx context.Context, name string) syscall.Errno {

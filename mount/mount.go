@@ -96,7 +96,8 @@ func Start(opts Options) (*Mount, error) {
 		MaxWrite:      1 << 20,
 		DisableXAttrs: opts.NoXattr,
 		// O_TRUNC arrives with OPEN, so truncation belongs to the handle.
-		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+		// Write handles are DIRECT_IO; shared writable mmap still works.
+		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 	}
 	if opts.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
