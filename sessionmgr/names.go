@@ -43,7 +43,7 @@ func validateItemName(name string) error {
 		return err
 	}
 	if n := utf8.RuneCountInString(name); n > maxItemNameChars {
-		return errorf(KindInvalidArgument, "item name %q is %d characters long, the limit is %d", name, n, maxItemNameChars)
+		return wrapf(KindInvalidArgument, ErrNameTooLong, "item name %q is %d characters long, the limit is %d", name, n, maxItemNameChars)
 	}
 	return nil
 }
