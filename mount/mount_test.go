@@ -3,7 +3,6 @@ package mount
 import (
 	"bytes"
 	"crypto/rand"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,29 +13,8 @@ import (
 // mounted starts a real mount of a fresh home for one test.
 func mounted(t *testing.T) (mnt string, mt *Mount) {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Fatalf("these tests mount for real and need /dev/fuse: %v", err)
-	}
-	mnt = filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	mt, err := Start(Options{Mountpoint: mnt, Home: t.TempDir(), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mt.Wait() }()
-	t.Cleanup(func() {
-		if err := mt.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return mnt, mt
+	tm := newMount(t)
+	return tm.Dir, tm.Mount
 }
 
 type testWriter struct{ t *testing.T }
