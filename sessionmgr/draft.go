@@ -169,8 +169,15 @@ func (d *Draft) Name() string {
 // beginChange makes sure the draft has staged bytes in the item's session.
 // fromCommitted seeds them with the committed content. Caller holds d.mu.
 func (d *Draft) beginChange(ctx context.Context, fromCommitted bool) error {
-	if d.staged != nil && d.staged.usable() == nil {
-		return nil
+	if d.staged != nil {
+		// usable reads fields a commit of another file of the item
+		// moves to its successor session (takeLive), under sf.mu.
+		d.staged.mu.Lock()
+		err := d.staged.usable()
+		d.staged.mu.Unlock()
+		if err == nil {
+			return nil
+		}
 	}
 	mi := d.item
 	mi.mu.Lock()
