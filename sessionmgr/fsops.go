@@ -123,15 +123,23 @@ func (m *Manager) readSessionFor(ctx context.Context, it *Item) (*readSession, e
 		return nil, err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	var drop string // the replaced session, if nobody reads through it
 	if old := m.readers[it.ID]; old != nil {
 		old.stale = true
 		if old.readers == 0 {
-			go m.DeleteDownloadSession(context.Background(), old.id)
+			drop = old.id
 		}
 	}
 	rs = &readSession{id: id, contentVersion: it.ContentVersion, readers: 1}
 	m.readers[it.ID] = rs
+	m.mu.Unlock()
+	// Deleted here, not on a goroutine of its own: one that outlived
+	// Close panicked on the closed catalog ("DB Closed").
+	if drop != "" {
+		if err := m.DeleteDownloadSession(context.WithoutCancel(ctx), drop); err != nil && !errors.Is(err, ErrNotFound) {
+			m.log.Warn("delete read session", "session", drop, "err", err)
+		}
+	}
 	return rs, nil
 }
 
