@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -376,4 +377,54 @@ with open(sys.argv[1], "r+b") as f:
 	mustTool(t, "python3", "-c", script, p)
 	wantContent(t, p, []byte("HELLO world"))
 	wantAPIFiles(t, tm, "lib", "item", map[string][]byte{"m": []byte("HELLO world")})
+}
+
+// TestParallelWritesOneItem: several cp into one item at once, then
+// rsync of many small files: each file's commit carries the others to a
+// successor session while they are still being written.
+func TestParallelWritesOneItem(t *testing.T) {
+	tm := newMount(t)
+	dir := tm.mkItem(t, "lib", "item")
+	src := t.TempDir()
+	want := map[string][]byte{}
+	for i := range 5 {
+		name := fmt.Sprintf("big%d", i)
+		want[name] = randomBytes(2<<20 + i*1000)
+		writeFile(t, filepath.Join(src, name), want[name], 0o644, time.Time{})
+	}
+	var cmds []*exec.Cmd
+	for name := range want {
+		c := exec.Command("cp", filepath.Join(src, name), dir)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Errorf("cp: %v", err)
+		}
+	}
+	for name, data := range want {
+		wantContent(t, filepath.Join(dir, name), data)
+	}
+	wantAPIFiles(t, tm, "lib", "item", want)
+
+	small := t.TempDir()
+	for i := range 40 {
+		name := fmt.Sprintf("s%02d", i)
+		want[name] = randomBytes(i * 37)
+		writeFile(t, filepath.Join(small, name), want[name], 0o644, time.Unix(1600000000+int64(i), 0))
+	}
+	mustTool(t, "rsync", "-a", small+"/", dir+"/")
+	wantAPIFiles(t, tm, "lib", "item", want)
+	sessions, err := tm.Manager.ListUpdateSessions(t.Context(), tm.item(t, "lib", "item").ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sessions {
+		if s.State != sessionmgr.StateDone {
+			t.Errorf("session %s is %s", s.ID, s.State)
+		}
+	}
 }
