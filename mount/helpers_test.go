@@ -73,7 +73,12 @@ func (tm *testMount) unmount() {
 	tm.once.Do(func() {
 		if err := tm.Unmount(); err != nil {
 			tm.t.Errorf("unmount: %v", err)
-			return
+			// Leave no mount behind: detach it, the server stops once
+			// the last open file of it is closed.
+			if err := syscall.Unmount(tm.Dir, syscall.MNT_DETACH); err != nil {
+				tm.t.Errorf("lazy unmount: %v", err)
+				return
+			}
 		}
 		select {
 		case err := <-tm.done:
