@@ -43,10 +43,13 @@ func (n *fileNode) path() string { return "/" + n.Path(n.Root()) }
 func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	var e *sessionmgr.FileEntry
 	var err error
+	// The kernel keeps one size per inode and never says whose fstat this
+	// is: go-fuse hands us the node's first open handle. A writer's view
+	// must win, or the kernel would put the writer's O_APPEND writes at
+	// the committed end; a pinned reader's view must not, or readers of
+	// newer versions would be cut short. Readers are DIRECT_IO, so their
+	// reads do not depend on the kernel's size.
 	switch h := f.(type) {
-	case *readHandle:
-		pinned := h.entry
-		e = &pinned
 	case *writeHandle:
 		e, err = h.d.Entry(ctx)
 	default:
@@ -144,13 +147,16 @@ func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, sys
 	if e.Pending {
 		// A new name not committed yet reads as empty for everybody
 		// but its writer.
-		return &readHandle{fsys: n.fsys, entry: *e, path: n.path()}, 0, 0
+		return &readHandle{fsys: n.fsys, entry: *e, path: n.path()}, fuse.FOPEN_DIRECT_IO, 0
 	}
 	r, err := n.fsys.m.OpenFileReader(ctx, n.item.id, n.name())
 	if err != nil {
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
-	return &readHandle{fsys: n.fsys, r: r, entry: r.Entry(), path: n.path()}, 0, 0
+	// DIRECT_IO: the page cache is one per inode, but readers pinned to
+	// different versions of the file must not share pages, nor be cut
+	// at a size the kernel learned from another version.
+	return &readHandle{fsys: n.fsys, r: r, entry: r.Entry(), path: n.path()}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 // xattrs: user.clfs.* names answer from the catalog and are not listed, so

@@ -161,10 +161,15 @@ func TestG2NoUncommittedBytes(t *testing.T) {
 }
 
 // TestG4ReadPinning: a read handle opened before an update commits keeps
-// reading the old version to its end, and its fstat keeps the old size
-// and mtime; once it is closed, opens and stat show the new version. Both
-// a shorter and a longer new version (the kernel must not cut or extend
-// the old reader).
+// reading the old version to its end; opens and stat show the new version
+// at once, while the old reader is still open. Both a shorter and a longer
+// new version (the kernel must not cut or extend the old reader).
+//
+// fstat on the old reader shows the new version: the kernel asks for a
+// file's attributes without saying which descriptor they are for, and it
+// keeps one size per inode, so a pinned reader's own size cannot be
+// served without cutting readers of the new version short. What the old
+// reader reads stays pinned; tar would rightly warn that the file changed.
 func TestG4ReadPinning(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -195,22 +200,10 @@ func TestG4ReadPinning(t *testing.T) {
 				t.Fatal("the update is not committed")
 			}
 
-			var st syscall.Stat_t
-			if err := syscall.Fstat(int(r.Fd()), &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.Size != int64(len(v1)) || st.Mtim != (syscall.Timespec{Sec: 1500000000, Nsec: 42}) {
-				t.Errorf("fstat of the old reader after the update: size %d mtime %v, want %d and the old mtime", st.Size, st.Mtim, len(v1))
-			}
+			wantContent(t, p, v2) // a new reader, while the old one is open
 			rest, err := io.ReadAll(r)
 			if got := append(head, rest...); err != nil || !bytes.Equal(got, v1) {
 				t.Fatalf("old reader read %d bytes %s (%v), want v1 (%d bytes)", len(got), short(got), err, len(v1))
-			}
-			if err := syscall.Fstat(int(r.Fd()), &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.Size != int64(len(v1)) {
-				t.Errorf("fstat of the old reader after reading it all: size %d, want %d", st.Size, len(v1))
 			}
 			// pread at an offset of the old version still serves it.
 			b := make([]byte, 1000)
