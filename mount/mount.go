@@ -102,7 +102,7 @@ func Start(opts Options) (*Mount, error) {
 	if opts.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
 	}
-	server, err := fusefs.Mount(opts.Mountpoint, fsys.Root(), &fusefs.Options{
+	server, err := serve(opts.Mountpoint, fsys, &fusefs.Options{
 		MountOptions:    mo,
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
@@ -122,6 +122,21 @@ func Start(opts Options) (*Mount, error) {
 		return nil, err
 	}
 	return &Mount{Manager: m, fsys: fsys, server: server, control: control, opts: opts}, nil
+}
+
+// serve mounts fsys and serves it, as fusefs.Mount does, but through the
+// filesystem's own raw handler (see fs.FS.RawFileSystem).
+func serve(dir string, fsys *fs.FS, opts *fusefs.Options) (*fuse.Server, error) {
+	server, err := fuse.NewServer(fsys.RawFileSystem(opts), dir, &opts.MountOptions)
+	if err != nil {
+		return nil, err
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		server.Unmount()
+		return nil, err
+	}
+	return server, nil
 }
 
 // Wait blocks until the filesystem is unmounted (by Unmount, umount or

@@ -1,0 +1,64 @@
+package fs
+
+import (
+	"sync"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Commit happens in FLUSH, so close(2) can report it. But FLUSH comes for
+// every close of every copy of a descriptor, and a child process holds
+// copies: when a writer starts a program (fork, then exec closes the
+// inherited descriptors), the child's close would commit the half-written
+// file. The kernel names the closing process's descriptor table in
+// FLUSH's lock owner, and the writing one in WRITE's (DIRECT_IO writes
+// carry it), so a FLUSH from another table than the last writer's is
+// passed over; the writer's own close, or the last RELEASE, commits.
+
+// RawFileSystem is the filesystem as the FUSE server speaks to it.
+func (fsys *FS) RawFileSystem(opts *fusefs.Options) fuse.RawFileSystem {
+	return &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), writers: map[uint64]uint64{}}
+}
+
+type flushFilter struct {
+	fuse.RawFileSystem
+
+	mu      sync.Mutex
+	writers map[uint64]uint64 // GUARDED_BY(mu); file handle → lock owner of its last write
+}
+
+func (f *flushFilter) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	f.noteWriter(in)
+	return f.RawFileSystem.Write(cancel, in, data)
+}
+
+func (f *flushFilter) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
+	f.noteWriter(in)
+	return f.RawFileSystem.Writev(cancel, in, data)
+}
+
+func (f *flushFilter) noteWriter(in *fuse.WriteIn) {
+	if in.WriteFlags&fuse.WRITE_LOCKOWNER != 0 {
+		f.mu.Lock()
+		f.writers[in.Fh] = in.LockOwner
+		f.mu.Unlock()
+	}
+}
+
+func (f *flushFilter) Flush(cancel <-chan struct{}, in *fuse.FlushIn) fuse.Status {
+	f.mu.Lock()
+	owner, wrote := f.writers[in.Fh]
+	f.mu.Unlock()
+	if wrote && owner != in.LockOwner {
+		return fuse.OK
+	}
+	return f.RawFileSystem.Flush(cancel, in)
+}
+
+func (f *flushFilter) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
+	f.mu.Lock()
+	delete(f.writers, in.Fh)
+	f.mu.Unlock()
+	f.RawFileSystem.Release(cancel, in)
+}
