@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// machineInfo describes where the figures come from.
+type machineInfo struct {
+	Started   string            `json:"started"`
+	Elapsed   string            `json:"elapsed"`
+	CPU       string            `json:"cpu"`
+	NProc     int               `json:"nproc"`
+	Memory    string            `json:"memory"`
+	Kernel    string            `json:"kernel"`
+	Disk      string            `json:"disk"`
+	WorkDir   string            `json:"work_dir"`
+	Clfs      string            `json:"clfs"`
+	Loopback  string            `json:"loopback"`
+	Tools     map[string]string `json:"tools"`
+	LoadStart string            `json:"load_start"`
+	LoadEnd   string            `json:"load_end"`
+	LoadMin   float64           `json:"load1_min"`
+	LoadMean  float64           `json:"load1_mean"`
+	LoadMax   float64           `json:"load1_max"`
+}
+
+func (h *harness) collectMachine() machineInfo {
+	m := machineInfo{Started: time.Now().UTC().Format("2006-01-02 15:04 MST"), NProc: runtime.NumCPU(),
+		WorkDir: h.work, Tools: map[string]string{}, LoadStart: loadString()}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if kb, err := procMeminfoKB("MemTotal"); err == nil {
+		m.Memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(data))
+	}
+	m.Disk = diskOf(h.work)
+	if h.has(sysClfs) {
+		m.Clfs = h.bins.clfs
+		if h.cfg.clfsBin == "" {
+			m.Clfs = "go build ./cmd/clfs"
+			if out, _, err := h.output("git", "-C", h.modDir, "describe", "--always", "--dirty"); err == nil {
+				m.Clfs += " at " + strings.TrimSpace(string(out))
+			}
+		}
+	}
+	if h.has(sysLoopback) {
+		m.Loopback = h.bins.loopback
+		if h.cfg.loopBin == "" {
+			m.Loopback = "go-fuse example/loopback"
+			if out, _, err := h.goIn(h.modDir, "list", "-m", "-f", "{{.Version}}", "github.com/hanwen/go-fuse/v2"); err == nil {
+				m.Loopback += " " + strings.TrimSpace(string(out))
+			}
+		}
+		m.Loopback += " (FUSE passthrough as root)"
+	}
+	for _, t := range [][]string{{"rsync", "--version"}, {"fio", "--version"}, {"tar", "--version"}, {"dd", "--version"}} {
+		if out, _, err := h.output(t[0], t[1:]...); err == nil {
+			m.Tools[t[0]] = strings.Join(strings.Fields(strings.SplitN(string(out), "\n", 2)[0]), " ")
+		}
+	}
+	return m
+}
+
+func procMeminfoKB(field string) (int64, error) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("/proc/meminfo: no %s", field)
+}
+
+func loadString() string {
+	one, five, fifteen, err := readLoadavg()
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.2f %.2f %.2f", one, five, fifteen)
+}
+
+// diskOf describes the filesystem and block device dir lives on.
+func diskOf(dir string) string {
+	if p, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = p
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "?"
+	}
+	defer f.Close()
+	var best, fstype, source string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := slices.Index(fields, "-")
+		if len(fields) < 5 || sep < 0 || sep+2 >= len(fields) {
+			continue
+		}
+		mp := unescapeMountinfo(fields[4])
+		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
+			best, fstype, source = mp, fields[sep+1], unescapeMountinfo(fields[sep+2])
+		}
+	}
+	desc := fmt.Sprintf("%s (%s, mounted on %s)", source, fstype, best)
+	dev, ok := strings.CutPrefix(source, "/dev/")
+	if !ok {
+		return desc
+	}
+	sys, err := filepath.EvalSymlinks("/sys/class/block/" + dev)
+	if err != nil {
+		return desc
+	}
+	var extra []string
+	if data, err := os.ReadFile(filepath.Join(sys, "size")); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil {
+			extra = append(extra, fmt.Sprintf("%.0f GiB", float64(n)*512/(1<<30)))
+		}
+	}
+	whole := sys
+	if _, err := os.Stat(filepath.Join(whole, "queue")); err != nil {
+		whole = filepath.Dir(sys) // a partition: the disk is its parent
+	}
+	for _, name := range []string{"device/vendor", "device/model"} {
+		if data, err := os.ReadFile(filepath.Join(whole, name)); err == nil && strings.TrimSpace(string(data)) != "" {
+			extra = append(extra, strings.TrimSpace(string(data)))
+		}
+	}
+	if drv, err := filepath.EvalSymlinks(filepath.Join(whole, "device", "driver")); err == nil {
+		extra = append(extra, "driver "+filepath.Base(drv))
+	}
+	if data, err := os.ReadFile(filepath.Join(whole, "queue", "rotational")); err == nil {
+		extra = append(extra, "rotational="+strings.TrimSpace(string(data)))
+	}
+	if len(extra) > 0 {
+		desc = fmt.Sprintf("%s (%s, mounted on %s; %s)", source, fstype, best, strings.Join(extra, ", "))
+	}
+	return desc
+}
+
+func phaseOf(workload string) string {
+	for _, ph := range phases {
+		if slices.Contains(ph.workloads, workload) {
+			return ph.name
+		}
+	}
+	return ""
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func formatValue(v float64) string {
+	switch a := max(v, -v); {
+	case a >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case a >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+// row is one line of the report.
+type row struct {
+	Key              string               `json:"key"`
+	Workload         string               `json:"workload"`
+	Label            string               `json:"label"`
+	Unit             string               `json:"unit"`
+	HigherIsBetter   bool                 `json:"higher_is_better"`
+	Runs             map[string][]float64 `json:"runs"`
+	Median           map[string]float64   `json:"median"`
+	ClfsOverNative   *float64             `json:"clfs_over_native,omitempty"`
+	ClfsOverLoopback *float64             `json:"clfs_over_loopback,omitempty"`
+}
+
+func (h *harness) rows() []row {
+	var rows []row
+	for _, m := range metrics {
+		if !h.cfg.want[m.workload] {
+			continue
+		}
+		if m.daemon && !h.has(sysLoopback) && !h.has(sysClfs) {
+			continue
+		}
+		r := row{Key: m.key, Workload: m.workload, Label: h.labelOf(m), Unit: m.unit, HigherIsBetter: m.higher,
+			Runs: map[string][]float64{}, Median: map[string]float64{}}
+		for sys, v := range h.results[m.key] {
+			r.Runs[sys] = v
+			r.Median[sys] = median(v)
+		}
+		ratio := func(ref string) *float64 {
+			c, ok1 := r.Median[sysClfs]
+			d, ok2 := r.Median[ref]
+			if !ok1 || !ok2 || d == 0 {
+				return nil
+			}
+			q := c / d
+			return &q
+		}
+		r.ClfsOverNative, r.ClfsOverLoopback = ratio(sysNative), ratio(sysLoopback)
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func (h *harness) report() {
+	rows := h.rows()
+	if h.cfg.jsonOut {
+		cfg := map[string]any{"quick": h.cfg.quick, "runs": h.cfg.runs, "systems": h.cfg.systems,
+			"big_size": h.cfg.bigSize, "tar_files": h.cfg.tarFiles, "tar_dirs": h.cfg.tarDirs,
+			"tar_file_size": h.cfg.tarFileSize, "rsync_size": h.data.rsyncBytes, "rsync_files": h.data.rsyncFiles,
+			"fio_size": h.cfg.fioSize, "fio_rand_io": h.cfg.fioRandIO}
+		var ws []string
+		for w := range h.cfg.want {
+			ws = append(ws, w)
+		}
+		slices.Sort(ws)
+		cfg["workloads"] = ws
+		out := struct {
+			Machine machineInfo    `json:"machine"`
+			Config  map[string]any `json:"config"`
+			Rows    []row          `json:"rows"`
+			Errors  []string       `json:"errors"`
+		}{h.machine, cfg, rows, append([]string{}, h.errors...)}
+		enc := json.NewEncoder(h.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+		return
+	}
+	h.printText(h.stdout, rows)
+}
+
+func (h *harness) printText(w io.Writer, rows []row) {
+	m := h.machine
+	mode := "full"
+	if h.cfg.quick {
+		mode = "quick"
+	}
+	fmt.Fprintf(w, "clfsbench (%s): %d run(s), interleaved %s; started %s, took %s\n",
+		mode, h.cfg.runs, strings.Join(h.cfg.systems, " "), m.Started, m.Elapsed)
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %s RAM, kernel %s\n", m.NProc, m.CPU, m.Memory, m.Kernel)
+	fmt.Fprintf(w, "disk:    %s\n", m.Disk)
+	fmt.Fprintf(w, "         every system's data under %s\n", m.WorkDir)
+	if m.Clfs != "" {
+		fmt.Fprintf(w, "clfs:    %s\n", m.Clfs)
+	}
+	if m.Loopback != "" {
+		fmt.Fprintf(w, "loopback: %s\n", m.Loopback)
+	}
+	var tools []string
+	for _, t := range []string{"dd", "tar", "rsync", "fio"} {
+		if v := m.Tools[t]; v != "" {
+			tools = append(tools, v)
+		}
+	}
+	fmt.Fprintf(w, "tools:   %s\n", strings.Join(tools, "; "))
+	fmt.Fprintf(w, "load:    %s at start, %s at end; 1-min load during the run min %.2f mean %.2f max %.2f (%d CPUs)\n",
+		m.LoadStart, m.LoadEnd, m.LoadMin, m.LoadMean, m.LoadMax, m.NProc)
+	if h.data.rsyncFiles > 0 {
+		fmt.Fprintf(w, "W5 tree: %d files in %d items, %s\n", h.data.rsyncFiles, h.data.rsyncDirs, sizeString(h.data.rsyncBytes))
+	}
+	fmt.Fprintln(w)
+
+	header := []string{"workload", "unit", "native", "loopback", "clfs", "clfs/native", "clfs/loopback"}
+	cells := [][]string{header}
+	var spread [][]string
+	for _, r := range rows {
+		line := []string{r.Label, r.Unit}
+		sp := []string{r.Label, r.Unit}
+		for _, sys := range allSystems {
+			switch v, ok := r.Median[sys]; {
+			case ok:
+				mark := ""
+				if h.failed[phaseOf(r.Workload)][sys] {
+					mark = "!" // from the runs that did not fail
+				}
+				line = append(line, formatValue(v)+mark)
+				lo, hi := slices.Min(r.Runs[sys]), slices.Max(r.Runs[sys])
+				sp = append(sp, formatValue(lo)+".."+formatValue(hi))
+			case h.failed[phaseOf(r.Workload)][sys] && !(sys == sysNative && strings.HasPrefix(r.Key, "rss_")):
+				line, sp = append(line, "ERR"), append(sp, "ERR")
+			default: // not measured: not selected, not applicable or interrupted
+				line, sp = append(line, "-"), append(sp, "-")
+			}
+		}
+		for _, q := range []*float64{r.ClfsOverNative, r.ClfsOverLoopback} {
+			if q == nil {
+				line = append(line, "-")
+			} else {
+				line = append(line, fmt.Sprintf("%.2f", *q))
+			}
+		}
+		cells = append(cells, line)
+		spread = append(spread, sp)
+	}
+	writeTable(w, cells)
+	fmt.Fprintf(w, "\nMedians of %d run(s). Ratios are clfs/reference: for MiB/s, files/s, entries/s and IOPS\n"+
+		"higher is better (ratio < 1: clfs is slower); for s and MiB lower is better (ratio > 1: clfs is\n"+
+		"slower or bigger). RSS is the FUSE daemon's peak (VmHWM and VmRSS sampled every 20 ms).\n"+
+		"ERR: every run failed; a value marked ! comes from the runs that did not fail.\n", h.cfg.runs)
+	if h.cfg.runs > 1 && len(spread) > 0 {
+		fmt.Fprintf(w, "\nSpread (min..max over the runs):\n")
+		writeTable(w, append([][]string{header[:5]}, spread...))
+	}
+}
+
+// writeTable prints cells in aligned columns: the first left-aligned, the
+// others right-aligned.
+func writeTable(w io.Writer, cells [][]string) {
+	width := map[int]int{}
+	for _, line := range cells {
+		for i, c := range line {
+			width[i] = max(width[i], len([]rune(c)))
+		}
+	}
+	for n, line := range cells {
+		var b strings.Builder
+		for i, c := range line {
+			pad := strings.Repeat(" ", width[i]-len([]rune(c)))
+			switch i {
+			case 0:
+				b.WriteString(c + pad)
+			case 1:
+				b.WriteString("  " + c + pad)
+			default:
+				b.WriteString("  " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+		if n == 0 {
+			total := 0
+			for i := range line {
+				total += width[i] + 2
+			}
+			fmt.Fprintln(w, strings.Repeat("-", total-2))
+		}
+	}
+}

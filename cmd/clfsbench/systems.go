@@ -1,0 +1,206 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The systems under test. Every one gives a directory ROOT on the same disk,
+// in which the workloads create ROOT/lib/ITEM/FILE.
+const (
+	sysNative   = "native"   // a plain directory
+	sysLoopback = "loopback" // go-fuse's example/loopback over a plain directory
+	sysClfs     = "clfs"     // clfs mounted on a fresh home
+)
+
+var allSystems = []string{sysNative, sysLoopback, sysClfs}
+
+// instance is one system set up from scratch for one phase of one run.
+type instance struct {
+	system string
+	base   string // everything of this instance lives under it
+	root   string // ROOT: where the workloads run
+	mnt    string // mount point ("" for native)
+
+	cmd     *exec.Cmd // the FUSE daemon (nil for native)
+	pid     int
+	logPath string
+	exited  chan struct{}
+	waitErr error
+}
+
+// start sets up system in a fresh directory named label.
+func (h *harness) start(system, label string) (*instance, error) {
+	in := &instance{system: system, base: filepath.Join(h.work, "runs", label)}
+	if err := os.RemoveAll(in.base); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(in.base, 0o755); err != nil {
+		return nil, err
+	}
+	var args []string
+	switch system {
+	case sysNative:
+		in.root = filepath.Join(in.base, "data")
+		return in, os.Mkdir(in.root, 0o755)
+	case sysLoopback:
+		data := filepath.Join(in.base, "data")
+		in.mnt = filepath.Join(in.base, "mnt")
+		if err := os.Mkdir(data, 0o755); err != nil {
+			return nil, err
+		}
+		args = []string{h.bins.loopback, in.mnt, data}
+	case sysClfs:
+		in.mnt = filepath.Join(in.base, "mnt")
+		args = []string{h.bins.clfs, "--home", filepath.Join(in.base, "home"), "mount", in.mnt}
+	default:
+		return nil, fmt.Errorf("unknown system %q", system)
+	}
+	in.root = in.mnt
+	if err := os.Mkdir(in.mnt, 0o755); err != nil {
+		return nil, err
+	}
+	in.logPath = filepath.Join(in.base, "daemon.log")
+	logf, err := os.Create(in.logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	in.cmd = exec.Command(args[0], args[1:]...)
+	in.cmd.Stdout, in.cmd.Stderr = logf, logf
+	// Own process group: a Ctrl-C on the terminal reaches the harness,
+	// which unmounts in order, not the daemons under a running tool. If
+	// the harness dies, the daemons get SIGTERM and unmount themselves.
+	in.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if h.verbose {
+		h.logf("    $ %s", shellJoin(args))
+	}
+	if err := in.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", system, err)
+	}
+	in.pid = in.cmd.Process.Pid
+	in.exited = make(chan struct{})
+	go func() {
+		in.waitErr = in.cmd.Wait()
+		close(in.exited)
+	}()
+	h.addLive(in)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for !mountinfoHas(in.mnt) {
+		select {
+		case <-in.exited:
+			h.removeLive(in)
+			return nil, fmt.Errorf("%s daemon exited before mounting (%v)%s", system, in.waitErr, in.logTail())
+		case <-h.ctx.Done():
+			return nil, errors.Join(h.ctx.Err(), h.stop(in))
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.Join(fmt.Errorf("%s did not mount %s within 30 s%s", system, in.mnt, in.logTail()), h.stop(in))
+		}
+	}
+	return in, nil
+}
+
+// logTail returns the end of the daemon's log, for error messages.
+func (in *instance) logTail() string {
+	if in.logPath == "" {
+		return ""
+	}
+	data, err := os.ReadFile(in.logPath)
+	if err != nil || len(strings.TrimSpace(string(data))) == 0 {
+		return ""
+	}
+	if len(data) > 3000 {
+		data = data[len(data)-3000:]
+	}
+	return "\n    daemon log (" + in.logPath + "):\n      " +
+		strings.ReplaceAll(strings.TrimSpace(string(data)), "\n", "\n      ")
+}
+
+// stop unmounts and ends the daemon (SIGTERM: both daemons unmount cleanly
+// and exit 0), falling back to fusermount3 -u, umount -l and SIGKILL, then
+// removes the instance's directory. It reports a daemon that did not exit
+// cleanly.
+func (h *harness) stop(in *instance) error {
+	defer h.removeLive(in)
+	var errs []error
+	if in.cmd != nil {
+		_ = syscall.Kill(in.pid, syscall.SIGTERM)
+		clean := true
+		select {
+		case <-in.exited:
+		case <-time.After(30 * time.Second):
+			clean = false
+			errs = append(errs, fmt.Errorf("%s daemon did not exit within 30 s of SIGTERM", in.system))
+		}
+		if mountinfoHas(in.mnt) {
+			clean = false
+			errs = append(errs, fmt.Errorf("%s still mounted after its daemon's exit", in.mnt))
+			_ = exec.Command("fusermount3", "-u", in.mnt).Run()
+			if mountinfoHas(in.mnt) {
+				_ = exec.Command("umount", "-l", in.mnt).Run()
+			}
+		}
+		select {
+		case <-in.exited:
+		default:
+			_ = syscall.Kill(in.pid, syscall.SIGKILL)
+			select {
+			case <-in.exited:
+			case <-time.After(10 * time.Second):
+				errs = append(errs, fmt.Errorf("%s daemon (pid %d) survives SIGKILL", in.system, in.pid))
+			}
+		}
+		if clean && in.waitErr != nil {
+			errs = append(errs, fmt.Errorf("%s daemon exited with %v after SIGTERM", in.system, in.waitErr))
+		}
+		if mountinfoHas(in.mnt) {
+			errs = append(errs, fmt.Errorf("cannot unmount %s: left in place", in.mnt))
+			return fmt.Errorf("%w%s", errors.Join(errs...), in.logTail())
+		}
+	}
+	if len(errs) > 0 {
+		errs[len(errs)-1] = fmt.Errorf("%w%s", errs[len(errs)-1], in.logTail())
+	}
+	if !h.cfg.keep {
+		if err := os.RemoveAll(in.base); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *harness) addLive(in *instance) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.live[in] = true
+}
+
+func (h *harness) removeLive(in *instance) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.live, in)
+}
+
+// stopAll stops every instance still running (on error or interrupt).
+func (h *harness) stopAll() error {
+	h.mu.Lock()
+	var live []*instance
+	for in := range h.live {
+		live = append(live, in)
+	}
+	h.mu.Unlock()
+	var errs []error
+	for _, in := range live {
+		errs = append(errs, h.stop(in))
+	}
+	return errors.Join(errs...)
+}
