@@ -41,11 +41,12 @@ type Options struct {
 // capped at 12.8 ms it is reached after about 0.7 s.
 const maxTxnAttempts = 64
 
-// Open opens (creating if needed) the catalog in opts.Dir. Writes are
-// synchronous: a committed transaction is on disk when Update returns.
+// Open opens (creating if needed) the catalog in opts.Dir.
 func Open(opts Options) (*Store, error) {
 	bo := badger.DefaultOptions(opts.Dir).
-		WithSyncWrites(true).
+		// Writes are synced where it matters (Update), not for every
+		// bookkeeping transaction (UpdateBuffered): see Update.
+		WithSyncWrites(false).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
 		// The catalog is small; Badger's defaults size memtables and
@@ -123,11 +124,27 @@ func (s *Store) NextID() (uint64, error) {
 	}
 }
 
-// Update runs fn in a read-write transaction and commits it durably. On a
-// conflict with a concurrent transaction fn is run again from scratch, a
-// bounded number of times with jittered backoff, so fn must not have side
-// effects outside the transaction.
+// Update runs fn in a read-write transaction and commits it durably: the
+// transaction, and every one committed before it, is on disk when Update
+// returns. On a conflict with a concurrent transaction fn is run again
+// from scratch, a bounded number of times with jittered backoff, so fn
+// must not have side effects outside the transaction.
 func (s *Store) Update(fn func(tx *Tx) error) error {
+	if err := s.UpdateBuffered(fn); err != nil {
+		return err
+	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("sync catalog: %w", err)
+	}
+	return nil
+}
+
+// UpdateBuffered is Update without waiting for the disk: a crash may lose
+// the transaction, and only together with everything committed after it
+// (the log is written in order). For bookkeeping that a crash makes moot
+// anyway — the progress of a transfer, a session's expiry — it saves an
+// fsync per call.
+func (s *Store) UpdateBuffered(fn func(tx *Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		err := s.db.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
 		if !errors.Is(err, badger.ErrConflict) {
@@ -532,6 +549,14 @@ func (tx *Tx) deletePrefix(prefix []byte) error {
 		if err := tx.del(k); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Sync makes every transaction committed so far durable.
+func (s *Store) Sync() error {
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("sync catalog: %w", err)
 	}
 	return nil
 }

@@ -340,7 +340,7 @@ func (m *Manager) failCommit(p *commitPlan, succ *successor, cause error) error 
 	msg := "commit failed: " + cause.Error()
 	moved, err := succ.moveStaging(m, p)
 	if err == nil {
-		err = m.store.Update(func(tx *meta.Tx) error {
+		err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
 			cur, err := tx.UpdateSession(p.s.ID)
 			if err != nil {
 				return err

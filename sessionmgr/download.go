@@ -31,7 +31,7 @@ func (m *Manager) createDownloadSession(ctx context.Context, spec DownloadSessio
 		return "", err
 	}
 	var out string
-	err = m.store.Update(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		prev, specHash, err := replayToken(tx, tokenDownload, clientToken, spec)
 		if err != nil || prev != "" {
 			out = prev
@@ -76,6 +76,9 @@ func (m *Manager) createDownloadSession(ctx context.Context, spec DownloadSessio
 		}
 		return nil
 	})
+	if err == nil {
+		err = m.syncFor(owner)
+	}
 	return out, err
 }
 
@@ -130,7 +133,7 @@ func (m *Manager) KeepAliveDownloadSession(ctx context.Context, id string, progr
 	if err := checkProgress(progress); err != nil {
 		return err
 	}
-	return m.store.Update(func(tx *meta.Tx) error {
+	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		s, err := m.downloadRec(tx, id)
 		if err != nil {
 			return err
@@ -161,7 +164,7 @@ func (m *Manager) FailDownloadSession(ctx context.Context, id, message string) e
 func (m *Manager) endDownload(id, op, message string) error {
 	var drop []meta.ContentKey
 	var ended endedSession
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		s, err := m.downloadRec(tx, id)
 		if err != nil {
 			return err
@@ -182,7 +185,7 @@ func (m *Manager) endDownload(id, op, message string) error {
 func (m *Manager) DeleteDownloadSession(ctx context.Context, id string) error {
 	var drop []meta.ContentKey
 	var ended endedSession
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		s, err := m.downloadRec(tx, id)
 		if err != nil {
 			return err
@@ -314,7 +317,7 @@ func (m *Manager) PrepareDownloadFile(ctx context.Context, id, name, endpointTyp
 		return nil, errorf(KindInvalidArgument, "endpoint type %q must be HTTPS or DIRECT", endpointType)
 	}
 	var out DownloadSessionFile
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		s, f, err := m.downloadFileRec(tx, id, name)
 		if err != nil {
 			return err
@@ -444,7 +447,7 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 	var path string
 	var s *meta.DownloadSession
 	var f *meta.DownloadSessionFile
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		var err error
 		if s, f, err = m.downloadFileRec(tx, id, name); err != nil {
 			return err
@@ -524,7 +527,7 @@ func (r *DownloadReader) Close() error {
 		if served == 0 || r.ls.ended.Load() {
 			return
 		}
-		uerr := r.m.store.Update(func(tx *meta.Tx) error {
+		uerr := r.m.store.UpdateBuffered(func(tx *meta.Tx) error {
 			f, err := tx.DownloadSessionFile(r.sessionID, r.name)
 			if err != nil {
 				return err

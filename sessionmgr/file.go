@@ -47,7 +47,7 @@ func (m *Manager) GetFile(ctx context.Context, itemID, name string) (*File, erro
 // SetFilePosix stores mode, owner and mtime of a committed file. It is
 // metadata: no update session, no new version.
 func (m *Manager) SetFilePosix(ctx context.Context, itemID, name string, set PosixChange) error {
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		f, err := m.fileRec(tx, itemID, name)
 		if err != nil {
 			return err

@@ -237,7 +237,7 @@ func (m *Manager) updateItem(ctx context.Context, id string, spec ItemUpdateSpec
 // SetItemPosix stores mode, owner and mtime of an item directory.
 func (m *Manager) SetItemPosix(ctx context.Context, id string, set PosixChange) error {
 	defer m.notifyItem(id)
-	return m.store.Update(func(tx *meta.Tx) error {
+	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
 		if err != nil {
 			return err

@@ -219,7 +219,7 @@ func (m *Manager) updateLibrary(ctx context.Context, id string, spec LibraryUpda
 func (m *Manager) SetLibraryPosix(ctx context.Context, id string, set PosixChange) error {
 	lib, _ := m.namesOf(ctx, id, "")
 	defer m.notify(Change{Library: lib})
-	return m.store.Update(func(tx *meta.Tx) error {
+	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
 			return err

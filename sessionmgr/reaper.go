@@ -62,7 +62,7 @@ func (m *Manager) expireOne(e meta.ExpiryEntry, now int64) (bool, error) {
 	var ended []endedSession
 	var drop []meta.ContentKey
 	acted := false
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		ended, drop, acted = nil, nil, false
 		switch e.Kind {
 		case meta.UpdateSessionKind:

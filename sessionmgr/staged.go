@@ -132,7 +132,7 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 	ls.handles.Add(1)
 	m.touch(ls)
 	var previous string // an earlier upload of the file, which this one restarts
-	err = m.store.Update(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		r, err := tx.UpdateSessionFile(s.ID, name)
 		if err != nil {
 			return err
@@ -396,11 +396,13 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 
 	var info UpdateSessionFile
 	var verdict error
-	err := m.store.Update(func(tx *meta.Tx) error {
+	var owner string
+	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		s, err := tx.UpdateSession(sid)
 		if err != nil {
 			return err
 		}
+		owner = s.Owner
 		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opTransfer); err != nil {
 			return err
 		}
@@ -425,6 +427,10 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		info = m.sessionFileInfo(s.ID, s.UUID, r)
 		return tx.PutUpdateSessionFile(r)
 	})
+	if err == nil {
+		// A READY file survives a restart: its bytes are synced above.
+		err = m.syncFor(owner)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@ func (m *Manager) createUpdateSession(ctx context.Context, spec UpdateSessionCre
 		return "", err
 	}
 	var out string
-	err = m.store.Update(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		prev, specHash, err := replayToken(tx, tokenUpdate, clientToken, spec)
 		if err != nil || prev != "" {
 			out = prev
@@ -74,7 +74,20 @@ func (m *Manager) createUpdateSession(ctx context.Context, spec UpdateSessionCre
 		}
 		return nil
 	})
+	if err == nil {
+		err = m.syncFor(owner)
+	}
 	return out, err
+}
+
+// syncFor makes session bookkeeping durable for API clients, who are told
+// their session exists; the mount's own sessions die with the process
+// anyway, and their commit syncs everything before it.
+func (m *Manager) syncFor(owner string) error {
+	if owner != "" {
+		return nil
+	}
+	return m.store.Sync()
 }
 
 // ActiveUpdateSession returns the id of the item's ACTIVE update session,
@@ -173,7 +186,7 @@ func (m *Manager) KeepAliveUpdateSession(ctx context.Context, id string, progres
 	if err := checkProgress(progress); err != nil {
 		return err
 	}
-	return m.store.Update(func(tx *meta.Tx) error {
+	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		s, err := m.updateRec(tx, id)
 		if err != nil {
 			return err
@@ -429,12 +442,13 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 	var sid uint64
 	var oldStaging string
 	var rec *meta.UpdateSessionFile
-	var uuid string
-	err = m.store.Update(func(tx *meta.Tx) error {
+	var uuid, owner string
+	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		s, err := m.updateRec(tx, sessionID)
 		if err != nil {
 			return err
 		}
+		owner = s.Owner
 		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opAddFile); err != nil {
 			return err
 		}
@@ -459,6 +473,9 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 		}
 		return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
 	})
+	if err == nil {
+		err = m.syncFor(owner)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -534,13 +551,14 @@ func (m *Manager) ListSessionFiles(ctx context.Context, sessionID string) ([]Upd
 // that was only added in this session drops the pending add (spec §12 #14).
 func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string) error {
 	var sid uint64
-	var staging string
-	err := m.store.Update(func(tx *meta.Tx) error {
+	var staging, owner string
+	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		staging = ""
 		s, err := m.updateRec(tx, sessionID)
 		if err != nil {
 			return err
 		}
+		owner = s.Owner
 		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opRemoveFile); err != nil {
 			return err
 		}
@@ -571,6 +589,9 @@ func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string)
 		}
 		return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
 	})
+	if err == nil {
+		err = m.syncFor(owner)
+	}
 	if err != nil {
 		return err
 	}
