@@ -111,6 +111,9 @@ func Start(opts Options) (*Mount, error) {
 	if err != nil {
 		fsys.Close()
 		m.Close()
+		if os.Geteuid() != 0 {
+			return nil, fmt.Errorf("mount %s: %w (as a regular user clfs mounts through fusermount3, which needs the fuse3 package and read-write access to /dev/fuse)", opts.Mountpoint, err)
+		}
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
 	control, err := ServeControl(m, SocketPath(m.Home()), log)
