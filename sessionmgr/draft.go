@@ -567,6 +567,11 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 		delete(mi.drafts, dst.ino)
 		m.mu.Unlock()
 	}
+	// Lock order: the draft, then the item (as Commit takes them).
+	if src != nil {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+	}
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
 	var drop []meta.ContentKey
@@ -617,9 +622,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 		return err
 	}
 	if src != nil {
-		src.mu.Lock()
 		src.name = newName
-		src.mu.Unlock()
 	}
 	m.dropUnreferenced(drop)
 	m.notifyItem(itemID, oldName, newName)
