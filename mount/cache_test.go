@@ -147,3 +147,62 @@ func TestCancelledDownloadFailsReads(t *testing.T) {
 }
 
 func sleepMs(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }
+
+// Cancelling the mount's update session from the API while a file is
+// being written fails the writer's next write and its close with EIO,
+// and leaves the committed version as it was: the writer's bytes from
+// before the cancel are not silently dropped from the middle of a file.
+func TestCancelledUpdateFailsTheWriter(t *testing.T) {
+	mnt, mt := mounted(t)
+	item := filepath.Join(mnt, "lib", "item")
+	if err := os.MkdirAll(item, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(item, "f.bin")
+	v1 := []byte("committed version\n")
+	if err := os.WriteFile(path, v1, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := bytes.Repeat([]byte("x"), 1<<20)
+	if _, err := f.Write(chunk); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ups, err := mt.Manager.ListUpdateSessions(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled := 0
+	for _, s := range ups {
+		if s.State == sessionmgr.StateActive {
+			if err := mt.Manager.CancelUpdateSession(ctx, s.ID); err != nil {
+				t.Fatal(err)
+			}
+			cancelled++
+		}
+	}
+	if cancelled != 1 {
+		t.Fatalf("%d active update sessions while writing, want 1", cancelled)
+	}
+	if _, err := f.Write(chunk); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("write after the session was cancelled: %v, want EIO", err)
+	}
+	if err := f.Close(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("close after the session was cancelled: %v, want EIO", err)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, v1) {
+		t.Fatalf("after the cancelled write: %q %v, want the committed version", got, err)
+	}
+	// The next writer starts afresh.
+	if err := os.WriteFile(path, []byte("v2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "v2" {
+		t.Fatalf("a new write after the failed one: %q", got)
+	}
+}

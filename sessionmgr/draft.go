@@ -178,6 +178,13 @@ func (d *Draft) beginChange(ctx context.Context, fromCommitted bool) error {
 		if err == nil {
 			return nil
 		}
+		// The session ended under a change in progress (cancelled,
+		// failed or expired): what was written is gone, so the change
+		// cannot go on from here, nor be committed.
+		if d.broken == nil {
+			d.broken = err
+		}
+		return err
 	}
 	mi := d.item
 	mi.mu.Lock()
