@@ -45,10 +45,11 @@ type Mount struct {
 // CheckMountpoint refuses a mountpoint that is missing, not a directory,
 // not empty, or a stale mount, with a message that says what to do.
 func CheckMountpoint(dir string) error {
+	stale := fmt.Errorf("%s is a stale mount (its daemon died): run 'fusermount3 -u %s' or 'umount -l %s' first", dir, dir, dir)
 	st, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, syscall.ENOTCONN):
-		return fmt.Errorf("%s is a stale mount (its daemon died): run 'fusermount3 -u %s' or 'umount -l %s' first", dir, dir, dir)
+		return stale
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("mountpoint %s does not exist: create it with 'mkdir -p %s'", dir, dir)
 	case err != nil:
@@ -57,6 +58,9 @@ func CheckMountpoint(dir string) error {
 		return fmt.Errorf("mountpoint %s is not a directory", dir)
 	}
 	entries, err := os.ReadDir(dir)
+	if errors.Is(err, syscall.ENOTCONN) {
+		return stale
+	}
 	if err != nil {
 		return fmt.Errorf("mountpoint %s: %w", dir, err)
 	}

@@ -48,11 +48,16 @@ func startDaemon(t *testing.T, bin, home, mnt string) *daemon {
 	return d
 }
 
-// kill9 kills the daemon as a crash would and clears the stale mount.
-func (d *daemon) kill9(t *testing.T, mnt string) {
+// kill9 kills the daemon as a crash would and clears the stale mount,
+// checking first that a new mount there is refused with a useful line.
+func (d *daemon) kill9(t *testing.T, bin, mnt string) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGKILL)
 	d.cmd.Wait()
+	out, err := exec.Command(bin, "mount", mnt).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "stale mount") || !strings.Contains(string(out), "fusermount3 -u") {
+		t.Errorf("clfs mount on the stale mountpoint: %v: %s; want a line about the stale mount", err, out)
+	}
 	if out, err := exec.Command("umount", "-l", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("clear stale mount: %v\n%s", err, out)
 	}
@@ -95,7 +100,7 @@ func TestKill9AfterCloseKeepsTheFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.Write(data[:len(data)/2])
-		d.kill9(t, mnt)
+		d.kill9(t, bin, mnt)
 		f.Close()
 
 		d = startDaemon(t, bin, home, mnt)
