@@ -99,33 +99,8 @@ func (m *Manager) GetDownloadSession(ctx context.Context, id string) (*DownloadS
 // ListDownloadSessions lists download sessions, of one item if itemID is
 // set.
 func (m *Manager) ListDownloadSessions(ctx context.Context, itemID string) ([]DownloadSession, error) {
-	out := []DownloadSession{}
-	err := m.store.View(func(tx *meta.Tx) error {
-		var filter uint64
-		if itemID != "" {
-			it, err := m.itemRec(tx, itemID)
-			if err != nil {
-				return err
-			}
-			filter = it.ID
-		}
-		all, err := tx.DownloadSessions()
-		if err != nil {
-			return err
-		}
-		for i := range all {
-			if filter != 0 && all[i].ItemID != filter {
-				continue
-			}
-			info, err := m.downloadInfo(tx, &all[i])
-			if err != nil {
-				return err
-			}
-			out = append(out, *info)
-		}
-		return nil
-	})
-	return out, err
+	return listSessions(m, itemID, (*meta.Tx).DownloadSessions,
+		func(s *meta.DownloadSession) uint64 { return s.ItemID }, m.downloadInfo)
 }
 
 // KeepAliveDownloadSession extends an ACTIVE session and records progress.

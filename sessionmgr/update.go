@@ -131,7 +131,15 @@ func (m *Manager) GetUpdateSession(ctx context.Context, id string) (*UpdateSessi
 
 // ListUpdateSessions lists update sessions, of one item if itemID is set.
 func (m *Manager) ListUpdateSessions(ctx context.Context, itemID string) ([]UpdateSession, error) {
-	out := []UpdateSession{}
+	return listSessions(m, itemID, (*meta.Tx).UpdateSessions,
+		func(s *meta.UpdateSession) uint64 { return s.ItemID }, m.updateInfo)
+}
+
+// listSessions renders the sessions all returns, only those of one item if
+// itemID is set (an unknown item is NotFound, as the API's list says).
+func listSessions[R, I any](m *Manager, itemID string, all func(*meta.Tx) ([]R, error),
+	itemOf func(*R) uint64, info func(*meta.Tx, *R) (*I, error)) ([]I, error) {
+	out := []I{}
 	err := m.store.View(func(tx *meta.Tx) error {
 		var filter uint64
 		if itemID != "" {
@@ -141,19 +149,19 @@ func (m *Manager) ListUpdateSessions(ctx context.Context, itemID string) ([]Upda
 			}
 			filter = it.ID
 		}
-		all, err := tx.UpdateSessions()
+		recs, err := all(tx)
 		if err != nil {
 			return err
 		}
-		for i := range all {
-			if filter != 0 && all[i].ItemID != filter {
+		for i := range recs {
+			if filter != 0 && itemOf(&recs[i]) != filter {
 				continue
 			}
-			info, err := m.updateInfo(tx, &all[i])
+			v, err := info(tx, &recs[i])
 			if err != nil {
 				return err
 			}
-			out = append(out, *info)
+			out = append(out, *v)
 		}
 		return nil
 	})
