@@ -181,7 +181,15 @@ func toolIn(t *testing.T, dir string, env []string, name string, args ...string)
 	ctx, cancel := context.WithTimeout(t.Context(), toolTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
+	if dir != "" {
+		// Not cmd.Dir: the child would chdir into the mount between
+		// fork and exec, while Go's vfork holds this process's thread
+		// outside the scheduler; a garbage collection then waits for
+		// that thread forever, and the mount this process serves never
+		// answers the child's request. The shell changes directory
+		// after exec instead.
+		cmd = exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", `cd "$0" && exec "$@"`, dir, name}, args...)...)
+	}
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
