@@ -84,6 +84,12 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 		if err := d.Truncate(ctx, int64(size)); err != nil {
 			return n.fsys.toErrno("truncate", n.path(), err)
 		}
+		// ftruncate(2) on a handle is a change by that handle: its close
+		// commits it, as it would a write (O_TRUNC at open is not: echo >
+		// sends a FLUSH before its first write).
+		if h, ok := f.(*writeHandle); ok {
+			h.markChanged()
+		}
 	}
 	if ch, ok := posixChange(in); ok {
 		if err := d.SetPosix(ctx, ch); err != nil {
@@ -263,11 +269,15 @@ func (h *writeHandle) path() string {
 	return h.d.Name()
 }
 
-func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	n, err := h.d.WriteAt(ctx, data, off)
+func (h *writeHandle) markChanged() {
 	h.mu.Lock()
 	h.wrote = true
 	h.mu.Unlock()
+}
+
+func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n, err := h.d.WriteAt(ctx, data, off)
+	h.markChanged()
 	if err != nil {
 		return uint32(n), h.fsys.toErrno("write", h.path(), err)
 	}
