@@ -19,24 +19,14 @@ func cmdFile() *cli.Command {
 				Usage:     "list the files of an item",
 				ArgsUsage: "LIB/ITEM",
 				Flags:     []cli.Flag{jsonFlag()},
-				Action: func(c *cli.Context) error {
-					opts := listOptions{JSON: c.Bool("json")}
-					return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-						return runFileLs(ctx, g, opts, args)
-					})
-				},
+				Action:    listingAction(runFileLs),
 			},
 			{
 				Name:      "info",
 				Usage:     "show one file",
 				ArgsUsage: "LIB/ITEM/FILE",
 				Flags:     []cli.Flag{jsonFlag()},
-				Action: func(c *cli.Context) error {
-					opts := listOptions{JSON: c.Bool("json")}
-					return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-						return runFileInfo(ctx, g, opts, args)
-					})
-				},
+				Action:    listingAction(runFileInfo),
 			},
 		},
 	}

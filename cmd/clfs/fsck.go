@@ -9,15 +9,10 @@ import (
 
 func cmdFsck() *cli.Command {
 	return &cli.Command{
-		Name:  "fsck",
-		Usage: "re-hash all committed content and check reference counts",
-		Flags: []cli.Flag{jsonFlag()},
-		Action: func(c *cli.Context) error {
-			opts := listOptions{JSON: c.Bool("json")}
-			return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-				return runFsck(ctx, g, opts, args)
-			})
-		},
+		Name:   "fsck",
+		Usage:  "re-hash all committed content and check reference counts",
+		Flags:  []cli.Flag{jsonFlag()},
+		Action: listingAction(runFsck),
 	}
 }
 

@@ -41,24 +41,14 @@ func cmdItem() *cli.Command {
 				Usage:     "list the items of a library",
 				ArgsUsage: "LIB",
 				Flags:     []cli.Flag{jsonFlag()},
-				Action: func(c *cli.Context) error {
-					opts := listOptions{JSON: c.Bool("json")}
-					return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-						return runItemLs(ctx, g, opts, args)
-					})
-				},
+				Action:    listingAction(runItemLs),
 			},
 			{
 				Name:      "info",
 				Usage:     "show an item",
 				ArgsUsage: "LIB/ITEM",
 				Flags:     []cli.Flag{jsonFlag()},
-				Action: func(c *cli.Context) error {
-					opts := listOptions{JSON: c.Bool("json")}
-					return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-						return runItemInfo(ctx, g, opts, args)
-					})
-				},
+				Action:    listingAction(runItemInfo),
 			},
 			{
 				Name:      "rm",

@@ -31,27 +31,17 @@ func cmdLibrary() *cli.Command {
 				},
 			},
 			{
-				Name:  "ls",
-				Usage: "list libraries",
-				Flags: []cli.Flag{jsonFlag()},
-				Action: func(c *cli.Context) error {
-					opts := listOptions{JSON: c.Bool("json")}
-					return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-						return runLibraryLs(ctx, g, opts, args)
-					})
-				},
+				Name:   "ls",
+				Usage:  "list libraries",
+				Flags:  []cli.Flag{jsonFlag()},
+				Action: listingAction(runLibraryLs),
 			},
 			{
 				Name:      "info",
 				Usage:     "show a library",
 				ArgsUsage: "NAME",
 				Flags:     []cli.Flag{jsonFlag()},
-				Action: func(c *cli.Context) error {
-					opts := listOptions{JSON: c.Bool("json")}
-					return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-						return runLibraryInfo(ctx, g, opts, args)
-					})
-				},
+				Action:    listingAction(runLibraryInfo),
 			},
 			{
 				Name:      "rm",

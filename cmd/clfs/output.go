@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -163,5 +164,15 @@ func (p progressWriter) Write(b []byte) (int, error) {
 func finishProgress(bar *progressbar.ProgressBar) {
 	if bar != nil {
 		bar.Finish()
+	}
+}
+
+// listingAction is the Action of a command whose only flag is --json.
+func listingAction(run func(ctx context.Context, g *globals, opts listOptions, args []string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		opts := listOptions{JSON: c.Bool("json")}
+		return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
+			return run(ctx, g, opts, args)
+		})
 	}
 }

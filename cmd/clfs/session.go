@@ -48,12 +48,7 @@ func cmdSession() *cli.Command {
 				Usage:     "show a session",
 				ArgsUsage: "ID",
 				Flags:     []cli.Flag{jsonFlag()},
-				Action: func(c *cli.Context) error {
-					opts := listOptions{JSON: c.Bool("json")}
-					return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-						return runSessionInfo(ctx, g, opts, args)
-					})
-				},
+				Action:    listingAction(runSessionInfo),
 			},
 			{
 				Name:      "keep-alive",

@@ -17,12 +17,7 @@ func cmdStorage() *cli.Command {
 				Usage:     "list the stored copy of each file of an item",
 				ArgsUsage: "LIB/ITEM",
 				Flags:     []cli.Flag{jsonFlag()},
-				Action: func(c *cli.Context) error {
-					opts := listOptions{JSON: c.Bool("json")}
-					return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-						return runStorageLs(ctx, g, opts, args)
-					})
-				},
+				Action:    listingAction(runStorageLs),
 			},
 		},
 	}
