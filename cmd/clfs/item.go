@@ -116,6 +116,23 @@ func resolveItem(ctx context.Context, a api, arg string) (*sessionmgr.Library, *
 	return lib, it, nil
 }
 
+// itemArg takes a command's one LIB/ITEM argument: checked before the API
+// is opened, so a usage error never touches the home, then resolved.
+func itemArg(ctx context.Context, g *globals, args []string) (api, *sessionmgr.Library, *sessionmgr.Item, error) {
+	if err := wantArgs(args, "LIB/ITEM"); err != nil {
+		return nil, nil, nil, err
+	}
+	if _, _, err := parseItemPath(args[0]); err != nil {
+		return nil, nil, nil, err
+	}
+	a, err := g.connect()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lib, it, err := resolveItem(ctx, a, args[0])
+	return a, lib, it, err
+}
+
 type itemCreateOptions struct {
 	Type        string
 	Description string
@@ -174,17 +191,7 @@ func runItemLs(ctx context.Context, g *globals, opts listOptions, args []string)
 }
 
 func runItemInfo(ctx context.Context, g *globals, opts listOptions, args []string) error {
-	if err := wantArgs(args, "LIB/ITEM"); err != nil {
-		return err
-	}
-	if _, _, err := parseItemPath(args[0]); err != nil {
-		return err
-	}
-	a, err := g.connect()
-	if err != nil {
-		return err
-	}
-	lib, it, err := resolveItem(ctx, a, args[0])
+	_, lib, it, err := itemArg(ctx, g, args)
 	if err != nil {
 		return err
 	}
@@ -208,17 +215,7 @@ func runItemInfo(ctx context.Context, g *globals, opts listOptions, args []strin
 }
 
 func runItemRm(ctx context.Context, g *globals, args []string) error {
-	if err := wantArgs(args, "LIB/ITEM"); err != nil {
-		return err
-	}
-	if _, _, err := parseItemPath(args[0]); err != nil {
-		return err
-	}
-	a, err := g.connect()
-	if err != nil {
-		return err
-	}
-	_, it, err := resolveItem(ctx, a, args[0])
+	a, _, it, err := itemArg(ctx, g, args)
 	if err != nil {
 		return err
 	}

@@ -24,17 +24,7 @@ func cmdStorage() *cli.Command {
 }
 
 func runStorageLs(ctx context.Context, g *globals, opts listOptions, args []string) error {
-	if err := wantArgs(args, "LIB/ITEM"); err != nil {
-		return err
-	}
-	if _, _, err := parseItemPath(args[0]); err != nil {
-		return err
-	}
-	a, err := g.connect()
-	if err != nil {
-		return err
-	}
-	_, it, err := resolveItem(ctx, a, args[0])
+	a, _, it, err := itemArg(ctx, g, args)
 	if err != nil {
 		return err
 	}
