@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -17,6 +19,7 @@ type mountOptions struct {
 	Debug          bool
 	NoXattr        bool
 	SessionTimeout time.Duration
+	CPUProfile     string
 }
 
 func cmdMount() *cli.Command {
@@ -30,11 +33,14 @@ func cmdMount() *cli.Command {
 			&cli.BoolFlag{Name: "debug", Usage: "trace every FUSE request on stderr"},
 			&cli.BoolFlag{Name: "no-xattr", Usage: "no extended attributes at all (no user.clfs.*), sparing the kernel's probe before each write"},
 			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of sessions"},
+			// For profiling the daemon under a workload (clfsbench, pprof).
+			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile of the daemon to `FILE` until unmounted"},
 		},
 		Action: func(c *cli.Context) error {
 			opts := mountOptions{
 				ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
 				Debug: c.Bool("debug"), NoXattr: c.Bool("no-xattr"), SessionTimeout: c.Duration("session-timeout"),
+				CPUProfile: c.String("cpuprofile"),
 			}
 			return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
 				return runMount(ctx, g, opts, args)
@@ -51,6 +57,17 @@ func runMount(ctx context.Context, g *globals, opts mountOptions, args []string)
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, nil))
+	if opts.CPUProfile != "" {
+		f, err := os.Create(opts.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	mt, err := mount.Start(mount.Options{
 		Mountpoint: args[0], Home: g.home,
 		ReadOnly: opts.ReadOnly, AllowOther: opts.AllowOther, Debug: opts.Debug, NoXattr: opts.NoXattr,
