@@ -106,6 +106,16 @@ func Start(opts Options) (*Mount, error) {
 	if opts.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
 	}
+	// The control socket answers before the mount appears: whoever
+	// waits for the mountpoint (a test, systemd, a script) may run a
+	// clfs command at once, and without the socket it would try to open
+	// the catalog the daemon holds.
+	control, err := ServeControl(m, SocketPath(m.Home()), log)
+	if err != nil {
+		fsys.Close()
+		m.Close()
+		return nil, err
+	}
 	server, err := serve(opts.Mountpoint, fsys, &fusefs.Options{
 		MountOptions:    mo,
 		EntryTimeout:    &timeout,
@@ -113,20 +123,13 @@ func Start(opts Options) (*Mount, error) {
 		NegativeTimeout: &negative,
 	})
 	if err != nil {
+		control.Close()
 		fsys.Close()
 		m.Close()
 		if os.Geteuid() != 0 {
 			return nil, fmt.Errorf("mount %s: %w (as a regular user clfs mounts through fusermount3, which needs the fuse3 package and read-write access to /dev/fuse)", opts.Mountpoint, err)
 		}
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
-	}
-	control, err := ServeControl(m, SocketPath(m.Home()), log)
-	if err != nil {
-		server.Unmount()
-		server.Wait()
-		fsys.Close()
-		m.Close()
-		return nil, err
 	}
 	return &Mount{Manager: m, fsys: fsys, server: server, control: control, opts: opts}, nil
 }
