@@ -23,6 +23,8 @@ package meta
 //	'T'   'T' op(1) token                                 ClientToken (Badger TTL 24 h)
 //	'u'   'u' uuid                                        kind(1) id(8)  API id index
 //	'R'   'R' backingID(8) sha256(32)                     ContentRef (reference count)
+//	'C'   'C' backingID(8) sha256(32)                     raw bytes of a small blob stored inline
+//	'S'   'S' sessionID(8) fileName                       raw staged bytes of a small finished upload
 //
 // File names are stored verbatim (case-sensitive, as POSIX wants); library
 // and item name indexes are case-insensitive because the API's find is.
@@ -51,6 +53,8 @@ const (
 	kindClientToken  = 'T'
 	kindUUID         = 'u'
 	kindContentRef   = 'R'
+	kindInlineBlob   = 'C'
+	kindStagedBytes  = 'S'
 )
 
 // SessionKind tells update and download sessions apart in shared indexes.
@@ -120,6 +124,16 @@ func parseExpiryKey(k []byte) (at int64, kind SessionKind, id uint64, ok bool) {
 
 func clientTokenKey(op byte, token string) []byte {
 	return append([]byte{kindClientToken, op}, token...)
+}
+
+func inlineBlobKey(backingID uint64, sha []byte) []byte {
+	return append(u64([]byte{kindInlineBlob}, backingID), sha...)
+}
+
+func stagedBytesPrefix(sessionID uint64) []byte { return u64([]byte{kindStagedBytes}, sessionID) }
+
+func stagedBytesKey(sessionID uint64, name string) []byte {
+	return append(stagedBytesPrefix(sessionID), name...)
 }
 
 func contentRefKey(backingID uint64, sha []byte) []byte {

@@ -98,7 +98,10 @@ type UpdateSessionFile struct {
 	Size             int64     `json:"size"`
 	SHA256           []byte    `json:"sha256,omitempty"`
 	Staging          string    `json:"staging,omitempty"`
-	Attr             *Attr     `json:"attr,omitempty"`
+	// Inline: the finished bytes are in the catalog (StagedBytes), not
+	// at Staging; small uploads are staged in memory until Finish.
+	Inline bool  `json:"inline,omitempty"`
+	Attr   *Attr `json:"attr,omitempty"`
 }
 
 type DownloadSession struct {
@@ -144,6 +147,9 @@ type ClientToken struct {
 type ContentRef struct {
 	Refs int64 `json:"refs"`
 	Size int64 `json:"size"`
+	// Inline blobs live in the catalog (small files: their commit is
+	// one synced transaction instead of a file, a link and three fsyncs).
+	Inline bool `json:"inline,omitempty"`
 }
 
 // ContentKey names one content blob on one backing.

@@ -345,9 +345,13 @@ func (tx *Tx) UpdateSessions() ([]UpdateSession, error) {
 }
 func (tx *Tx) PutUpdateSession(s *UpdateSession) error { return tx.put(updateKey(s.ID), s) }
 
-// DeleteUpdateSession removes the session and its pending files.
+// DeleteUpdateSession removes the session, its pending files and their
+// staged bytes.
 func (tx *Tx) DeleteUpdateSession(id uint64) error {
 	if err := tx.deletePrefix(updateFilePrefix(id)); err != nil {
+		return err
+	}
+	if err := tx.deletePrefix(stagedBytesPrefix(id)); err != nil {
 		return err
 	}
 	return tx.del(updateKey(id))
@@ -359,11 +363,34 @@ func (tx *Tx) UpdateSessionFile(sessionID uint64, name string) (*UpdateSessionFi
 func (tx *Tx) UpdateSessionFiles(sessionID uint64) ([]UpdateSessionFile, error) {
 	return scanRecords[UpdateSessionFile](tx, updateFilePrefix(sessionID))
 }
+
+// PutUpdateSessionFile stores a pending change. Staged bytes in the
+// catalog belong to a record marked Inline; any other record drops them,
+// so a re-add or removal cannot leave a previous upload's bytes behind.
 func (tx *Tx) PutUpdateSessionFile(f *UpdateSessionFile) error {
+	if !f.Inline {
+		if err := tx.DeleteStagedBytes(f.SessionID, f.Name); err != nil {
+			return err
+		}
+	}
 	return tx.put(updateFileKey(f.SessionID, f.Name), f)
 }
 func (tx *Tx) DeleteUpdateSessionFile(sessionID uint64, name string) error {
+	if err := tx.DeleteStagedBytes(sessionID, name); err != nil {
+		return err
+	}
 	return tx.del(updateFileKey(sessionID, name))
+}
+
+// StagedBytes returns the finished bytes of a small upload, or ErrNotFound.
+func (tx *Tx) StagedBytes(sessionID uint64, name string) ([]byte, error) {
+	return tx.getRaw(stagedBytesKey(sessionID, name))
+}
+func (tx *Tx) PutStagedBytes(sessionID uint64, name string, b []byte) error {
+	return tx.txn.Set(stagedBytesKey(sessionID, name), b)
+}
+func (tx *Tx) DeleteStagedBytes(sessionID uint64, name string) error {
+	return tx.del(stagedBytesKey(sessionID, name))
 }
 
 // ActiveUpdate returns the ID of the item's ACTIVE update session, or
@@ -496,9 +523,48 @@ func (tx *Tx) AddContentRef(k ContentKey, delta, size int64) (int64, error) {
 		ref.Size = size
 	}
 	if ref.Refs <= 0 {
+		if ref.Inline {
+			if err := tx.del(inlineBlobKey(k.BackingID, k.SHA256)); err != nil {
+				return 0, err
+			}
+		}
 		return 0, tx.del(key)
 	}
 	return ref.Refs, tx.put(key, &ref)
+}
+
+// AddInlineContent takes a reference on a blob, storing data inline in the
+// catalog if the blob is not stored yet (inline or as a file). It returns
+// the new count.
+func (tx *Tx) AddInlineContent(k ContentKey, data []byte) (int64, error) {
+	key := contentRefKey(k.BackingID, k.SHA256)
+	var ref ContentRef
+	err := tx.get(key, &ref)
+	if errors.Is(err, ErrNotFound) {
+		ref = ContentRef{Size: int64(len(data)), Inline: true}
+		if err := tx.txn.Set(inlineBlobKey(k.BackingID, k.SHA256), data); err != nil {
+			return 0, err
+		}
+	} else if err != nil {
+		return 0, err
+	}
+	ref.Refs++
+	return ref.Refs, tx.put(key, &ref)
+}
+
+// InlineContent returns the bytes of an inline blob, or ErrNotFound.
+func (tx *Tx) InlineContent(k ContentKey) ([]byte, error) {
+	return tx.getRaw(inlineBlobKey(k.BackingID, k.SHA256))
+}
+
+// InlineContents calls fn for every inline blob (fsck).
+func (tx *Tx) InlineContents(fn func(k ContentKey, data []byte) error) error {
+	return tx.scan([]byte{kindInlineBlob}, false, func(key, val []byte) error {
+		if len(key) != 1+8+32 {
+			return fmt.Errorf("%w: inline content key %q", ErrCorrupt, key)
+		}
+		return fn(ContentKey{BackingID: binary.BigEndian.Uint64(key[1:9]), SHA256: bytes.Clone(key[9:])}, val)
+	})
 }
 
 // ContentRef returns the reference record of a blob, or ErrNotFound.

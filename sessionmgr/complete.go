@@ -87,8 +87,8 @@ func (m *Manager) complete(ctx context.Context, id string, only []string, over m
 	defer func() { unlock() }()
 	var placed []meta.ContentKey // blobs this call created, for roll-back
 	for _, c := range p.apply {
-		if c.Removed {
-			continue
+		if c.Removed || c.Inline {
+			continue // inline bytes move inside the catalog transaction
 		}
 		created, err := placeContent(p.root, c.Staging, c.SHA256)
 		if created {
@@ -263,7 +263,19 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 				f.Attr.Mtime = attr.Mtime
 			}
 		}
-		if _, err := tx.AddContentRef(meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256}, 1, c.Size); err != nil {
+		k := meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256}
+		if c.Inline {
+			b, err := tx.StagedBytes(cur.ID, c.Name)
+			if err != nil || int64(len(b)) != c.Size {
+				return nil, fmt.Errorf("file %q: staged bytes in the catalog: %w", c.Name, cmpErr(err, meta.ErrCorrupt))
+			}
+			if _, err := tx.AddInlineContent(k, b); err != nil {
+				return nil, err
+			}
+			if err := tx.DeleteStagedBytes(cur.ID, c.Name); err != nil {
+				return nil, err
+			}
+		} else if _, err := tx.AddContentRef(k, 1, c.Size); err != nil {
 			return nil, err
 		}
 		if old != nil {
@@ -295,7 +307,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 // commit was planned with: the client may re-add or remove it meanwhile.
 func unchanged(tx *meta.Tx, s *meta.UpdateSession, c *meta.UpdateSessionFile) error {
 	rec, err := tx.UpdateSessionFile(s.ID, c.Name)
-	if err != nil || rec.Staging != c.Staging || rec.Removed != c.Removed || !bytes.Equal(rec.SHA256, c.SHA256) {
+	if err != nil || rec.Staging != c.Staging || rec.Removed != c.Removed || rec.Inline != c.Inline || !bytes.Equal(rec.SHA256, c.SHA256) {
 		return errorf(KindNotAllowedInCurrentState, "%s changed while completing", updateLabel(s.UUID))
 	}
 	return nil
@@ -399,10 +411,18 @@ func (m *Manager) newSuccessor(p *commitPlan) (*successor, error) {
 }
 
 // movedStaging maps a carried file's old staging path to its new one.
-type movedStaging map[string]string
+type movedStaging map[string]movedFile
+
+type movedFile struct {
+	to string
+	sf *StagedFile // the live upload whose path moved with it, if any
+}
 
 // moveStaging moves the carried files' staged bytes into the successor's
-// staging directory, so that the ending session's directory can go.
+// staging directory, so that the ending session's directory can go. Bytes
+// staged in memory or in the catalog have no file to move; their path
+// moves all the same, so that a later spill lands in the successor's
+// directory.
 func (s *successor) moveStaging(m *Manager, p *commitPlan) (movedStaging, error) {
 	if s == nil {
 		return nil, nil
@@ -413,36 +433,53 @@ func (s *successor) moveStaging(m *Manager, p *commitPlan) (movedStaging, error)
 		if c.Staging == "" {
 			continue
 		}
-		if len(moved) == 0 {
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				s.undoStaging(moved)
-				return nil, storageErr("create staging", err)
-			}
-		}
 		to := filepath.Join(dir, filepath.Base(c.Staging))
 		sf := m.liveUpload(p.s.ID, c.Name)
 		if sf != nil {
-			sf.mu.Lock()
+			sf.mu.Lock() // no spill while the path moves
 		}
-		err := os.Rename(c.Staging, to)
+		err := moveFile(c.Staging, to)
 		if err == nil && sf != nil {
 			sf.path = to
 		}
 		if sf != nil {
 			sf.mu.Unlock()
 		}
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
 			s.undoStaging(moved)
 			return nil, storageErr("move staging", err)
 		}
-		moved[c.Staging] = to
+		moved[c.Staging] = movedFile{to: to, sf: sf}
 	}
 	return moved, nil
 }
 
+// moveFile renames from to to, creating to's directory if needed; a from
+// that does not exist is nothing to move.
+func moveFile(from, to string) error {
+	err := os.Rename(from, to)
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if _, serr := os.Lstat(from); errors.Is(serr, os.ErrNotExist) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		return err
+	}
+	return os.Rename(from, to)
+}
+
 func (s *successor) undoStaging(moved movedStaging) {
-	for from, to := range moved {
-		os.Rename(to, from)
+	for from, mv := range moved {
+		if mv.sf != nil {
+			mv.sf.mu.Lock()
+		}
+		os.Rename(mv.to, from)
+		if mv.sf != nil {
+			mv.sf.path = from
+			mv.sf.mu.Unlock()
+		}
 	}
 }
 
@@ -463,12 +500,24 @@ func (s *successor) createTx(tx *meta.Tx, m *Manager, p *commitPlan, moved moved
 		Owner: p.s.Owner, WarningBehavior: p.s.WarningBehavior, WarningBehaviorIgnore: p.s.WarningBehaviorIgnore,
 	}
 	for _, c := range p.carry {
+		var inline []byte
+		if c.Inline {
+			var err error
+			if inline, err = tx.StagedBytes(p.s.ID, c.Name); err != nil {
+				return fmt.Errorf("file %q: staged bytes in the catalog: %w", c.Name, err)
+			}
+		}
 		if err := tx.DeleteUpdateSessionFile(p.s.ID, c.Name); err != nil {
 			return err
 		}
 		c.SessionID = s.id
-		if to, ok := moved[c.Staging]; ok {
-			c.Staging = to
+		if mv, ok := moved[c.Staging]; ok {
+			c.Staging = mv.to
+		}
+		if inline != nil {
+			if err := tx.PutStagedBytes(s.id, c.Name, inline); err != nil {
+				return err
+			}
 		}
 		if err := tx.PutUpdateSessionFile(&c); err != nil {
 			return err
@@ -515,4 +564,12 @@ func (s *successor) takeLive(m *Manager, p *commitPlan) {
 		next.handles.Add(n)
 	}
 	m.touch(next)
+}
+
+// cmpErr is err, or alt when err is nil (a check failed without an error).
+func cmpErr(err, alt error) error {
+	if err != nil {
+		return err
+	}
+	return alt
 }

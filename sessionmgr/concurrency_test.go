@@ -31,12 +31,22 @@ func (e *testEnv) checkStorage() {
 	for _, r := range refs {
 		referenced = append(referenced, r.Key.String())
 	}
+	stored := map[string]bool{} // blob files and inline blobs
 	for _, b := range backings {
 		blobs, err := listBlobs(b.Root)
 		e.must(err)
 		for _, sha := range blobs {
-			onDisk = append(onDisk, meta.ContentKey{BackingID: b.ID, SHA256: sha}.String())
+			stored[meta.ContentKey{BackingID: b.ID, SHA256: sha}.String()] = true
 		}
+	}
+	e.must(e.m.store.View(func(tx *meta.Tx) error {
+		return tx.InlineContents(func(k meta.ContentKey, _ []byte) error {
+			stored[k.String()] = true
+			return nil
+		})
+	}))
+	for k := range stored {
+		onDisk = append(onDisk, k)
 	}
 	slices.Sort(referenced)
 	slices.Sort(onDisk)
@@ -283,7 +293,7 @@ func mustAtoi(s string) int {
 // items; the blob lives as long as any of them.
 func TestSharedContent(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newTestEnvInline(t, -1) // about blob files and staging on disk
 	lib := e.library("lib")
 	a := e.item(lib, "a")
 	b := e.item(lib, "b")
@@ -319,7 +329,7 @@ func TestSharedContent(t *testing.T) {
 // keeps content and staging there, and the whole lifecycle works on it.
 func TestLibraryOnItsOwnBacking(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newTestEnvInline(t, -1) // about blob files and staging on disk
 	dir := t.TempDir()
 	lib, err := e.m.CreateLibrary(e.ctx, LibraryCreateSpec{Name: "elsewhere", StorageDir: dir}, "")
 	e.must(err)

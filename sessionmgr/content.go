@@ -106,6 +106,52 @@ func placeContent(root, staged string, sha []byte) (bool, error) {
 	return true, nil
 }
 
+// blobFile is the path of a blob's file. An inline blob is written out
+// there first (once: it is content-addressed, and it goes with the blob),
+// so that a URI handed to a client names a file that exists.
+func (m *Manager) blobFile(tx *meta.Tx, root string, k meta.ContentKey) (string, error) {
+	path := contentPath(root, k.SHA256)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	b, err := tx.InlineContent(k)
+	if errors.Is(err, meta.ErrNotFound) {
+		return path, nil // a blob file, or fsck's business if missing
+	}
+	if err != nil {
+		return "", err
+	}
+	unlock := m.lockContent([][]byte{k.SHA256})
+	defer unlock()
+	if err := writeFileAtomic(path, b); err != nil {
+		return "", storageErr("write out inline content", err)
+	}
+	return path, nil
+}
+
+// writeFileAtomic writes b to path through a synced temporary file, so
+// that path never names partial content.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -313,7 +314,11 @@ func (m *Manager) PrepareDownloadFile(ctx context.Context, id, name, endpointTyp
 			if err != nil {
 				return err
 			}
-			out.DownloadEndpoint = &TransferEndpoint{URI: fileURI(contentPath(root, f.SHA256))}
+			path, err := m.blobFile(tx, root, meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256})
+			if err != nil {
+				return err
+			}
+			out.DownloadEndpoint = &TransferEndpoint{URI: fileURI(path)}
 		}
 		return err
 	})
@@ -382,7 +387,11 @@ func (m *Manager) downloadFileInfo(tx *meta.Tx, s *meta.DownloadSession, f *meta
 			if err != nil {
 				return out, err
 			}
-			out.DownloadEndpoint = &TransferEndpoint{URI: fileURI(contentPath(root, f.SHA256))}
+			path, err := m.blobFile(tx, root, meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256})
+			if err != nil {
+				return out, err
+			}
+			out.DownloadEndpoint = &TransferEndpoint{URI: fileURI(path)}
 		}
 	}
 	return out, nil
@@ -409,7 +418,8 @@ type DownloadReader struct {
 	label     string
 	name      string
 	size      int64
-	f         *os.File
+	f         *os.File // the blob, or nil for inline content
+	inline    []byte
 	entry     FileEntry
 
 	served  atomic.Int64
@@ -420,6 +430,8 @@ type DownloadReader struct {
 // if it was not yet.
 func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadReader, error) {
 	var path string
+	var inline []byte
+	isInline := false
 	var s *meta.DownloadSession
 	var f *meta.DownloadSessionFile
 	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
@@ -428,6 +440,13 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 			return err
 		}
 		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opTransfer); err != nil {
+			return err
+		}
+		inline, err = tx.InlineContent(meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256})
+		switch {
+		case err == nil:
+			isInline = true
+		case !errors.Is(err, meta.ErrNotFound):
 			return err
 		}
 		root, err := m.backingRoot(tx, f.BackingID)
@@ -444,10 +463,15 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 	if err != nil {
 		return nil, err
 	}
-	file, err := os.Open(path)
-	if err != nil {
-		m.log.Error("open stored content", "session", s.UUID, "file", name, "path", path, "err", err)
-		return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content is missing: %v", name, downloadLabel(s.UUID), err)
+	var file *os.File
+	if !isInline {
+		if file, err = os.Open(path); err != nil {
+			m.log.Error("open stored content", "session", s.UUID, "file", name, "path", path, "err", err)
+			return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content is missing: %v", name, downloadLabel(s.UUID), err)
+		}
+	} else if int64(len(inline)) != f.Size {
+		m.log.Error("stored content has the wrong size", "session", s.UUID, "file", name, "size", len(inline), "want", f.Size)
+		return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content is %d bytes, not %d", name, downloadLabel(s.UUID), len(inline), f.Size)
 	}
 	ls := m.liveFor(s.ID)
 	ls.handles.Add(1)
@@ -456,7 +480,7 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 		Name: f.Name, Size: f.Size, Version: fmtCounter(f.Version),
 		SHA256: hex.EncodeToString(f.SHA256), Posix: posixOf(f.FileID, f.Attr),
 	}
-	return &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file, entry: entry}, nil
+	return &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file, inline: inline, entry: entry}, nil
 }
 
 // Entry is the file as pinned: what fstat on a read handle shows, however
@@ -472,7 +496,15 @@ func (r *DownloadReader) ReadAt(p []byte, off int64) (int, error) {
 	if r.ls.ended.Load() {
 		return 0, &StateError{Session: r.label, Op: opTransfer, State: StateCanceled}
 	}
-	n, err := r.f.ReadAt(p, off)
+	var n int
+	var err error
+	if r.f != nil {
+		n, err = r.f.ReadAt(p, off)
+	} else if off >= int64(len(r.inline)) {
+		err = io.EOF
+	} else if n = copy(p, r.inline[off:]); n < len(p) {
+		err = io.EOF
+	}
 	if n > 0 {
 		r.served.Add(int64(n))
 		r.m.mu.Lock()
@@ -492,7 +524,9 @@ func (r *DownloadReader) Close() error {
 	r.closeMu.Do(func() {
 		r.m.touch(r.ls) // as in StagedFile.Close
 		r.ls.handles.Add(-1)
-		err = r.f.Close()
+		if r.f != nil {
+			err = r.f.Close()
+		}
 		served := r.served.Load()
 		r.m.mu.Lock()
 		if r.ls.downloading != nil {

@@ -26,11 +26,20 @@ type testEnv struct {
 	home  string
 	clock *FakeClock
 	m     *Manager
+
+	inlineLimit int64
 }
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, ctx: context.Background(), home: t.TempDir(), clock: NewFakeClock(testEpoch)}
+	return newTestEnvInline(t, 0)
+}
+
+// newTestEnvInline is newTestEnv with an InlineLimit; negative keeps every
+// file in blob files, for tests about staging and blob files themselves.
+func newTestEnvInline(t testing.TB, inlineLimit int64) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, ctx: context.Background(), home: t.TempDir(), clock: NewFakeClock(testEpoch), inlineLimit: inlineLimit}
 	e.open()
 	t.Cleanup(func() {
 		if e.m != nil {
@@ -44,7 +53,7 @@ func newTestEnv(t testing.TB) *testEnv {
 func (e *testEnv) open() {
 	e.t.Helper()
 	m, err := Open(Options{
-		Home: e.home, Clock: e.clock, ReapInterval: -1, SessionTimeout: testTimeout,
+		Home: e.home, Clock: e.clock, ReapInterval: -1, SessionTimeout: testTimeout, InlineLimit: e.inlineLimit,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -117,11 +117,15 @@ func (m *Manager) storageInfo(tx *meta.Tx, f *meta.File) (Storage, error) {
 	if err != nil {
 		return Storage{}, err
 	}
+	path, err := m.blobFile(tx, root, meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256})
+	if err != nil {
+		return Storage{}, err
+	}
 	fi := fileInfo(f)
 	return Storage{
 		Name: fi.Name, Size: fi.Size, Cached: true, Version: fi.Version, ChecksumInfo: fi.ChecksumInfo,
 		StorageBacking: StorageBacking{Type: "OTHER", StorageURI: fileURI(root)},
-		StorageURIs:    []string{fileURI(contentPath(root, f.SHA256))},
+		StorageURIs:    []string{fileURI(path)},
 	}, nil
 }
 

@@ -37,6 +37,10 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 		refs  int64
 		path  string
 		sha   []byte
+		key   meta.ContentKey
+		// inline blobs are in the catalog; a file at path is then an
+		// optional copy written for a URI, checked if present.
+		inline bool
 	}
 	uses := map[string]*use{}
 	var order []string
@@ -50,7 +54,7 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 				if err != nil {
 					return err
 				}
-				u = &use{size: size, path: contentPath(root, k.SHA256), sha: k.SHA256}
+				u = &use{size: size, path: contentPath(root, k.SHA256), sha: k.SHA256, key: k}
 				uses[k.String()] = u
 				order = append(order, k.String())
 			}
@@ -101,6 +105,9 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 	}
 	for _, r := range refs {
 		u := uses[r.Key.String()]
+		if u != nil {
+			u.inline = r.Ref.Inline
+		}
 		switch {
 		case u == nil:
 			rep.Problems = append(rep.Problems, FsckProblem{Msg: fmt.Sprintf("content %s has %d references but nothing uses it", r.Key, r.Ref.Refs)})
@@ -118,31 +125,71 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 		}
 		u := uses[k]
 		rep.BlobsChecked++
-		sum, n, err := hashFile(u.path)
+		var sum []byte
+		var n int64
+		var err error
+		path := u.path
+		if u.inline {
+			sum, n, err = m.hashInline(u.key)
+			path = "" // in the catalog
+		} else {
+			sum, n, err = hashFile(u.path)
+		}
 		done += u.size
 		rep.BytesChecked += n
 		if progress != nil {
 			progress(done, total)
 		}
-		var msg string
-		switch {
-		case err != nil:
-			msg = fmt.Sprintf("stored content unreadable: %v", err)
-		case n != u.size:
-			msg = fmt.Sprintf("stored content is %d bytes, want %d", n, u.size)
-		case !bytes.Equal(sum, u.sha):
-			msg = fmt.Sprintf("stored content has sha256 %x, want %x", sum, u.sha)
-		default:
-			continue
+		problem := func(msg string) {
+			if len(u.files) == 0 {
+				rep.Problems = append(rep.Problems, FsckProblem{Path: path, Msg: msg + " (pinned by a download session)"})
+			}
+			for _, f := range u.files {
+				rep.Problems = append(rep.Problems, FsckProblem{File: f, Path: path, Msg: msg})
+			}
 		}
-		if len(u.files) == 0 {
-			rep.Problems = append(rep.Problems, FsckProblem{Path: u.path, Msg: msg + " (pinned by a download session)"})
+		if msg := blobProblem(u.sha, u.size, sum, n, err); msg != "" {
+			problem(msg)
 		}
-		for _, f := range u.files {
-			rep.Problems = append(rep.Problems, FsckProblem{File: f, Path: u.path, Msg: msg})
+		if u.inline {
+			// A copy written out for a URI must match too: clients
+			// read it directly.
+			if _, serr := os.Stat(u.path); serr == nil {
+				sum, n, err := hashFile(u.path)
+				path = u.path
+				if msg := blobProblem(u.sha, u.size, sum, n, err); msg != "" {
+					problem(msg)
+				}
+			}
 		}
 	}
 	return rep, nil
+}
+
+// blobProblem says what is wrong with stored content, or "".
+func blobProblem(wantSHA []byte, wantSize int64, sum []byte, n int64, err error) string {
+	switch {
+	case err != nil:
+		return fmt.Sprintf("stored content unreadable: %v", err)
+	case n != wantSize:
+		return fmt.Sprintf("stored content is %d bytes, want %d", n, wantSize)
+	case !bytes.Equal(sum, wantSHA):
+		return fmt.Sprintf("stored content has sha256 %x, want %x", sum, wantSHA)
+	}
+	return ""
+}
+
+func (m *Manager) hashInline(k meta.ContentKey) ([]byte, int64, error) {
+	var b []byte
+	err := m.store.View(func(tx *meta.Tx) (err error) {
+		b, err = tx.InlineContent(k)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("inline content in the catalog: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return sum[:], int64(len(b)), nil
 }
 
 func first(s []string) string {

@@ -38,7 +38,15 @@ type Options struct {
 	// Endpoints mints upload and download URIs; nil leaves PUSH files
 	// without an upload_endpoint and serves downloads as file:// URIs.
 	Endpoints Endpoints
+	// InlineLimit is the size up to which files are staged in memory and
+	// stored in the catalog; zero means DefaultInlineLimit, negative
+	// stores every file as a blob file.
+	InlineLimit int64
 }
+
+// DefaultInlineLimit: a tar of small files commits each with one catalog
+// fsync; from this size on a blob file's fsyncs are amortised.
+const DefaultInlineLimit = 64 << 10
 
 // Endpoints mints the transfer URIs of a front end that serves the data
 // plane over the network (the REST server).
@@ -68,6 +76,8 @@ type Manager struct {
 	timeout        time.Duration
 
 	contentLocks [64]sync.Mutex
+	inlineLimit  int64
+	stagedMem    atomic.Int64 // bytes staged in memory by all uploads
 
 	// owner tags the update sessions this process opens for the mount;
 	// a new tag per Open, so sessions of a process that died are known.
@@ -120,6 +130,7 @@ func Open(opts Options) (*Manager, error) {
 		home:           home,
 		defaultStorage: filepath.Join(home, "storage"),
 		timeout:        opts.SessionTimeout,
+		inlineLimit:    opts.InlineLimit,
 		live:           map[uint64]*liveSession{},
 		items:          map[string]*mountItem{},
 		readers:        map[string]*readSession{},
@@ -131,6 +142,12 @@ func Open(opts Options) (*Manager, error) {
 	}
 	if m.log == nil {
 		m.log = slog.Default()
+	}
+	switch {
+	case m.inlineLimit == 0:
+		m.inlineLimit = DefaultInlineLimit
+	case m.inlineLimit < 0:
+		m.inlineLimit = 0
 	}
 	if m.timeout <= 0 {
 		m.timeout = DefaultSessionTimeout

@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"errors"
 	"io"
 	"os"
 	"regexp"
@@ -25,17 +26,8 @@ func (m *Manager) ovfReferences(s *meta.UpdateSession, view []UpdateSessionFile)
 		if !strings.HasSuffix(strings.ToLower(f.Name), ".ovf") || f.Status != TransferReady {
 			continue
 		}
-		path := m.descriptorPath(s, f.Name)
-		if path == "" {
-			continue
-		}
-		fh, err := os.Open(path)
-		if err != nil {
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(fh, maxDescriptorBytes))
-		fh.Close()
-		if err != nil {
+		b, ok := m.descriptor(s, f.Name)
+		if !ok {
 			continue
 		}
 		for _, mm := range ovfHref.FindAllSubmatch(b, -1) {
@@ -48,17 +40,30 @@ func (m *Manager) ovfReferences(s *meta.UpdateSession, view []UpdateSessionFile)
 	return refs
 }
 
-// descriptorPath is where the session's version of a file is: its staged
-// bytes if the session added it, else the committed blob.
-func (m *Manager) descriptorPath(s *meta.UpdateSession, name string) string {
+// descriptor reads the session's version of a file, up to
+// maxDescriptorBytes: its staged bytes if the session added it, else the
+// committed content.
+func (m *Manager) descriptor(s *meta.UpdateSession, name string) ([]byte, bool) {
 	var path string
+	var inline []byte
+	isInline := false
 	_ = m.store.View(func(tx *meta.Tx) error {
 		if c, err := tx.UpdateSessionFile(s.ID, name); err == nil && !c.Removed {
+			if c.Inline {
+				inline, err = tx.StagedBytes(s.ID, name)
+				isInline = err == nil
+				return err
+			}
 			path = c.Staging
 			return nil
 		}
 		f, err := tx.File(s.ItemID, name)
 		if err != nil {
+			return err
+		}
+		k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
+		if inline, err = tx.InlineContent(k); err == nil || !errors.Is(err, meta.ErrNotFound) {
+			isInline = err == nil
 			return err
 		}
 		root, err := m.backingRoot(tx, f.BackingID)
@@ -67,5 +72,17 @@ func (m *Manager) descriptorPath(s *meta.UpdateSession, name string) string {
 		}
 		return err
 	})
-	return path
+	if isInline {
+		return inline[:min(len(inline), maxDescriptorBytes)], true
+	}
+	if path == "" {
+		return nil, false
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, false
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, maxDescriptorBytes))
+	return b, err == nil
 }

@@ -76,7 +76,11 @@ func (m *Manager) recover() error {
 					f.Status = string(TransferError)
 					f.ErrorMessage = "transfer interrupted: clfs restarted; add the file again"
 				case TransferReady:
-					if st, err := os.Stat(f.Staging); err == nil && st.Size() == f.Size {
+					if f.Inline {
+						if b, err := tx.StagedBytes(s.ID, f.Name); err == nil && int64(len(b)) == f.Size {
+							continue
+						}
+					} else if st, err := os.Stat(f.Staging); err == nil && st.Size() == f.Size {
 						keep[f.Staging] = true
 						continue
 					}

@@ -19,7 +19,7 @@ import (
 // the sessions carry on (or expire) as usual.
 func TestRecoverAfterRestart(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newTestEnvInline(t, -1) // about blob files and staging on disk
 	storage := filepath.Join(e.home, "storage")
 	lib := e.library("lib")
 	item := e.item(lib, "iso")
@@ -195,7 +195,7 @@ func (e *testEnv) storagePath(item, name string) string {
 
 func TestFsckFindsDamage(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newTestEnvInline(t, -1) // about blob files and staging on disk
 	lib := e.library("lib")
 	item := e.item(lib, "iso")
 	e.commit(item, "flipped.iso", "some content", "short.iso", "short content", "gone.iso", "gone content", "fine.iso", "fine")

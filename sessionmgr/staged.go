@@ -19,10 +19,16 @@ import (
 )
 
 // StagedFile is the bytes of one update-session file on their way in. It
-// accepts writes at any offset. Writes that continue where the hashed
-// prefix ends are hashed as they arrive, on another goroutine so hashing
-// overlaps the copy; anything else is caught up from the file at Finish.
-// Every handle on the file shares one StagedFile.
+// accepts writes at any offset. Every handle on the file shares one
+// StagedFile.
+//
+// Small files stay in memory: up to the inline limit, within a budget
+// shared by all uploads, they never touch the staging directory, and
+// Finish stores them in the catalog, so that their commit is a single
+// synced transaction. A write past the limit (or an fsync) spills them to
+// the staging file at path. On file, writes that continue where the
+// hashed prefix ends are hashed as they arrive, on another goroutine so
+// hashing overlaps the copy; anything else is caught up at Finish.
 type StagedFile struct {
 	m         *Manager
 	ls        *liveSession
@@ -33,14 +39,21 @@ type StagedFile struct {
 
 	transferred atomic.Int64
 
-	mu      sync.Mutex
-	f       *os.File  // GUARDED_BY(mu); nil once finished or discarded
-	size    int64     // GUARDED_BY(mu)
-	hashed  int64     // GUARDED_BY(mu); bytes [0,hashed) are in pipe
-	pipe    *hashPipe // GUARDED_BY(mu)
-	opens   int       // GUARDED_BY(mu); handles not yet closed
-	stopped bool      // GUARDED_BY(mu)
+	mu     sync.Mutex
+	closed bool      // GUARDED_BY(mu); finished or discarded
+	mem    []byte    // GUARDED_BY(mu); the bytes while in memory (f == nil)
+	f      *os.File  // GUARDED_BY(mu); the staging file once spilled
+	size   int64     // GUARDED_BY(mu)
+	hashed int64     // GUARDED_BY(mu); bytes [0,hashed) are in pipe
+	pipe   *hashPipe // GUARDED_BY(mu); nil while in memory
+	opens  int       // GUARDED_BY(mu); handles not yet closed
 }
+
+const (
+	// stagedMemoryBudget bounds the bytes staged in memory by all
+	// uploads together; past it, uploads stage on disk from the start.
+	stagedMemoryBudget = 64 << 20
+)
 
 // UploadOptions says how a staged file starts.
 type UploadOptions struct {
@@ -56,6 +69,8 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 	var s *meta.UpdateSession
 	var rec *meta.UpdateSessionFile
 	var root, committedPath string
+	var committedBytes []byte
+	committedInline := false
 	err := m.store.View(func(tx *meta.Tx) error {
 		var err error
 		if s, err = m.updateRec(tx, sessionID); err != nil {
@@ -85,6 +100,13 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 		if opts.FromCommitted {
 			f, err := tx.File(it.ID, name)
 			if err == nil {
+				k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
+				if b, err := tx.InlineContent(k); err == nil {
+					committedBytes, committedInline = b, true
+					return nil
+				} else if !errors.Is(err, meta.ErrNotFound) {
+					return err
+				}
 				r, err := m.backingRoot(tx, f.BackingID)
 				if err != nil {
 					return err
@@ -113,7 +135,12 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 	m.mu.Unlock()
 
 	requested, _ := normalizeChecksum(checksumOf(rec.Requested))
-	sf, err := m.newStagedFile(ls, s, name, root, requested, committedPath)
+	if !committedInline {
+		committedBytes = nil
+	} else if committedBytes == nil {
+		committedBytes = []byte{}
+	}
+	sf, err := m.newStagedFile(ls, s, name, root, requested, committedPath, committedBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -161,32 +188,89 @@ func checksumOf(c *meta.Checksum) *ChecksumInfo {
 	return &ChecksumInfo{Algorithm: c.Algorithm, Checksum: c.Value}
 }
 
-func (m *Manager) newStagedFile(ls *liveSession, s *meta.UpdateSession, name, root string, requested *ChecksumInfo, committedPath string) (*StagedFile, error) {
-	dir := stagingDir(root, s.UUID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, storageErr("create staging", err)
-	}
+// newStagedFile starts an upload in memory, seeded with the committed
+// content (inline bytes or the blob at committedPath) if any. Its staging
+// path is fixed now, so that records name it before it exists.
+func (m *Manager) newStagedFile(ls *liveSession, s *meta.UpdateSession, name, root string, requested *ChecksumInfo, committedPath string, committed []byte) (*StagedFile, error) {
 	n, err := m.store.NextID()
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, strconv.FormatUint(n, 10))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, storageErr("create staging", err)
-	}
+	path := filepath.Join(stagingDir(root, s.UUID), strconv.FormatUint(n, 10))
 	sf := &StagedFile{
-		m: m, ls: ls, sessionID: s.ID, name: name, path: path, requested: requested,
-		f: f, opens: 1,
+		m: m, ls: ls, sessionID: s.ID, name: name, path: path, requested: requested, opens: 1,
 	}
-	sf.pipe = sf.newPipe()
-	if committedPath != "" {
+	if m.inlineLimit == 0 {
+		sf.mu.Lock()
+		err := sf.spillLocked()
+		sf.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case committed != nil:
+		if _, err := sf.WriteAt(committed, 0); err != nil {
+			sf.discard()
+			return nil, err
+		}
+		sf.transferred.Store(0)
+	case committedPath != "":
 		if err := sf.copyFrom(committedPath); err != nil {
 			sf.discard()
 			return nil, err
 		}
 	}
 	return sf, nil
+}
+
+// spillLocked moves in-memory bytes to the staging file, which from then
+// on holds them. Caller holds sf.mu.
+func (sf *StagedFile) spillLocked() error {
+	if sf.f != nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(sf.path), 0o700); err != nil {
+		return storageErr("create staging", err)
+	}
+	f, err := os.OpenFile(sf.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return storageErr("create staging", err)
+	}
+	if _, err := f.WriteAt(sf.mem, 0); err != nil {
+		f.Close()
+		os.Remove(sf.path)
+		return storageErr("write staging", err)
+	}
+	sf.f = f
+	sf.pipe = sf.newPipe()
+	sf.pipe.write(sf.mem)
+	sf.hashed = int64(len(sf.mem))
+	sf.releaseMemLocked()
+	return nil
+}
+
+// growMemLocked makes the in-memory bytes end at end, if the limit and
+// the budget allow. Caller holds sf.mu.
+func (sf *StagedFile) growMemLocked(end int64) bool {
+	if end <= int64(len(sf.mem)) {
+		return true
+	}
+	if end > sf.m.inlineLimit {
+		return false
+	}
+	grow := end - int64(len(sf.mem))
+	if sf.m.stagedMem.Add(grow) > stagedMemoryBudget {
+		sf.m.stagedMem.Add(-grow)
+		return false
+	}
+	sf.mem = append(sf.mem, make([]byte, grow)...)
+	return true
+}
+
+func (sf *StagedFile) releaseMemLocked() {
+	sf.m.stagedMem.Add(-int64(len(sf.mem)))
+	sf.mem = nil
 }
 
 // copyFrom fills a fresh staged file with committed content, hashing it on
@@ -228,6 +312,19 @@ func (sf *StagedFile) WriteAt(p []byte, off int64) (int, error) {
 	defer sf.mu.Unlock()
 	if err := sf.usable(); err != nil {
 		return 0, err
+	}
+	if sf.f == nil {
+		end := off + int64(len(p))
+		if sf.growMemLocked(end) {
+			copy(sf.mem[off:], p)
+			sf.size = max(sf.size, end)
+			sf.transferred.Add(int64(len(p)))
+			sf.m.touch(sf.ls)
+			return len(p), nil
+		}
+		if err := sf.spillLocked(); err != nil {
+			return 0, err
+		}
 	}
 	n, err := sf.f.WriteAt(p, off)
 	if n > 0 {
@@ -294,6 +391,16 @@ func (sf *StagedFile) ReadAt(p []byte, off int64) (int, error) {
 	if err := sf.usable(); err != nil {
 		return 0, err
 	}
+	if sf.f == nil {
+		if off >= sf.size {
+			return 0, io.EOF
+		}
+		n := copy(p, sf.mem[off:sf.size])
+		if n < len(p) {
+			return n, io.EOF
+		}
+		return n, nil
+	}
 	return sf.f.ReadAt(p, off)
 }
 
@@ -306,6 +413,19 @@ func (sf *StagedFile) Truncate(size int64) error {
 	defer sf.mu.Unlock()
 	if err := sf.usable(); err != nil {
 		return err
+	}
+	if sf.f == nil {
+		if sf.growMemLocked(size) {
+			// Shrinking keeps the buffer; bytes past size read as
+			// zeros if it grows again.
+			clear(sf.mem[min(size, int64(len(sf.mem))):])
+			sf.size = size
+			sf.m.touch(sf.ls)
+			return nil
+		}
+		if err := sf.spillLocked(); err != nil {
+			return err
+		}
 	}
 	if err := sf.f.Truncate(size); err != nil {
 		return storageErr("truncate staging", err)
@@ -328,7 +448,7 @@ func (sf *StagedFile) Size() int64 {
 }
 
 func (sf *StagedFile) usable() error {
-	if sf.f == nil || sf.ls.ended.Load() {
+	if sf.closed || sf.ls.ended.Load() {
 		return &StateError{Session: "update session of file " + strconv.Quote(sf.name), Op: opTransfer, State: StateCanceled}
 	}
 	return nil
@@ -339,6 +459,11 @@ func (sf *StagedFile) sync() error {
 	sf.mu.Lock()
 	defer sf.mu.Unlock()
 	if err := sf.usable(); err != nil {
+		return err
+	}
+	// fsync(2) asks for the bytes on disk: in-memory bytes go to the
+	// staging file first.
+	if err := sf.spillLocked(); err != nil {
 		return err
 	}
 	if err := sf.f.Sync(); err != nil {
@@ -375,15 +500,23 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 	}
 	size := sf.size
 	sid, ls, path := sf.sessionID, sf.ls, sf.path
-	sha, requested, ioErr := sf.finalHashes()
-	if ioErr == nil {
-		if err := sf.f.Sync(); err != nil {
-			ioErr = storageErr("sync staging", err)
+	var inline []byte
+	var sha []byte
+	var requested string
+	var ioErr error
+	inMemory := sf.f == nil
+	if inMemory {
+		inline = sf.mem[:size]
+		sha, requested = digest(sf.requested, inline)
+	} else {
+		sha, requested, ioErr = sf.finalHashes()
+		if ioErr == nil {
+			if err := sf.f.Sync(); err != nil {
+				ioErr = storageErr("sync staging", err)
+			}
 		}
 	}
-	sf.f.Close()
-	sf.f = nil
-	sf.pipe.stop()
+	sf.closeFileLocked()
 	sf.mu.Unlock()
 
 	m.mu.Lock()
@@ -416,6 +549,7 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		r.BytesTransferred = sf.transferred.Load()
 		r.Size = size
 		r.SHA256 = sha
+		r.Inline = false
 		verdict = judge(r, size, requested, ioErr)
 		if verdict != nil {
 			r.Status = string(TransferError)
@@ -423,10 +557,19 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		} else {
 			r.Status = string(TransferReady)
 			r.ErrorMessage = ""
+			if inMemory {
+				r.Inline = true
+				if err := tx.PutStagedBytes(s.ID, sf.name, inline); err != nil {
+					return err
+				}
+			}
 		}
 		info = m.sessionFileInfo(s.ID, s.UUID, r)
 		return tx.PutUpdateSessionFile(r)
 	})
+	sf.mu.Lock()
+	sf.releaseMemLocked()
+	sf.mu.Unlock()
 	if err == nil {
 		// A READY file survives a restart: its bytes are synced above.
 		err = m.syncFor(owner)
@@ -487,6 +630,7 @@ func (sf *StagedFile) finalHashes() (sha []byte, requested string, err error) {
 func (sf *StagedFile) discard() {
 	sf.mu.Lock()
 	sf.closeFileLocked()
+	sf.releaseMemLocked()
 	sf.mu.Unlock()
 	os.Remove(sf.path)
 }
@@ -498,10 +642,10 @@ func (sf *StagedFile) closeFile() {
 }
 
 func (sf *StagedFile) closeFileLocked() {
+	sf.closed = true
 	// The pipe may still start writeback on the file: stop it first.
-	if !sf.stopped {
+	if sf.pipe != nil {
 		sf.pipe.stop()
-		sf.stopped = true
 	}
 	if sf.f != nil {
 		sf.f.Close()
@@ -606,4 +750,16 @@ func (p *hashPipe) sums() ([]byte, string) {
 		return sha, fmt.Sprintf("%x", sha)
 	}
 	return sha, fmt.Sprintf("%x", p.requested.Sum(nil))
+}
+
+// digest is sums for bytes at hand: the SHA-256 and, in hex, the digest of
+// the client's algorithm.
+func digest(requested *ChecksumInfo, b []byte) ([]byte, string) {
+	sha := sha256.Sum256(b)
+	if requested == nil || requested.Algorithm == AlgSHA256 {
+		return sha[:], fmt.Sprintf("%x", sha)
+	}
+	h := checksumAlgorithms[requested.Algorithm].new()
+	h.Write(b)
+	return sha[:], fmt.Sprintf("%x", h.Sum(nil))
 }

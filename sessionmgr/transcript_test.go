@@ -205,7 +205,7 @@ type transcriptRunner struct {
 
 func newTranscriptRunner(t *testing.T) *transcriptRunner {
 	return &transcriptRunner{
-		e:       newTestEnv(t),
+		e:       newTestEnvInline(t, -1), // the transcripts show staging and blob files on disk,
 		aliases: map[string]string{},
 		ids:     map[string]string{},
 		kinds:   map[string]byte{},
