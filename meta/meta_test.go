@@ -201,3 +201,66 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// The record cache must never show a stale, a foreign pending, or a
+// caller-modified record.
+func TestRecordCacheFollowsVersions(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() *Item {
+		t.Helper()
+		var it *Item
+		must(s.View(func(tx *Tx) (err error) { it, err = tx.Item(7); return err }))
+		return it
+	}
+	must(s.Update(func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "one"}) }))
+	first := read()
+	first.Name = "changed by a caller"
+	if got := read().Name; got != "one" {
+		t.Fatalf("after a caller changed its copy: %q", got)
+	}
+	must(s.Update(func(tx *Tx) error {
+		it, err := tx.Item(7)
+		if err != nil {
+			return err
+		}
+		it.Name = "two"
+		if err := tx.PutItem(it); err != nil {
+			return err
+		}
+		// Read back inside the writing transaction: the pending value.
+		again, err := tx.Item(7)
+		if err != nil {
+			return err
+		}
+		if again.Name != "two" {
+			t.Errorf("read back in its transaction: %q", again.Name)
+		}
+		return nil
+	}))
+	if got := read().Name; got != "two" {
+		t.Fatalf("after an update: %q", got)
+	}
+	// A snapshot older than the cached version still sees its own.
+	old := s.db.NewTransaction(false)
+	defer old.Discard()
+	must(s.Update(func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "three"}) }))
+	if got := read().Name; got != "three" {
+		t.Fatalf("after a second update: %q", got)
+	}
+	it, err := (&Tx{txn: old, s: s}).Item(7)
+	must(err)
+	if it.Name != "two" {
+		t.Fatalf("old snapshot reads %q", it.Name)
+	}
+	must(s.Update(func(tx *Tx) error { return tx.DeleteItem(7) }))
+	if err := s.View(func(tx *Tx) error { _, err := tx.Item(7); return err }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}

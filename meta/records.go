@@ -52,6 +52,18 @@ type Item struct {
 	CreationTime     int64  `json:"creation_time"`
 	LastModifiedTime int64  `json:"last_modified_time"`
 	Attr             Attr   `json:"attr"`
+	// Size is the sum of the file table's sizes, kept by every change
+	// to it, so that stat of an item does not read its whole table.
+	// Items created before it was kept have SizeKnown false.
+	Size      int64 `json:"size,omitempty"`
+	SizeKnown bool  `json:"size_known,omitempty"`
+}
+
+// AddSize keeps Size in step with a change of the file table.
+func (it *Item) AddSize(delta int64) {
+	if it.SizeKnown {
+		it.Size += delta
+	}
 }
 
 // File is one row of an item's committed file table.

@@ -20,6 +20,8 @@ type Store struct {
 	db  *badger.DB
 	seq *badger.Sequence
 
+	records recordCache
+
 	stopGC chan struct{}
 	gcDone sync.WaitGroup
 }
@@ -146,7 +148,7 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 // fsync per call.
 func (s *Store) UpdateBuffered(fn func(tx *Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		err := s.db.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+		err := s.db.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: s}) })
 		if !errors.Is(err, badger.ErrConflict) {
 			return err
 		}
@@ -160,12 +162,17 @@ func (s *Store) UpdateBuffered(fn func(tx *Tx) error) error {
 
 // View runs fn in a read-only transaction (a consistent snapshot).
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+	return s.db.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: s}) })
 }
 
 // Tx is a transaction seen through typed record methods.
 type Tx struct {
 	txn *badger.Txn
+	s   *Store
+	// written holds the keys this transaction put or deleted through
+	// put and del: reading them back must see the pending value, which
+	// the record cache knows nothing of.
+	written map[string]bool
 }
 
 func (tx *Tx) get(key []byte, v any) error {
@@ -199,10 +206,24 @@ func (tx *Tx) put(key []byte, v any) error {
 	if err != nil {
 		return err
 	}
+	tx.wrote(key)
 	return tx.txn.Set(key, b)
 }
 
-func (tx *Tx) del(key []byte) error { return tx.txn.Delete(key) }
+func (tx *Tx) del(key []byte) error {
+	tx.wrote(key)
+	return tx.txn.Delete(key)
+}
+
+func (tx *Tx) wrote(key []byte) {
+	if !cacheable(key) {
+		return
+	}
+	if tx.written == nil {
+		tx.written = map[string]bool{}
+	}
+	tx.written[string(key)] = true
+}
 
 // scan calls fn for every key under prefix, in key order, with a copy of
 // the value. fn returning errStop ends the scan without error.
@@ -247,10 +268,34 @@ func scanRecords[T any](tx *Tx, prefix []byte) ([]T, error) {
 }
 
 func getRecord[T any](tx *Tx, key []byte) (*T, error) {
-	var r T
-	if err := tx.get(key, &r); err != nil {
+	if !cacheable(key) || tx.written[string(key)] {
+		var r T
+		if err := tx.get(key, &r); err != nil {
+			return nil, err
+		}
+		return &r, nil
+	}
+	item, err := tx.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
 		return nil, err
 	}
+	if v, ok := tx.s.records.get(key, item.Version()); ok {
+		r := *(v.(*T)) // a copy: callers change their records
+		return &r, nil
+	}
+	b, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, err
+	}
+	var r T
+	if err := decode(key, b, &r); err != nil {
+		return nil, err
+	}
+	c := r
+	tx.s.records.put(key, item.Version(), &c)
 	return &r, nil
 }
 

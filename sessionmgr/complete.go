@@ -37,6 +37,9 @@ func (m *Manager) CompleteUpdateSession(ctx context.Context, id string) error {
 type fileOverride struct {
 	attr   *meta.Attr
 	fileID uint64
+	// sealed is the file's upload, finished by the caller and not
+	// recorded READY: the commit records it, in its one transaction.
+	sealed *sealedUpload
 }
 
 // commitPlan is a session's changes split into those applied now and those
@@ -47,6 +50,9 @@ type commitPlan struct {
 	backingID uint64
 	apply     []meta.UpdateSessionFile
 	carry     []meta.UpdateSessionFile
+	// sealed holds the uploads handed in by the caller, by name; their
+	// apply entries carry the sealed result, not the record's.
+	sealed map[string]*sealedUpload
 }
 
 // complete applies the changes of session id. With only == nil it applies
@@ -60,13 +66,35 @@ func (m *Manager) complete(ctx context.Context, id string, only []string, over m
 	if err != nil {
 		return "", err
 	}
+	var verdict error
+	for i := range p.apply {
+		c := &p.apply[i]
+		up := over[c.Name].sealed
+		if up == nil {
+			continue
+		}
+		if c.Removed || c.Staging != up.staging {
+			return "", errorf(KindNotAllowedInCurrentState, "%s: file %q changed while completing", updateLabel(p.s.UUID), c.Name)
+		}
+		if verdict == nil {
+			verdict = judge(c, up.size, up.requested, up.err)
+		}
+		c.Status, c.ErrorMessage = string(TransferReady), ""
+		c.Size, c.SHA256, c.BytesTransferred = up.size, up.sha, up.transferred
+		if p.sealed == nil {
+			p.sealed = map[string]*sealedUpload{}
+		}
+		p.sealed[c.Name] = up
+	}
 	var shas [][]byte
 	for _, c := range p.apply {
 		if c.Removed {
 			continue
 		}
-		if err := m.checkReady(p.s, &c); err != nil {
-			return "", err
+		if p.sealed[c.Name] == nil {
+			if err := m.checkReady(p.s, &c); err != nil {
+				return "", err
+			}
 		}
 		shas = append(shas, c.SHA256)
 	}
@@ -82,12 +110,15 @@ func (m *Manager) complete(ctx context.Context, id string, only []string, over m
 	if err != nil {
 		return "", err
 	}
+	if verdict != nil {
+		return "", m.failCommit(p, succ, verdict)
+	}
 
 	unlock := m.lockContent(shas)
 	defer func() { unlock() }()
 	var placed []meta.ContentKey // blobs this call created, for roll-back
 	for _, c := range p.apply {
-		if c.Removed || c.Inline {
+		if c.Removed || c.Inline || (p.sealed[c.Name] != nil && p.sealed[c.Name].inMemory) {
 			continue // inline bytes move inside the catalog transaction
 		}
 		created, err := placeContent(p.root, c.Staging, c.SHA256)
@@ -220,8 +251,15 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 	}
 	namesChanged, contentChanged := false, false
 	for i, c := range p.apply {
-		if err := unchanged(tx, cur, &c); err != nil {
+		up := p.sealed[c.Name]
+		if err := unchanged(tx, cur, &c, up != nil); err != nil {
 			return nil, err
+		}
+		if up != nil {
+			// The record shows what was committed, as Finish would.
+			if err := tx.PutUpdateSessionFile(&c); err != nil {
+				return nil, err
+			}
 		}
 		old, err := tx.File(it.ID, c.Name)
 		if err != nil && !errors.Is(err, meta.ErrNotFound) {
@@ -239,6 +277,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 			if err := tx.DeleteFile(it.ID, old.Name); err != nil {
 				return nil, err
 			}
+			it.AddSize(-old.Size)
 			namesChanged, contentChanged = true, true
 			continue
 		}
@@ -264,7 +303,11 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 			}
 		}
 		k := meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256}
-		if c.Inline {
+		if up != nil && up.inMemory {
+			if _, err := tx.AddInlineContent(k, up.inline); err != nil {
+				return nil, err
+			}
+		} else if c.Inline {
 			b, err := tx.StagedBytes(cur.ID, c.Name)
 			if err != nil || int64(len(b)) != c.Size {
 				return nil, fmt.Errorf("file %q: staged bytes in the catalog: %w", c.Name, cmpErr(err, meta.ErrCorrupt))
@@ -288,6 +331,10 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 		if err := tx.PutFile(f); err != nil {
 			return nil, err
 		}
+		it.AddSize(f.Size)
+		if old != nil {
+			it.AddSize(-old.Size)
+		}
 		contentChanged = true
 	}
 	if contentChanged {
@@ -305,9 +352,14 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 
 // unchanged checks that a change of the session is still the one the
 // commit was planned with: the client may re-add or remove it meanwhile.
-func unchanged(tx *meta.Tx, s *meta.UpdateSession, c *meta.UpdateSessionFile) error {
+// A sealed upload's record is not READY yet; its staging path, unique to
+// the upload, identifies it.
+func unchanged(tx *meta.Tx, s *meta.UpdateSession, c *meta.UpdateSessionFile, sealed bool) error {
 	rec, err := tx.UpdateSessionFile(s.ID, c.Name)
-	if err != nil || rec.Staging != c.Staging || rec.Removed != c.Removed || rec.Inline != c.Inline || !bytes.Equal(rec.SHA256, c.SHA256) {
+	if err == nil && sealed && rec.Staging == c.Staging && !rec.Removed {
+		return nil
+	}
+	if err != nil || sealed || rec.Staging != c.Staging || rec.Removed != c.Removed || rec.Inline != c.Inline || !bytes.Equal(rec.SHA256, c.SHA256) {
 		return errorf(KindNotAllowedInCurrentState, "%s changed while completing", updateLabel(s.UUID))
 	}
 	return nil
@@ -361,7 +413,7 @@ func (m *Manager) failCommit(p *commitPlan, succ *successor, cause error) error 
 				return &StateError{Session: updateLabel(cur.UUID), Op: opComplete, State: State(cur.State)}
 			}
 			for i := range p.apply {
-				if err := unchanged(tx, cur, &p.apply[i]); err != nil {
+				if err := unchanged(tx, cur, &p.apply[i], p.sealed[p.apply[i].Name] != nil); err != nil {
 					return err
 				}
 			}

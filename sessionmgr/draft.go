@@ -3,6 +3,8 @@ package sessionmgr
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"strconv"
 	"sync"
 
 	"clfs/meta"
@@ -135,11 +137,7 @@ func (m *Manager) CreateFile(ctx context.Context, itemID, name string, p Posix) 
 	if m.draftByName(mi, name) != nil {
 		return nil, errorf(KindAlreadyExists, "file %q already exists", name)
 	}
-	if _, err := m.GetFile(ctx, itemID, name); err == nil {
-		return nil, errorf(KindAlreadyExists, "file %q already exists", name)
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, err
-	}
+	// The catalog is checked for the name in beginChange's transaction.
 	ino, err := m.store.NextID()
 	if err != nil {
 		return nil, err
@@ -189,24 +187,123 @@ func (d *Draft) beginChange(ctx context.Context, fromCommitted bool) error {
 	mi := d.item
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
-	sid, err := d.m.itemSession(ctx, mi)
+	sf, committed, err := d.m.beginUpload(mi, d.name, !d.committed, fromCommitted && d.committed)
 	if err != nil {
 		return err
 	}
-	if _, err := d.m.AddFile(ctx, sid, FileAddSpec{Name: d.name, SourceType: SourcePush}); err != nil {
-		return err
-	}
-	sf, err := d.m.OpenUpload(ctx, sid, d.name, UploadOptions{FromCommitted: fromCommitted && d.committed})
-	if err != nil {
-		return err
-	}
-	if !d.pending && d.committed {
-		if f, err := d.m.GetFile(ctx, mi.id, d.name); err == nil {
-			d.attr = attrFromPosix(&f.Posix, d.m.now(), 0o644)
-		}
+	if !d.pending && committed != nil {
+		d.attr = committed.Attr
 	}
 	d.staged, d.pending = sf, true
 	return nil
+}
+
+// beginUpload starts a change of a file of the item in one catalog
+// transaction: it joins the mount's ACTIVE update session on the item or
+// creates one, adds the file as a PUSH transfer in progress and opens its
+// staged file, seeded with the committed content if fromCommitted. A new
+// name (isNew) must not exist in the item. It returns the committed file,
+// if there is one. Caller holds mi.mu.
+//
+// This is AddFile and OpenUpload for the mount, whose every file write
+// starts one: one transaction instead of five.
+func (m *Manager) beginUpload(mi *mountItem, name string, isNew, fromCommitted bool) (*StagedFile, *meta.File, error) {
+	ids, err := m.nextIDs(2) // a session, if one is needed, and a staging name
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		s                      *meta.UpdateSession
+		committed              *meta.File
+		path, oldStaging, from string
+		inline                 []byte
+		isInline               bool
+	)
+	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+		committed, inline, isInline, oldStaging, from = nil, nil, false, "", ""
+		it, err := m.itemRec(tx, mi.id)
+		if err != nil {
+			return err
+		}
+		f, err := tx.File(it.ID, name)
+		switch {
+		case err == nil && isNew:
+			return errorf(KindAlreadyExists, "file %q already exists", name)
+		case err == nil:
+			committed = f
+		case !errors.Is(err, meta.ErrNotFound):
+			return err
+		}
+		if n, err := tx.ActiveUpdate(it.ID); err == nil {
+			if s, err = tx.UpdateSession(n); err != nil {
+				return err
+			}
+			if s.Owner != m.owner {
+				return errorf(KindResourceBusy, "item %s has an active update session %s of another client", itemLabel(tx, it), s.UUID)
+			}
+			if err := m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) }); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, meta.ErrNotFound) {
+			return err
+		} else if s, err = m.newUpdateSessionTx(tx, it, ids[0], m.owner); err != nil {
+			return err
+		}
+		if old, err := tx.UpdateSessionFile(s.ID, name); err == nil {
+			oldStaging = old.Staging
+		}
+		lib, err := tx.Library(it.LibraryID)
+		if err != nil {
+			return err
+		}
+		root, err := m.backingRoot(tx, lib.BackingID)
+		if err != nil {
+			return err
+		}
+		path = filepath.Join(stagingDir(root, s.UUID), strconv.FormatUint(ids[1], 10))
+		rec := &meta.UpdateSessionFile{SessionID: s.ID, Name: name, SourceType: SourcePush, Status: string(TransferTransferring), Staging: path}
+		if err := tx.PutUpdateSessionFile(rec); err != nil {
+			return err
+		}
+		if !fromCommitted || committed == nil {
+			return nil
+		}
+		k := meta.ContentKey{BackingID: committed.BackingID, SHA256: committed.SHA256}
+		if inline, err = tx.InlineContent(k); err == nil {
+			isInline = true
+			return nil
+		} else if !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+		r, err := m.backingRoot(tx, committed.BackingID)
+		from = contentPath(r, committed.SHA256)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	mi.session = s.UUID
+	if oldStaging != "" {
+		// A change of the name the session had: this one replaces it.
+		m.discardUpload(s.ID, name)
+		removeQuietly(oldStaging)
+	}
+	if isInline && inline == nil {
+		inline = []byte{}
+	}
+	ls := m.liveFor(s.ID)
+	sf, err := m.newStagedFile(ls, s.ID, name, path, nil, from, inline)
+	if err != nil {
+		return nil, nil, err
+	}
+	if other, err := m.registerUpload(ls, s.UUID, sf); err != nil {
+		return nil, nil, err
+	} else if other != nil {
+		// Only the draft, under mi.mu, opens uploads in the mount's
+		// session; another means the API added the same name.
+		return nil, nil, errorf(KindResourceBusy, "file %q is being uploaded by another client", name)
+	}
+	return sf, committed, nil
 }
 
 // itemSession returns the mount's ACTIVE session on the item, creating it.
@@ -400,11 +497,15 @@ func (d *Draft) commitLocked(ctx context.Context) error {
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
 	sid := mi.session
-	_, ferr := sf.Finish(ctx)
+	// Sealed here and recorded READY by the commit's own transaction.
+	up, ferr := sf.seal()
 	sf.Close()
 	attr := d.attr
 	attr.Ctime = d.m.now()
-	over := map[string]fileOverride{d.name: {attr: &attr, fileID: d.ino}}
+	over := map[string]fileOverride{d.name: {attr: &attr, fileID: d.ino, sealed: up}}
+	if ferr == nil && up.err != nil {
+		ferr = up.err
+	}
 	if ferr == nil && d.broken != nil {
 		ferr = d.broken
 	}
@@ -608,6 +709,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 			if drop, err = dropRef(tx, old); err != nil {
 				return err
 			}
+			it.AddSize(-old.Size)
 			f.Version = old.Version + 1
 		} else if !errors.Is(err, meta.ErrNotFound) {
 			return err

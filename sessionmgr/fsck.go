@@ -79,6 +79,20 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 				return err
 			}
 		}
+		sums := map[uint64]int64{}
+		for i := range files {
+			sums[files[i].ItemID] += files[i].Size
+		}
+		items, err := tx.Items()
+		if err != nil {
+			return err
+		}
+		for i := range items {
+			it := &items[i]
+			if it.SizeKnown && it.Size != sums[it.ID] {
+				rep.Problems = append(rep.Problems, FsckProblem{File: itemLabel(tx, it), Msg: fmt.Sprintf("item records a size of %d bytes, its files add up to %d", it.Size, sums[it.ID])})
+			}
+		}
 		downs, err := tx.DownloadSessions()
 		if err != nil {
 			return err

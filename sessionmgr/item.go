@@ -51,7 +51,8 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 			Description: spec.Description, Type: spec.Type,
 			ContentVersion: 1, MetadataVersion: 1, Version: 1,
 			CreationTime: now, LastModifiedTime: now,
-			Attr: meta.Attr{Mode: 0o755, Mtime: now, Ctime: now},
+			Attr:      meta.Attr{Mode: 0o755, Mtime: now, Ctime: now},
+			SizeKnown: true,
 		}
 		out = it.UUID
 		for _, f := range []func() error{
@@ -340,13 +341,9 @@ func itemInfo(tx *meta.Tx, it *meta.Item) (*Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := tx.Files(it.ID)
+	size, err := itemSize(tx, it)
 	if err != nil {
 		return nil, err
-	}
-	var size int64
-	for _, f := range files {
-		size += f.Size
 	}
 	return &Item{
 		ID: it.UUID, LibraryID: lib.UUID, Name: it.Name, Description: it.Description, Type: it.Type,
@@ -359,4 +356,20 @@ func itemInfo(tx *meta.Tx, it *meta.Item) (*Item, error) {
 		Size:             size,
 		Posix:            posixOf(it.ID, it.Attr),
 	}, nil
+}
+
+// itemSize is the total size of an item's files.
+func itemSize(tx *meta.Tx, it *meta.Item) (int64, error) {
+	if it.SizeKnown {
+		return it.Size, nil
+	}
+	files, err := tx.Files(it.ID)
+	if err != nil {
+		return 0, err
+	}
+	var size int64
+	for _, f := range files {
+		size += f.Size
+	}
+	return size, nil
 }

@@ -78,6 +78,9 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 		}
 		return nil
 	})
+	if err == nil {
+		m.rememberBacking(root)
+	}
 	return out, err
 }
 

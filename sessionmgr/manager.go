@@ -86,6 +86,7 @@ type Manager struct {
 	mu    sync.Mutex
 	live  map[uint64]*liveSession // GUARDED_BY(mu); keyed by session ID
 	items map[string]*mountItem   // GUARDED_BY(mu); the mount's drafts, by item id
+	roots []string                // GUARDED_BY(mu); backing roots, once read (see backingRoots)
 	// readers holds the mount's shared read session of each item.
 	readers map[string]*readSession // GUARDED_BY(mu)
 	// subscribers are told of changes (see Subscribe).
@@ -326,4 +327,16 @@ func nsTime(ns int64) time.Time {
 
 func posixOf(ino uint64, a meta.Attr) Posix {
 	return Posix{Ino: ino, Mode: a.Mode, UID: a.UID, GID: a.GID, Mtime: nsTime(a.Mtime), Ctime: nsTime(a.Ctime)}
+}
+
+// nextIDs returns n fresh IDs.
+func (m *Manager) nextIDs(n int) ([]uint64, error) {
+	ids := make([]uint64, n)
+	for i := range ids {
+		var err error
+		if ids[i], err = m.store.NextID(); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }

@@ -93,15 +93,20 @@ func (m *Manager) notifyItemByID(itemID uint64, files ...string) {
 	if len(m.subscriberList()) == 0 {
 		return
 	}
-	var uuid string
-	_ = m.store.View(func(tx *meta.Tx) error {
+	var c Change
+	err := m.store.View(func(tx *meta.Tx) error {
 		it, err := tx.Item(itemID)
-		if err == nil {
-			uuid = it.UUID
+		if err != nil {
+			return err
 		}
-		return err
+		lib, err := tx.Library(it.LibraryID)
+		if err != nil {
+			return err
+		}
+		c = Change{Library: lib.Name, Item: it.Name, Files: files}
+		return nil
 	})
-	if uuid != "" {
-		m.notifyItem(uuid, files...)
+	if err == nil {
+		m.notify(c)
 	}
 }

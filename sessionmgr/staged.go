@@ -140,24 +140,21 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 	} else if committedBytes == nil {
 		committedBytes = []byte{}
 	}
-	sf, err := m.newStagedFile(ls, s, name, root, requested, committedPath, committedBytes)
+	n, err := m.store.NextID()
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	if other := ls.uploads[name]; other != nil || ls.ended.Load() {
-		// Lost a race with another opener, or the session ended meanwhile.
-		m.mu.Unlock()
-		sf.discard()
-		if other == nil {
-			return nil, &StateError{Session: updateLabel(s.UUID), Op: opTransfer, State: StateCanceled}
-		}
-		return m.OpenUpload(ctx, sessionID, name, opts)
+	path := filepath.Join(stagingDir(root, s.UUID), strconv.FormatUint(n, 10))
+	sf, err := m.newStagedFile(ls, s.ID, name, path, requested, committedPath, committedBytes)
+	if err != nil {
+		return nil, err
 	}
-	ls.uploads[name] = sf
-	m.mu.Unlock()
-	ls.handles.Add(1)
-	m.touch(ls)
+	if other, err := m.registerUpload(ls, s.UUID, sf); other != nil {
+		// Lost a race with another opener.
+		return m.OpenUpload(ctx, sessionID, name, opts)
+	} else if err != nil {
+		return nil, err
+	}
 	var previous string // an earlier upload of the file, which this one restarts
 	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		r, err := tx.UpdateSessionFile(s.ID, name)
@@ -188,17 +185,32 @@ func checksumOf(c *meta.Checksum) *ChecksumInfo {
 	return &ChecksumInfo{Algorithm: c.Algorithm, Checksum: c.Value}
 }
 
+// registerUpload makes sf the session's live upload of its name. It
+// returns the upload another opener registered first instead (sf is then
+// dropped), or an error if the session ended meanwhile.
+func (m *Manager) registerUpload(ls *liveSession, sessionUUID string, sf *StagedFile) (*StagedFile, error) {
+	m.mu.Lock()
+	if other := ls.uploads[sf.name]; other != nil || ls.ended.Load() {
+		m.mu.Unlock()
+		sf.discard()
+		if other == nil {
+			return nil, &StateError{Session: updateLabel(sessionUUID), Op: opTransfer, State: StateCanceled}
+		}
+		return other, nil
+	}
+	ls.uploads[sf.name] = sf
+	m.mu.Unlock()
+	ls.handles.Add(1)
+	m.touch(ls)
+	return nil, nil
+}
+
 // newStagedFile starts an upload in memory, seeded with the committed
 // content (inline bytes or the blob at committedPath) if any. Its staging
-// path is fixed now, so that records name it before it exists.
-func (m *Manager) newStagedFile(ls *liveSession, s *meta.UpdateSession, name, root string, requested *ChecksumInfo, committedPath string, committed []byte) (*StagedFile, error) {
-	n, err := m.store.NextID()
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(stagingDir(root, s.UUID), strconv.FormatUint(n, 10))
+// path is fixed by the caller, so that records name it before it exists.
+func (m *Manager) newStagedFile(ls *liveSession, sessionID uint64, name, path string, requested *ChecksumInfo, committedPath string, committed []byte) (*StagedFile, error) {
 	sf := &StagedFile{
-		m: m, ls: ls, sessionID: s.ID, name: name, path: path, requested: requested, opens: 1,
+		m: m, ls: ls, sessionID: sessionID, name: name, path: path, requested: requested, opens: 1,
 	}
 	if m.inlineLimit == 0 {
 		sf.mu.Lock()
@@ -488,35 +500,48 @@ func (sf *StagedFile) Close() error {
 	return nil
 }
 
-// Finish ends the transfer: the staged bytes are hashed, made durable and
-// checked against the size and checksum the client declared. The file is
-// then READY, or ERROR with the reason, which is also returned.
-func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
+// sealedUpload is a staged file whose bytes are final: hashed, on disk
+// and synced (or in memory, for a small file), no longer writable.
+type sealedUpload struct {
+	staging     string // the upload's staging path: its identity in records
+	size        int64
+	sha         []byte
+	requested   string // hex digest in the client's algorithm
+	inMemory    bool
+	inline      []byte // the bytes, when inMemory
+	transferred int64
+	err         error // reading or syncing the staged bytes failed
+}
+
+// seal ends writing: the bytes are hashed and made durable, the upload
+// leaves the session's live uploads and gives back its handles. It fails
+// only if the upload is no longer usable (session ended); I/O errors are
+// in the result, for the verdict.
+func (sf *StagedFile) seal() (*sealedUpload, error) {
 	m := sf.m
 	sf.mu.Lock()
 	if err := sf.usable(); err != nil {
 		sf.mu.Unlock()
 		return nil, err
 	}
-	size := sf.size
-	sid, ls, path := sf.sessionID, sf.ls, sf.path
-	var inline []byte
-	var sha []byte
-	var requested string
-	var ioErr error
-	inMemory := sf.f == nil
-	if inMemory {
-		inline = sf.mem[:size]
-		sha, requested = digest(sf.requested, inline)
+	up := &sealedUpload{staging: sf.path, size: sf.size, inMemory: sf.f == nil, transferred: sf.transferred.Load()}
+	if up.inMemory {
+		up.inline = sf.mem[:sf.size]
+		up.sha, up.requested = digest(sf.requested, up.inline)
 	} else {
-		sha, requested, ioErr = sf.finalHashes()
-		if ioErr == nil {
+		up.sha, up.requested, up.err = sf.finalHashes()
+		if up.err == nil {
 			if err := sf.f.Sync(); err != nil {
-				ioErr = storageErr("sync staging", err)
+				up.err = storageErr("sync staging", err)
 			}
 		}
 	}
 	sf.closeFileLocked()
+	// The bytes now belong to up: the budget is given back, the buffer
+	// is not reused.
+	sf.m.stagedMem.Add(-int64(len(sf.mem)))
+	sf.mem = nil
+	ls := sf.ls
 	sf.mu.Unlock()
 
 	m.mu.Lock()
@@ -526,11 +551,24 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 	m.mu.Unlock()
 	m.touch(ls) // as in Close
 	ls.handles.Add(-int32(sf.opensLeft()))
+	return up, nil
+}
 
+// Finish ends the transfer: the staged bytes are hashed, made durable and
+// checked against the size and checksum the client declared. The file is
+// then READY, or ERROR with the reason, which is also returned.
+func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
+	m := sf.m
+	up, err := sf.seal()
+	if err != nil {
+		return nil, err
+	}
+	sid, path, size, sha, requested, ioErr := sf.sessionID, up.staging, up.size, up.sha, up.requested, up.err
+	inline, inMemory := up.inline, up.inMemory
 	var info UpdateSessionFile
 	var verdict error
 	var owner string
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		s, err := tx.UpdateSession(sid)
 		if err != nil {
 			return err
@@ -567,9 +605,7 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		info = m.sessionFileInfo(s.ID, s.UUID, r)
 		return tx.PutUpdateSessionFile(r)
 	})
-	sf.mu.Lock()
-	sf.releaseMemLocked()
-	sf.mu.Unlock()
+
 	if err == nil {
 		// A READY file survives a restart: its bytes are synced above.
 		err = m.syncFor(owner)

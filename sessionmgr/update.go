@@ -41,43 +41,57 @@ func (m *Manager) createUpdateSession(ctx context.Context, spec UpdateSessionCre
 		if err != nil {
 			return err
 		}
-		if busy, err := tx.ActiveUpdate(it.ID); err == nil {
-			other, err := tx.UpdateSession(busy)
-			if err != nil {
-				return err
-			}
-			return errorf(KindResourceBusy, "item %s already has an active update session %s", itemLabel(tx, it), other.UUID)
-		} else if !errors.Is(err, meta.ErrNotFound) {
+		s, err := m.newUpdateSessionTx(tx, it, id, owner)
+		if err != nil {
 			return err
-		}
-		now := m.now()
-		s := &meta.UpdateSession{
-			ID: id, UUID: newUUID(), ItemID: it.ID, ItemContentVersion: it.ContentVersion,
-			State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
-			Owner: owner,
 		}
 		for _, w := range spec.WarningBehavior {
 			s.WarningBehavior = append(s.WarningBehavior, w.Type)
 			s.WarningBehaviorIgnore = append(s.WarningBehaviorIgnore, w.Ignored)
 		}
-		out = s.UUID
-		for _, f := range []func() error{
-			func() error { return tx.PutUpdateSession(s) },
-			func() error { return tx.SetActiveUpdate(it.ID, s.ID) },
-			func() error { return tx.PutUUID(s.UUID, meta.UpdateSessionObject, s.ID) },
-			func() error { return tx.PutExpiry(expiryOf(meta.UpdateSessionKind, s.ID, s.ExpirationTime)) },
-			func() error { return rememberToken(tx, tokenUpdate, clientToken, specHash, s.UUID) },
-		} {
-			if err := f(); err != nil {
+		if len(spec.WarningBehavior) > 0 {
+			if err := tx.PutUpdateSession(s); err != nil {
 				return err
 			}
 		}
-		return nil
+		out = s.UUID
+		return rememberToken(tx, tokenUpdate, clientToken, specHash, s.UUID)
 	})
 	if err == nil {
 		err = m.syncFor(owner)
 	}
 	return out, err
+}
+
+// newUpdateSessionTx creates an ACTIVE update session on the item, which
+// must have none: the API allows one per item.
+func (m *Manager) newUpdateSessionTx(tx *meta.Tx, it *meta.Item, id uint64, owner string) (*meta.UpdateSession, error) {
+	if busy, err := tx.ActiveUpdate(it.ID); err == nil {
+		other, err := tx.UpdateSession(busy)
+		if err != nil {
+			return nil, err
+		}
+		return nil, errorf(KindResourceBusy, "item %s already has an active update session %s", itemLabel(tx, it), other.UUID)
+	} else if !errors.Is(err, meta.ErrNotFound) {
+		return nil, err
+	}
+	now := m.now()
+	s := &meta.UpdateSession{
+		ID: id, UUID: newUUID(), ItemID: it.ID, ItemContentVersion: it.ContentVersion,
+		State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
+		Owner: owner,
+	}
+	for _, f := range []func() error{
+		func() error { return tx.PutUpdateSession(s) },
+		func() error { return tx.SetActiveUpdate(it.ID, s.ID) },
+		func() error { return tx.PutUUID(s.UUID, meta.UpdateSessionObject, s.ID) },
+		func() error { return tx.PutExpiry(expiryOf(meta.UpdateSessionKind, s.ID, s.ExpirationTime)) },
+	} {
+		if err := f(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // syncFor makes session bookkeeping durable for API clients, who are told
@@ -353,19 +367,47 @@ func (m *Manager) afterEnd(ended []endedSession) {
 // removeStaging removes an update session's staging directory. Backings
 // are few, so look on each rather than remember which one it used.
 func (m *Manager) removeStaging(sessionUUID string) {
+	for _, root := range m.backingRoots() {
+		d := stagingDir(root, sessionUUID)
+		if err := os.RemoveAll(d); err != nil {
+			m.log.Warn("remove staging", "dir", d, "err", err)
+		}
+	}
+}
+
+// backingRoots lists the roots of all storage backings. Backings are
+// only ever added, so the list is read once and then kept up to date.
+func (m *Manager) backingRoots() []string {
+	m.mu.Lock()
+	roots := m.roots
+	m.mu.Unlock()
+	if roots != nil {
+		return roots
+	}
 	var backings []meta.Backing
 	if err := m.store.View(func(tx *meta.Tx) (err error) {
 		backings, err = tx.Backings()
 		return err
 	}); err != nil {
-		m.log.Warn("remove staging", "session", sessionUUID, "err", err)
-		return
+		m.log.Warn("list storage backings", "err", err)
+		return nil
 	}
+	roots = []string{}
 	for _, b := range backings {
-		d := stagingDir(b.Root, sessionUUID)
-		if err := os.RemoveAll(d); err != nil {
-			m.log.Warn("remove staging", "dir", d, "err", err)
-		}
+		roots = append(roots, b.Root)
+	}
+	m.mu.Lock()
+	m.roots = roots
+	m.mu.Unlock()
+	return roots
+}
+
+// rememberBacking adds a new backing's root to backingRoots.
+func (m *Manager) rememberBacking(root string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.roots != nil && !slices.Contains(m.roots, root) {
+		m.roots = append(slices.Clip(m.roots), root)
 	}
 }
 
