@@ -21,7 +21,13 @@ type FS struct {
 	started  time.Time
 	root     *rootNode
 
-	changes         chan sessionmgr.Change
+	// Changes waiting to be told to the kernel: a queue without bound,
+	// because with long cache timeouts a dropped change would leave the
+	// kernel wrong for that long.
+	changesMu       sync.Mutex
+	pending         []sessionmgr.Change // GUARDED_BY(changesMu)
+	closed          bool                // GUARDED_BY(changesMu)
+	wake            chan struct{}       // a change is pending, or closed
 	invalidatorDone chan struct{}
 	closeOnce       sync.Once
 }

@@ -11,16 +11,18 @@ import (
 // (a notification about a node the kernel has locked for that very request
 // would deadlock).
 
-const invalidateQueue = 1024
-
 func (fsys *FS) startInvalidator() {
-	fsys.changes = make(chan sessionmgr.Change, invalidateQueue)
+	fsys.wake = make(chan struct{}, 1)
 	fsys.invalidatorDone = make(chan struct{})
 	fsys.m.Subscribe(func(c sessionmgr.Change) {
+		fsys.changesMu.Lock()
+		if !fsys.closed {
+			fsys.pending = append(fsys.pending, c)
+		}
+		fsys.changesMu.Unlock()
 		select {
-		case fsys.changes <- c:
-		default:
-			// Full: the kernel's caches expire within a second anyway.
+		case fsys.wake <- struct{}{}:
+		default: // already awake
 		}
 	})
 	go fsys.runInvalidator()
@@ -28,24 +30,45 @@ func (fsys *FS) startInvalidator() {
 
 func (fsys *FS) runInvalidator() {
 	defer close(fsys.invalidatorDone)
-	for c := range fsys.changes {
-		fsys.invalidate(c)
+	for range fsys.wake {
+		fsys.changesMu.Lock()
+		batch, closed := fsys.pending, fsys.closed
+		fsys.pending = nil
+		fsys.changesMu.Unlock()
+		for _, c := range batch {
+			fsys.invalidate(c)
+		}
+		if closed {
+			return
+		}
 	}
 }
 
 // Close stops telling the kernel about changes; call it after unmount.
 func (fsys *FS) Close() {
 	fsys.closeOnce.Do(func() {
-		close(fsys.changes)
+		fsys.changesMu.Lock()
+		fsys.closed = true
+		fsys.pending = nil // unmounted: nobody to tell
+		fsys.changesMu.Unlock()
+		select {
+		case fsys.wake <- struct{}{}:
+		default:
+		}
 		<-fsys.invalidatorDone
 	})
 }
 
+// invalidate tells the kernel what a change made stale: the entries of
+// the changed names, their nodes' attributes and contents, and the
+// attributes and cached listing of the directory holding them (its
+// mtime, size or entries moved too).
 func (fsys *FS) invalidate(c sessionmgr.Change) {
 	root := &fsys.root.Inode
 	lib := root.GetChild(c.Library)
 	if c.Item == "" {
 		root.NotifyEntry(c.Library)
+		root.NotifyContent(0, 0)
 		if lib != nil {
 			lib.NotifyContent(0, 0)
 		}
@@ -57,6 +80,7 @@ func (fsys *FS) invalidate(c sessionmgr.Change) {
 	item := lib.GetChild(c.Item)
 	if len(c.Files) == 0 {
 		lib.NotifyEntry(c.Item)
+		lib.NotifyContent(0, 0)
 		if item != nil {
 			item.NotifyContent(0, 0)
 		}
@@ -65,6 +89,7 @@ func (fsys *FS) invalidate(c sessionmgr.Change) {
 	if item == nil {
 		return
 	}
+	item.NotifyContent(0, 0)
 	for _, name := range c.Files {
 		item.NotifyEntry(name)
 		if f := item.GetChild(name); f != nil {

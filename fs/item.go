@@ -23,7 +23,7 @@ type itemNode struct {
 
 var (
 	_ = (fusefs.NodeLookuper)((*itemNode)(nil))
-	_ = (fusefs.NodeReaddirer)((*itemNode)(nil))
+	_ = (fusefs.NodeOpendirHandler)((*itemNode)(nil))
 	_ = (fusefs.NodeGetattrer)((*itemNode)(nil))
 	_ = (fusefs.NodeSetattrer)((*itemNode)(nil))
 	_ = (fusefs.NodeMkdirer)((*itemNode)(nil))
@@ -86,16 +86,25 @@ func (n *itemNode) fileInode(ctx context.Context, e *sessionmgr.FileEntry, out *
 	return n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino)})
 }
 
-func (n *itemNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	files, err := n.fsys.m.ItemEntries(ctx, n.id)
-	if err != nil {
-		return nil, n.fsys.toErrno("readdir", n.path(""), err)
+func (n *itemNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	byIndex := map[int]*sessionmgr.FileEntry{}
+	h := newListing(&n.Inode, func(ctx context.Context, h *listing) syscall.Errno {
+		files, err := n.fsys.m.ItemEntries(ctx, n.id)
+		if err != nil {
+			return n.fsys.toErrno("readdir", n.path(""), err)
+		}
+		for i := range files {
+			f := &files[i]
+			byIndex[len(h.entries)] = f
+			h.add(fuse.DirEntry{Name: f.Name, Ino: fileIno(f.Posix.Ino), Mode: syscall.S_IFREG})
+		}
+		return 0
+	})
+	h.child = func(ctx context.Context, i int, out *fuse.EntryOut) *fusefs.Inode {
+		return n.fileInode(ctx, byIndex[i], out)
 	}
-	entries := append(make([]fuse.DirEntry, 0, len(files)+2), dots(&n.Inode)...)
-	for _, f := range files {
-		entries = append(entries, fuse.DirEntry{Name: f.Name, Ino: fileIno(f.Posix.Ino), Mode: syscall.S_IFREG})
-	}
-	return fusefs.NewListDirStream(entries), 0
+	h.lookup = n.Lookup
+	return h, listingFlags, 0
 }
 
 // Create makes a new name: visible at once, committed at close.

@@ -20,7 +20,7 @@ type libraryNode struct {
 
 var (
 	_ = (fusefs.NodeLookuper)((*libraryNode)(nil))
-	_ = (fusefs.NodeReaddirer)((*libraryNode)(nil))
+	_ = (fusefs.NodeOpendirHandler)((*libraryNode)(nil))
 	_ = (fusefs.NodeGetattrer)((*libraryNode)(nil))
 	_ = (fusefs.NodeSetattrer)((*libraryNode)(nil))
 	_ = (fusefs.NodeMkdirer)((*libraryNode)(nil))
@@ -80,16 +80,25 @@ func (l *libraryNode) itemInode(ctx context.Context, it *sessionmgr.Item, out *f
 	return l.NewInode(ctx, &itemNode{fsys: l.fsys, id: it.ID, libraryID: l.id}, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
 }
 
-func (l *libraryNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
-	items, err := l.fsys.m.ListItems(ctx, l.id)
-	if err != nil {
-		return nil, l.fsys.toErrno("readdir", l.path(""), err)
+func (l *libraryNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	byIndex := map[int]*sessionmgr.Item{}
+	h := newListing(&l.Inode, func(ctx context.Context, h *listing) syscall.Errno {
+		items, err := l.fsys.m.ListItems(ctx, l.id)
+		if err != nil {
+			return l.fsys.toErrno("readdir", l.path(""), err)
+		}
+		for i := range items {
+			it := &items[i]
+			byIndex[len(h.entries)] = it
+			h.add(fuse.DirEntry{Name: it.Name, Ino: itemIno(it.Posix.Ino), Mode: syscall.S_IFDIR})
+		}
+		return 0
+	})
+	h.child = func(ctx context.Context, i int, out *fuse.EntryOut) *fusefs.Inode {
+		return l.itemInode(ctx, byIndex[i], out)
 	}
-	entries := append(make([]fuse.DirEntry, 0, len(items)+2), dots(&l.Inode)...)
-	for _, it := range items {
-		entries = append(entries, fuse.DirEntry{Name: it.Name, Ino: itemIno(it.Posix.Ino), Mode: syscall.S_IFDIR})
-	}
-	return fusefs.NewListDirStream(entries), 0
+	h.lookup = l.Lookup
+	return h, listingFlags, 0
 }
 
 func (l *libraryNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {

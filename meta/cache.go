@@ -1,14 +1,17 @@
 package meta
 
-import "sync"
+import (
+	"bytes"
+	"sync"
+)
 
-// recordCache keeps decoded libraries, items and backings: nearly every
-// transaction reads the item it works on (and often its library and
+// recordCache keeps decoded libraries, items, backings and files: nearly
+// every transaction reads the item it works on (and often its library and
 // backing), and decoding them was a sixth of the daemon's CPU in a tar of
-// small files. An entry is valid for exactly one committed version of its
-// key (Badger's commit timestamp), so a write anywhere makes it stale
-// without any invalidation. Only records without slices, maps or pointers
-// are cached, so that handing out a shallow copy is handing out a deep one.
+// small files; listing an item's files was half of it in ls -lR. An entry
+// is valid for exactly one committed version of its key (Badger's commit
+// timestamp), so a write anywhere makes it stale without any
+// invalidation. Records go in and out as deep copies (copyRecord).
 type recordCache struct {
 	mu      sync.Mutex
 	entries map[string]cachedRecord
@@ -29,10 +32,35 @@ func cacheable(key []byte) bool {
 		return false
 	}
 	switch key[0] {
-	case kindLibrary, kindItem, kindBacking:
+	case kindLibrary, kindItem, kindBacking, kindFile:
 		return true
 	}
 	return false
+}
+
+// copyRecord returns a deep copy of a cacheable record; ok is false for
+// any other type, which is then not cached.
+func copyRecord(v any) (any, bool) {
+	switch r := v.(type) {
+	case *Library:
+		c := *r
+		return &c, true
+	case *Item:
+		c := *r
+		return &c, true
+	case *Backing:
+		c := *r
+		return &c, true
+	case *File:
+		c := *r
+		c.SHA256 = bytes.Clone(r.SHA256)
+		if r.Requested != nil {
+			q := *r.Requested
+			c.Requested = &q
+		}
+		return &c, true
+	}
+	return nil, false
 }
 
 func (c *recordCache) get(key []byte, version uint64) (any, bool) {

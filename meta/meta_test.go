@@ -264,3 +264,42 @@ func TestRecordCacheFollowsVersions(t *testing.T) {
 		t.Fatalf("after delete: %v", err)
 	}
 }
+
+func TestRecordCacheCopiesFiles(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := func() []File {
+		t.Helper()
+		var fs []File
+		must(s.View(func(tx *Tx) (err error) { fs, err = tx.Files(3); return err }))
+		return fs
+	}
+	must(s.Update(func(tx *Tx) error {
+		return tx.PutFile(&File{ItemID: 3, Name: "a", SHA256: []byte{1, 2}, Requested: &Checksum{Algorithm: "MD5", Value: "x"}})
+	}))
+	first := files()
+	first[0].SHA256[0] = 9
+	first[0].Requested.Value = "changed by a caller"
+	if got := files()[0]; got.SHA256[0] != 1 || got.Requested.Value != "x" {
+		t.Fatalf("cached file changed through a caller's copy: %+v", got)
+	}
+	must(s.Update(func(tx *Tx) error {
+		if err := tx.PutFile(&File{ItemID: 3, Name: "b", Size: 5}); err != nil {
+			return err
+		}
+		fs, err := tx.Files(3) // sees its own pending write
+		if err != nil || len(fs) != 2 {
+			t.Errorf("files in the writing transaction: %v %+v", err, fs)
+		}
+		return err
+	}))
+	if got := files(); len(got) != 2 || got[1].Size != 5 {
+		t.Fatalf("after adding a file: %+v", got)
+	}
+}

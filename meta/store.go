@@ -255,20 +255,38 @@ func (tx *Tx) scan(prefix []byte, keysOnly bool, fn func(key, val []byte) error)
 var errStop = errors.New("stop scan")
 
 func scanRecords[T any](tx *Tx, prefix []byte) ([]T, error) {
+	if !cacheable(prefix) {
+		var out []T
+		err := tx.scan(prefix, false, func(k, v []byte) error {
+			var r T
+			if err := decode(k, v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+		return out, err
+	}
+	// As getRecord, record by record: a listing of an item whose files
+	// did not change decodes nothing.
 	var out []T
-	err := tx.scan(prefix, false, func(k, v []byte) error {
-		var r T
-		if err := decode(k, v, &r); err != nil {
-			return err
+	o := badger.DefaultIteratorOptions
+	o.Prefix = prefix
+	o.PrefetchValues = false
+	it := tx.txn.NewIterator(o)
+	defer it.Close()
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		r, err := decodeCached[T](tx, it.Item())
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, r)
-		return nil
-	})
-	return out, err
+		out = append(out, *r)
+	}
+	return out, nil
 }
 
 func getRecord[T any](tx *Tx, key []byte) (*T, error) {
-	if !cacheable(key) || tx.written[string(key)] {
+	if !cacheable(key) {
 		var r T
 		if err := tx.get(key, &r); err != nil {
 			return nil, err
@@ -282,9 +300,22 @@ func getRecord[T any](tx *Tx, key []byte) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := tx.s.records.get(key, item.Version()); ok {
-		r := *(v.(*T)) // a copy: callers change their records
-		return &r, nil
+	return decodeCached[T](tx, item)
+}
+
+// decodeCached decodes a record through the record cache. A key this
+// transaction wrote is decoded from its pending value, never cached.
+func decodeCached[T any](tx *Tx, item *badger.Item) (*T, error) {
+	key := item.Key()
+	pending := tx.written[string(key)]
+	if !pending {
+		if v, ok := tx.s.records.get(key, item.Version()); ok {
+			if c, ok := copyRecord(v); ok {
+				if r, ok := c.(*T); ok {
+					return r, nil // a copy: callers change their records
+				}
+			}
+		}
 	}
 	b, err := item.ValueCopy(nil)
 	if err != nil {
@@ -294,8 +325,9 @@ func getRecord[T any](tx *Tx, key []byte) (*T, error) {
 	if err := decode(key, b, &r); err != nil {
 		return nil, err
 	}
-	c := r
-	tx.s.records.put(key, item.Version(), &c)
+	if c, ok := copyRecord(&r); ok && !pending {
+		tx.s.records.put(key, item.Version(), c)
+	}
 	return &r, nil
 }
 

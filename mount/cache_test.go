@@ -206,3 +206,110 @@ func TestCancelledUpdateFailsTheWriter(t *testing.T) {
 		t.Fatalf("a new write after the failed one: %q", got)
 	}
 }
+
+// The kernel keeps listings and attributes for an hour (FOPEN_CACHE_DIR,
+// long timeouts): changes through the API must reach every cache an ls -l
+// just filled.
+func TestAPIChangesShowInCachedListings(t *testing.T) {
+	mnt, mt := mounted(t)
+	m, ctx := mt.Manager, context.Background()
+	item := filepath.Join(mnt, "lib", "item")
+	if err := os.MkdirAll(item, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(item, "a.txt"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	names := func(dir string) map[string]bool {
+		t.Helper()
+		des, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, de := range des {
+			out[de.Name()] = true
+		}
+		return out
+	}
+	listed := func(dir, name string, want bool) func() error {
+		return func() error {
+			if names(dir)[name] != want {
+				return errors.New(dir + ": " + name + " listed wrongly")
+			}
+			return nil
+		}
+	}
+	// Fill the caches, twice so that the second comes from the kernel.
+	names(mnt)
+	names(filepath.Join(mnt, "lib"))
+	names(item)
+	names(item)
+	before, err := os.Stat(item)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	importFile(t, m, "lib", "item", "b.txt", []byte("bee"))
+	eventuallyFast(t, listed(item, "b.txt", true))
+	eventuallyFast(t, func() error {
+		st, err := os.Stat(item)
+		if err != nil || !st.ModTime().After(before.ModTime()) {
+			return errors.New("item mtime did not move")
+		}
+		return nil
+	})
+
+	lib, err := m.LibraryByName(ctx, "lib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib.ID, Name: "made-by-api"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, listed(filepath.Join(mnt, "lib"), "made-by-api", true))
+
+	it, err := m.ItemByName(ctx, lib.ID, "made-by-api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newName := "renamed-by-api"
+	if err := m.UpdateItem(ctx, it.ID, sessionmgr.ItemUpdateSpec{Name: &newName}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, listed(filepath.Join(mnt, "lib"), "made-by-api", false))
+	eventuallyFast(t, listed(filepath.Join(mnt, "lib"), "renamed-by-api", true))
+
+	if _, err := m.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: "lib2"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, listed(mnt, "lib2", true))
+
+	itemID, err := m.ItemByName(ctx, lib.ID, "item")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode := uint32(0o600)
+	if err := m.SetFilePosix(ctx, itemID.ID, "a.txt", sessionmgr.PosixChange{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, func() error {
+		st, err := os.Stat(filepath.Join(item, "a.txt"))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			return errors.New("mode set through the API not shown")
+		}
+		return nil
+	})
+
+	s, err := m.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID.ID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RemoveSessionFile(ctx, s, "b.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CompleteUpdateSession(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, listed(item, "b.txt", false))
+}

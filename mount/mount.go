@@ -89,7 +89,13 @@ func Start(opts Options) (*Mount, error) {
 		return nil, err
 	}
 	fsys := fs.New(m, fs.Options{ReadOnly: opts.ReadOnly, Logger: log})
-	timeout := time.Second
+	// The daemon is the only writer of its catalog (Badger's lock), and
+	// every change, from the mount or the control socket, is pushed to
+	// the kernel as an invalidation (fs/invalidate.go): the kernel may
+	// keep entries and attributes as long as it likes. Names that do not
+	// exist are not cached: a name created through the API needs no
+	// invalidation to appear.
+	timeout := time.Hour
 	negative := time.Duration(0)
 	mo := fuse.MountOptions{
 		FsName:        m.Home(),

@@ -24,7 +24,7 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 	if err != nil {
 		return "", err
 	}
-	var out string
+	var out, libName string
 	err = m.store.Update(func(tx *meta.Tx) error {
 		prev, specHash, err := replayToken(tx, tokenItem, clientToken, spec)
 		if err != nil || prev != "" {
@@ -35,6 +35,7 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 		if err != nil {
 			return err
 		}
+		libName = lib.Name
 		if other, err := tx.ItemIDByName(lib.ID, spec.Name); err == nil {
 			o, _ := tx.Item(other)
 			name := spec.Name
@@ -71,6 +72,9 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 		}
 		return nil
 	})
+	if err == nil {
+		m.notify(Change{Library: libName, Item: spec.Name})
+	}
 	return out, err
 }
 

@@ -80,6 +80,7 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 	})
 	if err == nil {
 		m.rememberBacking(root)
+		m.notify(Change{Library: spec.Name})
 	}
 	return out, err
 }
