@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"reflect"
 	"strconv"
 	"strings"
@@ -120,7 +121,7 @@ func serveControl(m *sessionmgr.Manager, path string, log *slog.Logger, allow fu
 	}
 	s := &ControlServer{m: m, log: log, path: path, socket: st, served: make(chan struct{})}
 	s.srv = &http.Server{
-		Handler:           s.track(s.routes()),
+		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -217,6 +218,34 @@ func (s *ControlServer) track(h http.Handler) http.Handler {
 		defer s.inFlight.Done()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// handler is the whole chain a request goes through.
+func (s *ControlServer) handler() http.Handler { return s.track(s.guard(s.routes())) }
+
+// guard answers, with the API's error body, the requests http.ServeMux
+// would answer with a redirect or a bare status: a path that is not
+// clean (empty or dot segments, "//") and the request target "*". A
+// redirect would turn a client's PUT into a GET of another resource.
+func (s *ControlServer) guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath() // what the mux cleans
+		if r.RequestURI == "*" || p == "" || p[0] != '/' || cleanPath(p) != p {
+			s.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: fmt.Sprintf("path %q is not clean: no empty, '.' or '..' segments", p)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is http.ServeMux's canonical form of a path: path.Clean,
+// keeping a trailing slash.
+func cleanPath(p string) string {
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // peerCheckListener drops connections from users the rule does not allow.
