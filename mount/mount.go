@@ -106,6 +106,13 @@ func Start(opts Options) (*Mount, error) {
 	if opts.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
 	}
+	if opts.AllowOther {
+		// Other users get in, so the kernel must check the modes and
+		// owners clfs stores before it forwards their calls: without
+		// default_permissions any user could read a 0600 file, write
+		// or remove other users' files, and chmod or chown them.
+		mo.Options = append(mo.Options, "default_permissions")
+	}
 	server, err := serve(opts.Mountpoint, fsys, &fusefs.Options{
 		MountOptions:    mo,
 		EntryTimeout:    &timeout,
