@@ -127,7 +127,7 @@ func Start(opts Options) (*Mount, error) {
 		}
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
-	control, err := ServeControl(m, SocketPath(m.Home()), log)
+	control, err := ServeControlWith(m, SocketPath(m.Home()), log, ControlOptions{ReadOnly: opts.ReadOnly})
 	if err != nil {
 		server.Unmount()
 		server.Wait()

@@ -382,3 +382,103 @@ func TestReadOnlyMount(t *testing.T) {
 		t.Errorf("getxattr user.clfs.sha256 on a read-only mount: %d, %v", v, err)
 	}
 }
+
+// TestReadOnlyControlAPI: a --read-only mount's control socket refuses
+// every change of the catalog, as its filesystem does, with an error the
+// client recognises (ErrReadOnly, Unauthorized); reads, finds, download
+// sessions and fsck are served.
+func TestReadOnlyControlAPI(t *testing.T) {
+	home := t.TempDir()
+	populate(t, home)
+	tm := mountWith(t, home, newMountpoint(t), Options{ReadOnly: true})
+	ctx := t.Context()
+	c, err := Dial(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lib, err := c.LibraryByName(ctx, "lib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	item, err := c.ItemByName(ctx, lib.ID, "item")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrReadOnly) || sessionmgr.KindOf(err) != sessionmgr.KindUnauthorized {
+			t.Errorf("%s on a read-only mount: %v (kind %s), want ErrReadOnly", what, err, sessionmgr.KindOf(err))
+		}
+	}
+	_, err = c.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: "new"}, "")
+	refused("create library", err)
+	refused("delete library", c.DeleteLibrary(ctx, lib.ID))
+	_, err = c.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib.ID, Name: "new"}, "")
+	refused("create item", err)
+	refused("delete item", c.DeleteItem(ctx, item.ID))
+	_, err = c.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: item.ID}, "")
+	refused("create update session", err)
+	for _, op := range []struct {
+		what string
+		err  error
+	}{
+		{"keep-alive update session", c.KeepAliveUpdateSession(ctx, "some-id", nil)},
+		{"complete update session", c.CompleteUpdateSession(ctx, "some-id")},
+		{"cancel update session", c.CancelUpdateSession(ctx, "some-id")},
+		{"fail update session", c.FailUpdateSession(ctx, "some-id", "x")},
+		{"delete update session", c.DeleteUpdateSession(ctx, "some-id")},
+		{"remove session file", c.RemoveSessionFile(ctx, "some-id", "f")},
+	} {
+		refused(op.what, op.err)
+	}
+	_, err = c.AddFile(ctx, "some-id", sessionmgr.FileAddSpec{Name: "g", SourceType: sessionmgr.SourcePush})
+	refused("add file", err)
+	_, err = c.ValidateUpdateSession(ctx, "some-id")
+	refused("validate", err)
+	if up, err := c.OpenUpload(ctx, "some-id", "f", sessionmgr.UploadOptions{}); err == nil {
+		_, err = up.Finish(ctx)
+		up.Close()
+		refused("upload", err)
+	} else {
+		refused("upload", err)
+	}
+
+	// Reads are served.
+	if libs, err := c.ListLibraries(ctx); err != nil || len(libs) != 1 {
+		t.Errorf("list libraries: %v %v", libs, err)
+	}
+	if ids, err := c.FindLibraries(ctx, sessionmgr.LibraryFindSpec{Name: ptrTo("lib")}); err != nil || len(ids) != 1 {
+		t.Errorf("find libraries: %v %v", ids, err)
+	}
+	if _, err := c.GetFile(ctx, item.ID, "f"); err != nil {
+		t.Errorf("get file: %v", err)
+	}
+	ds, err := c.CreateDownloadSession(ctx, sessionmgr.DownloadSessionCreateSpec{LibraryItemID: item.ID}, "")
+	if err != nil {
+		t.Fatalf("create download session: %v", err)
+	}
+	if _, err := c.PrepareDownloadFile(ctx, ds, "f", ""); err != nil {
+		t.Errorf("prepare: %v", err)
+	}
+	d, err := c.OpenDownload(ctx, ds, "f")
+	if err != nil {
+		t.Fatalf("open download: %v", err)
+	}
+	b := make([]byte, 64)
+	n, _ := d.ReadAt(b, 0)
+	d.Close()
+	if string(b[:n]) != "committed" {
+		t.Errorf("download read %q", b[:n])
+	}
+	if err := c.CancelDownloadSession(ctx, ds); err != nil {
+		t.Errorf("cancel download session: %v", err)
+	}
+	if err := c.DeleteDownloadSession(ctx, ds); err != nil {
+		t.Errorf("delete download session: %v", err)
+	}
+	if rep, err := c.Fsck(ctx, nil); err != nil || len(rep.Problems) != 0 {
+		t.Errorf("fsck: %+v %v", rep, err)
+	}
+	unchanged(t, tm)
+}
