@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -481,4 +483,101 @@ func TestReadOnlyControlAPI(t *testing.T) {
 		t.Errorf("fsck: %+v %v", rep, err)
 	}
 	unchanged(t, tm)
+}
+
+// TestNamesStayInStorage: no name, through the API or the data plane,
+// reaches outside the storage directory: bad names (dot segments,
+// slashes, NUL, non-UTF-8, too long) are refused, tricky valid ones are
+// stored as names only, and afterwards the home holds nothing but the
+// catalog, content by checksum and staging by session.
+func TestNamesStayInStorage(t *testing.T) {
+	parent := t.TempDir()
+	home := filepath.Join(parent, "home")
+	m, err := sessionmgr.Open(sessionmgr.Options{Home: home, ReapInterval: -1, Logger: ctlLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	srv, err := ServeControl(m, SocketPath(m.Home()), ctlLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := Dial(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := t.Context()
+	lib, err := c.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: "lib"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	item, err := c.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib, Name: "item"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: item}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []string{"", ".", "..", "../x", "../../../escape", "a/../../b", "/abs", "x/", "a\x00b", "\xff\xfe", strings.Repeat("n", 256)}
+	for _, name := range bad {
+		if _, err := c.AddFile(ctx, s, sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush}); sessionmgr.KindOf(err) != sessionmgr.KindInvalidArgument {
+			t.Errorf("add file %q: %v, want InvalidArgument", name, err)
+		}
+		if _, err := c.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: name}, ""); sessionmgr.KindOf(err) != sessionmgr.KindInvalidArgument {
+			t.Errorf("create library %q: %v, want InvalidArgument", name, err)
+		}
+		if _, err := c.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib, Name: name}, ""); sessionmgr.KindOf(err) != sessionmgr.KindInvalidArgument {
+			t.Errorf("create item %q: %v, want InvalidArgument", name, err)
+		}
+		// The data plane, past the client's own check.
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("PUT", "http://clfs"+dataPath("update-session", s, name), strings.NewReader("escape"))
+		srv.handler().ServeHTTP(rec, req)
+		if rec.Code/100 != 4 {
+			t.Errorf("PUT of %q on the data plane: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	good := []string{"...", "..x", "x..", "%2e%2e", `..\..\x`, " ..", ".. ", "a:b", strings.Repeat("o", 255)}
+	for _, name := range good {
+		if _, err := c.AddFile(ctx, s, sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush}); err != nil {
+			t.Fatalf("add file %q: %v", name, err)
+		}
+		up, err := c.OpenUpload(ctx, s, name, sessionmgr.UploadOptions{})
+		if err != nil {
+			t.Fatalf("upload %q: %v", name, err)
+		}
+		up.ReadFrom(strings.NewReader("data of " + name))
+		if _, err := up.Finish(ctx); err != nil {
+			t.Fatalf("upload %q: %v", name, err)
+		}
+		up.Close()
+	}
+	if err := c.CompleteUpdateSession(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	files, err := c.ListFiles(ctx, item)
+	if err != nil || len(files) != len(good) {
+		t.Fatalf("files: %d, %v; want %d", len(files), err, len(good))
+	}
+
+	allowed := regexp.MustCompile(`^(meta/[^/]+|storage/content/[0-9a-f]{2}/[0-9a-f]{64}|storage/staging/[0-9a-f-]{36}(/[0-9]+)?|` + regexp.QuoteMeta(SocketName) + `)$`)
+	err = filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(home, p)
+		if !allowed.MatchString(rel) {
+			t.Errorf("unexpected file in the home: %s", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(parent); len(entries) != 1 {
+		t.Errorf("beside the home: %v, want only the home", entries)
+	}
 }
