@@ -190,18 +190,6 @@ func TestDueExpiriesStopsAtNow(t *testing.T) {
 	})
 }
 
-func FuzzDecodeRecord(f *testing.F) {
-	f.Add([]byte(`{"id":1,"name":"x","sha256":"AQI="}`))
-	f.Add([]byte(`{`))
-	f.Add([]byte{0xff, 0x00})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var r File
-		if err := decode([]byte("k"), b, &r); err != nil && !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("decode error not ErrCorrupt: %v", err)
-		}
-	})
-}
-
 // The record cache must never show a stale, a foreign pending, or a
 // caller-modified record.
 func TestRecordCacheFollowsVersions(t *testing.T) {

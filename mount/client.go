@@ -15,10 +15,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"clfs/sessionmgr"
 )
@@ -395,6 +397,9 @@ func list[T any](ctx context.Context, c *Client, path string, q url.Values) ([]T
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	var body io.Reader
 	if in != nil {
+		if err := checkUTF8(reflect.ValueOf(in)); err != nil {
+			return err
+		}
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -496,6 +501,49 @@ func errorOf(status int, b []byte) error {
 
 // checkName refuses what cannot be a path segment: the API refuses these
 // names anyway, and ServeMux would redirect them.
+// checkUTF8 refuses a request body holding a string that is not UTF-8:
+// json.Marshal would send U+FFFD in its place, and the server would act
+// on another name than the caller's (create "\xff" and get "\ufffd").
+func checkUTF8(v reflect.Value) error {
+	switch v.Kind() {
+	case reflect.String:
+		if s := v.String(); !utf8.ValidString(s) {
+			return &sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: fmt.Sprintf("%q is not valid UTF-8, which the API cannot carry", s)}
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return checkUTF8(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				if err := checkUTF8(v.Field(i)); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return nil // bytes travel as base64
+		}
+		for i := range v.Len() {
+			if err := checkUTF8(v.Index(i)); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if err := checkUTF8(it.Key()); err != nil {
+				return err
+			}
+			if err := checkUTF8(it.Value()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func checkName(name string) error {
 	if name == "" || name == "." || name == ".." {
 		return &sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: fmt.Sprintf("file name %q is not a valid name", name)}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"reflect"
 	"strconv"
 	"strings"
@@ -63,10 +64,11 @@ type ControlServer struct {
 	log *slog.Logger
 
 	// constant after ServeControl
-	path   string
-	socket os.FileInfo // the file we created, so that Close removes only it
-	srv    *http.Server
-	served chan struct{} // closed when Serve returns
+	readOnly bool
+	path     string
+	socket   os.FileInfo // the file we created, so that Close removes only it
+	srv      *http.Server
+	served   chan struct{} // closed when Serve returns
 
 	mu       sync.Mutex
 	closed   bool           // GUARDED_BY(mu)
@@ -80,14 +82,32 @@ type ControlServer struct {
 // stale socket (nothing answers) is replaced; a live one is refused with
 // ErrMountRunning.
 func ServeControl(m *sessionmgr.Manager, socketPath string, log *slog.Logger) (*ControlServer, error) {
+	return ServeControlWith(m, socketPath, log, ControlOptions{})
+}
+
+// ControlOptions configures ServeControlWith.
+type ControlOptions struct {
+	// ReadOnly refuses every request that would change the catalog (a
+	// --read-only mount): reads, finds, download sessions and fsck are
+	// served; the rest gets an Unauthorized error whose cause is
+	// ErrReadOnly.
+	ReadOnly bool
+}
+
+// ErrReadOnly is the cause of a change refused by a read-only mount's
+// control socket.
+var ErrReadOnly = errors.New("the mount is read-only")
+
+// ServeControlWith is ServeControl with options.
+func ServeControlWith(m *sessionmgr.Manager, socketPath string, log *slog.Logger, opts ControlOptions) (*ControlServer, error) {
 	owner := uint32(os.Geteuid())
-	return serveControl(m, socketPath, log, func(uid uint32) bool { return peerAllowed(uid, owner) })
+	return serveControl(m, socketPath, log, opts, func(uid uint32) bool { return peerAllowed(uid, owner) })
 }
 
 // peerAllowed is the access rule: root and the socket's owner.
 func peerAllowed(uid, owner uint32) bool { return uid == 0 || uid == owner }
 
-func serveControl(m *sessionmgr.Manager, path string, log *slog.Logger, allow func(uid uint32) bool) (*ControlServer, error) {
+func serveControl(m *sessionmgr.Manager, path string, log *slog.Logger, opts ControlOptions, allow func(uid uint32) bool) (*ControlServer, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -118,9 +138,9 @@ func serveControl(m *sessionmgr.Manager, path string, log *slog.Logger, allow fu
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	s := &ControlServer{m: m, log: log, path: path, socket: st, served: make(chan struct{})}
+	s := &ControlServer{m: m, log: log, readOnly: opts.ReadOnly, path: path, socket: st, served: make(chan struct{})}
 	s.srv = &http.Server{
-		Handler:           s.track(s.routes()),
+		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -219,6 +239,34 @@ func (s *ControlServer) track(h http.Handler) http.Handler {
 	})
 }
 
+// handler is the whole chain a request goes through.
+func (s *ControlServer) handler() http.Handler { return s.track(s.guard(s.routes())) }
+
+// guard answers, with the API's error body, the requests http.ServeMux
+// would answer with a redirect or a bare status: a path that is not
+// clean (empty or dot segments, "//") and the request target "*". A
+// redirect would turn a client's PUT into a GET of another resource.
+func (s *ControlServer) guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath() // what the mux cleans
+		if r.RequestURI == "*" || p == "" || p[0] != '/' || cleanPath(p) != p {
+			s.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: fmt.Sprintf("path %q is not clean: no empty, '.' or '..' segments", p)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is http.ServeMux's canonical form of a path: path.Clean,
+// keeping a trailing slash.
+func cleanPath(p string) string {
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
 // peerCheckListener drops connections from users the rule does not allow.
 type peerCheckListener struct {
 	*net.UnixListener
@@ -270,6 +318,10 @@ func (s *ControlServer) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	api := func(pattern string, fn op) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if err := s.refuseChange(pattern, r); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 			v, err := fn(r)
 			if err != nil {
 				s.fail(w, r, err)
@@ -529,12 +581,37 @@ func (s *ControlServer) routes() *http.ServeMux {
 		return serverInfo{Home: m.Home(), PID: os.Getpid()}, nil
 	})
 	mux.HandleFunc("POST "+clfsPrefix+"/fsck", s.fsck)
-	mux.HandleFunc("PUT "+clfsPrefix+"/data/update-session/{id}/{file}", s.upload)
+	mux.HandleFunc("PUT "+clfsPrefix+"/data/update-session/{id}/{file}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.refuseChange("PUT "+clfsPrefix+"/data/update-session/{id}/{file}", r); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.upload(w, r)
+	})
 	mux.HandleFunc("GET "+clfsPrefix+"/data/download-session/{id}/{file}", s.download)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindNotFound, Msg: fmt.Sprintf("no operation %s %s", r.Method, r.URL.Path)})
 	})
 	return mux
+}
+
+// refuseChange refuses, on a read-only server, a request to the route
+// pattern that would change the catalog. It classifies by the route the
+// mux chose, not by the path, so no spelling of a path gets around it;
+// a route it does not know as a read is a change.
+func (s *ControlServer) refuseChange(pattern string, r *http.Request) error {
+	if !s.readOnly {
+		return nil
+	}
+	method, _, _ := strings.Cut(pattern, " ")
+	switch {
+	case method == http.MethodGet,
+		strings.Contains(pattern, "/download-session"), strings.Contains(pattern, "/downloadsession/"),
+		method == http.MethodPost && (actionOf(r) == "find" || actionOf(r) == "get") && !strings.Contains(pattern, "/update-session"):
+		return nil
+	}
+	return &sessionmgr.Error{Kind: sessionmgr.KindUnauthorized, Err: ErrReadOnly,
+		Msg: fmt.Sprintf("the mount is read-only (clfs mount --read-only): %s %s would change the catalog", r.Method, r.URL.Path)}
 }
 
 // serverInfo is what GET /clfs/info answers.

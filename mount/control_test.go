@@ -541,7 +541,7 @@ func TestControlPeerCheck(t *testing.T) {
 	defer m.Close()
 	var seen atomic.Int64
 	seen.Store(-1)
-	srv, err := serveControl(m, SocketPath(home), ctlLogger(t), func(uid uint32) bool {
+	srv, err := serveControl(m, SocketPath(home), ctlLogger(t), ControlOptions{}, func(uid uint32) bool {
 		seen.Store(int64(uid))
 		return false
 	})

@@ -112,11 +112,18 @@ func Start(opts Options) (*Mount, error) {
 	if opts.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
 	}
+	if opts.AllowOther {
+		// Other users get in, so the kernel must check the modes and
+		// owners clfs stores before it forwards their calls: without
+		// default_permissions any user could read a 0600 file, write
+		// or remove other users' files, and chmod or chown them.
+		mo.Options = append(mo.Options, "default_permissions")
+	}
 	// The control socket answers before the mount appears: whoever
 	// waits for the mountpoint (a test, systemd, a script) may run a
 	// clfs command at once, and without the socket it would try to open
 	// the catalog the daemon holds.
-	control, err := ServeControl(m, SocketPath(m.Home()), log)
+	control, err := ServeControlWith(m, SocketPath(m.Home()), log, ControlOptions{ReadOnly: opts.ReadOnly})
 	if err != nil {
 		fsys.Close()
 		m.Close()

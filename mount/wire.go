@@ -116,6 +116,7 @@ var causes = []struct {
 	{"clfs.content_corrupt", sessionmgr.ErrContentCorrupt},
 	{"clfs.name_too_long", sessionmgr.ErrNameTooLong},
 	{"clfs.not_empty", sessionmgr.ErrNotEmpty},
+	{"clfs.read_only", ErrReadOnly},
 }
 
 // encodeError is the body and status of err.
