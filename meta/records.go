@@ -130,6 +130,9 @@ type DownloadSession struct {
 	// Pinned is true while the session holds references on its files'
 	// content; it drops them when it leaves ACTIVE.
 	Pinned bool `json:"pinned"`
+	// PinOnOpen: files are pinned as they are first opened, not all at
+	// creation (the mount's read sessions: one file of a large item).
+	PinOnOpen bool `json:"pin_on_open,omitempty"`
 }
 
 // DownloadSessionFile is a file as it was when its download session was

@@ -50,6 +50,8 @@ type commitPlan struct {
 	backingID uint64
 	apply     []meta.UpdateSessionFile
 	carry     []meta.UpdateSessionFile
+	// names of the library and item, for the change notification
+	libName, itemName string
 	// sealed holds the uploads handed in by the caller, by name; their
 	// apply entries carry the sealed result, not the record's.
 	sealed map[string]*sealedUpload
@@ -174,7 +176,9 @@ func (m *Manager) complete(ctx context.Context, id string, only []string, over m
 		for _, c := range p.apply {
 			names = append(names, c.Name)
 		}
-		m.notifyItemByID(p.s.ItemID, names...)
+		if len(m.subscriberList()) > 0 {
+			m.notify(Change{Library: p.libName, Item: p.itemName, Files: names})
+		}
 	}
 	return succ.sessionID(), nil
 }
@@ -208,6 +212,7 @@ func (m *Manager) planCommit(id string, only []string) (*commitPlan, error) {
 		if err != nil {
 			return err
 		}
+		p.libName, p.itemName = lib.Name, it.Name
 		p.backingID = lib.BackingID
 		p.root, err = m.backingRoot(tx, lib.BackingID)
 		return err

@@ -27,6 +27,16 @@ func (m *Manager) CreateDownloadSession(ctx context.Context, spec DownloadSessio
 }
 
 func (m *Manager) createDownloadSession(ctx context.Context, spec DownloadSessionCreateSpec, clientToken, owner string) (string, error) {
+	return m.createDownloadSessionPinning(ctx, spec, clientToken, owner, false)
+}
+
+// createDownloadSessionPinning creates a download session that pins its
+// item's files now, or, with onOpen, each file when it is first opened
+// (OpenDownload): opening one file of a large item then costs one pin, not
+// one per file. Such a session serves only the content version it began
+// at: once the item has changed, opening a file not yet pinned fails
+// with NotAllowedInCurrentState.
+func (m *Manager) createDownloadSessionPinning(ctx context.Context, spec DownloadSessionCreateSpec, clientToken, owner string, onOpen bool) (string, error) {
 	id, err := m.store.NextID()
 	if err != nil {
 		return "", err
@@ -42,25 +52,20 @@ func (m *Manager) createDownloadSession(ctx context.Context, spec DownloadSessio
 		if err != nil {
 			return err
 		}
-		files, err := tx.Files(it.ID)
-		if err != nil {
-			return err
+		var files []meta.File
+		if !onOpen {
+			if files, err = tx.Files(it.ID); err != nil {
+				return err
+			}
 		}
 		now := m.now()
 		s := &meta.DownloadSession{
 			ID: id, UUID: newUUID(), ItemID: it.ID, ItemContentVersion: it.ContentVersion,
 			State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
-			Pinned: true, Owner: owner,
+			Pinned: true, Owner: owner, PinOnOpen: onOpen,
 		}
-		for _, f := range files {
-			if _, err := tx.AddContentRef(meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}, 1, f.Size); err != nil {
-				return err
-			}
-			if err := tx.PutDownloadSessionFile(&meta.DownloadSessionFile{
-				SessionID: s.ID, Name: f.Name, Size: f.Size, Version: f.Version,
-				SHA256: f.SHA256, BackingID: f.BackingID, Status: string(PrepareUnprepared),
-				FileID: f.ID, Attr: f.Attr,
-			}); err != nil {
+		for i := range files {
+			if _, err := pinTx(tx, s, &files[i]); err != nil {
 				return err
 			}
 		}
@@ -336,6 +341,40 @@ func (m *Manager) downloadRec(tx *meta.Tx, id string) (*meta.DownloadSession, er
 	return tx.DownloadSession(n)
 }
 
+// pinTx takes a reference on a committed file's content for the session
+// and records it as the session's file.
+func pinTx(tx *meta.Tx, s *meta.DownloadSession, f *meta.File) (*meta.DownloadSessionFile, error) {
+	if _, err := tx.AddContentRef(meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}, 1, f.Size); err != nil {
+		return nil, err
+	}
+	df := &meta.DownloadSessionFile{
+		SessionID: s.ID, Name: f.Name, Size: f.Size, Version: f.Version,
+		SHA256: f.SHA256, BackingID: f.BackingID, Status: string(PrepareUnprepared),
+		FileID: f.ID, Attr: f.Attr,
+	}
+	return df, tx.PutDownloadSessionFile(df)
+}
+
+// pinOnOpenTx pins a file of a PinOnOpen session that is opened for the
+// first time, if the item is still at the session's content version.
+func (m *Manager) pinOnOpenTx(tx *meta.Tx, s *meta.DownloadSession, name string) (*meta.DownloadSessionFile, error) {
+	it, err := tx.Item(s.ItemID)
+	if err != nil {
+		return nil, err
+	}
+	if it.ContentVersion != s.ItemContentVersion {
+		return nil, errorf(KindNotAllowedInCurrentState, "%s serves content version %d of its item, which is now at %d", downloadLabel(s.UUID), s.ItemContentVersion, it.ContentVersion)
+	}
+	f, err := tx.File(it.ID, name)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, errorf(KindInvalidArgument, "file %q is not in %s", name, downloadLabel(s.UUID))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pinTx(tx, s, f)
+}
+
 func (m *Manager) downloadFileRec(tx *meta.Tx, id, name string) (*meta.DownloadSession, *meta.DownloadSessionFile, error) {
 	s, err := m.downloadRec(tx, id)
 	if err != nil {
@@ -436,10 +475,21 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 	var f *meta.DownloadSessionFile
 	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		var err error
-		if s, f, err = m.downloadFileRec(tx, id, name); err != nil {
+		if s, err = m.downloadRec(tx, id); err != nil {
 			return err
 		}
 		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opTransfer); err != nil {
+			return err
+		}
+		f, err = tx.DownloadSessionFile(s.ID, name)
+		switch {
+		case errors.Is(err, meta.ErrNotFound) && s.PinOnOpen:
+			if f, err = m.pinOnOpenTx(tx, s, name); err != nil {
+				return err
+			}
+		case errors.Is(err, meta.ErrNotFound):
+			return errorf(KindInvalidArgument, "file %q is not in %s", name, downloadLabel(s.UUID))
+		case err != nil:
 			return err
 		}
 		inline, err = tx.InlineContent(meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256})

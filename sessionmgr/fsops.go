@@ -101,8 +101,10 @@ func (m *Manager) OpenFileReader(ctx context.Context, itemID, name string) (*Fil
 		switch {
 		case KindOf(err) == KindInvalidArgument:
 			return nil, errorf(KindNotFound, "file %q not found", name)
-		case errors.Is(err, ErrNotAllowedInCurrentState) && attempt == 0:
-			// Canceled or expired under us: one more try, fresh.
+		case errors.Is(err, ErrNotAllowedInCurrentState) && attempt < 4:
+			// Canceled or expired under us, or the item changed
+			// between reading its version and pinning the file:
+			// try again, fresh.
 		default:
 			return nil, err
 		}
@@ -118,7 +120,7 @@ func (m *Manager) readSessionFor(ctx context.Context, it *Item) (*readSession, e
 		return rs, nil
 	}
 	m.mu.Unlock()
-	id, err := m.createDownloadSession(ctx, DownloadSessionCreateSpec{LibraryItemID: it.ID}, "", m.owner)
+	id, err := m.createDownloadSessionPinning(ctx, DownloadSessionCreateSpec{LibraryItemID: it.ID}, "", m.owner, true)
 	if err != nil {
 		return nil, err
 	}

@@ -87,26 +87,3 @@ func (m *Manager) namesOf(ctx context.Context, libraryID, itemID string) (lib, i
 	})
 	return lib, item
 }
-
-// notifyItemByID is notifyItem for an item known by catalog ID.
-func (m *Manager) notifyItemByID(itemID uint64, files ...string) {
-	if len(m.subscriberList()) == 0 {
-		return
-	}
-	var c Change
-	err := m.store.View(func(tx *meta.Tx) error {
-		it, err := tx.Item(itemID)
-		if err != nil {
-			return err
-		}
-		lib, err := tx.Library(it.LibraryID)
-		if err != nil {
-			return err
-		}
-		c = Change{Library: lib.Name, Item: it.Name, Files: files}
-		return nil
-	})
-	if err == nil {
-		m.notify(c)
-	}
-}
