@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
 	"clfs/meta"
 )
 
@@ -463,6 +465,31 @@ type DownloadReader struct {
 
 	served  atomic.Int64
 	closeMu sync.Once
+
+	raMu     sync.Mutex
+	raNext   int64 // where a sequential reader reads next
+	raIssued int64 // readahead has been asked for up to here
+}
+
+// readaheadWindow is how far ahead of a sequential reader the blob is
+// asked into the page cache. A mount's read waits for the disk once per
+// request, with nothing in flight behind it; reading ahead keeps the disk
+// busy while the kernel and the reader move the previous chunk.
+const readaheadWindow = 8 << 20
+
+// readAhead starts the kernel reading the blob past a sequential read.
+func (r *DownloadReader) readAhead(off int64, n int) {
+	r.raMu.Lock()
+	defer r.raMu.Unlock()
+	sequential := off == r.raNext
+	r.raNext = off + int64(n)
+	if !sequential || r.raNext+readaheadWindow/2 < r.raIssued || r.raIssued >= r.size {
+		return
+	}
+	from := max(r.raIssued, r.raNext)
+	// A hint: a failure only means no readahead.
+	_ = unix.Fadvise(int(r.f.Fd()), from, readaheadWindow, unix.FADV_WILLNEED)
+	r.raIssued = from + readaheadWindow
 }
 
 // OpenDownload opens a pinned file for reading. The file becomes PREPARED
@@ -550,6 +577,9 @@ func (r *DownloadReader) ReadAt(p []byte, off int64) (int, error) {
 	var err error
 	if r.f != nil {
 		n, err = r.f.ReadAt(p, off)
+		if n > 0 {
+			r.readAhead(off, n)
+		}
 	} else if off >= int64(len(r.inline)) {
 		err = io.EOF
 	} else if n = copy(p, r.inline[off:]); n < len(p) {
