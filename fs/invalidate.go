@@ -65,8 +65,18 @@ func (fsys *FS) invalidate(c sessionmgr.Change) {
 	if item == nil {
 		return
 	}
+	// Files: only their attributes and pages, never their entries. The
+	// kernel's entry invalidation sleeps, uninterruptibly, on the item
+	// directory's lock, which a rename or create in that directory holds
+	// while it waits for this daemon; should the daemon die then (kill -9,
+	// a crash), the sleeping thread keeps it from exiting, its FUSE device
+	// stays open, and every process waiting on the mount hangs for good.
+	// Entries of files need no invalidation: the mount's own creates,
+	// renames and unlinks update the kernel's, and no API call renames or
+	// adds a name that a cached negative entry could hide
+	// (NegativeTimeout is 0); a file removed through the API fails its
+	// next GETATTR, which drops the entry.
 	for _, name := range c.Files {
-		item.NotifyEntry(name)
 		if f := item.GetChild(name); f != nil {
 			f.NotifyContent(0, 0)
 		}
