@@ -1,9 +1,13 @@
 package sessionmgr
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash"
+	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -414,6 +418,18 @@ type DownloadReader struct {
 
 	served  atomic.Int64
 	closeMu sync.Once
+
+	// Stored content is checked against its SHA-256 as it is read in
+	// order: a reader that reaches the end of a file whose blob was
+	// damaged behind clfs's back gets ErrContentCorrupt for the last
+	// bytes, not a silent success. Readers of part of a file are not
+	// checked (hashing the whole blob at open would cost a full read).
+	sha      []byte
+	verifyMu sync.Mutex
+	hash     hash.Hash // GUARDED_BY(verifyMu); nil once the check gave up
+	hashed   int64     // GUARDED_BY(verifyMu); bytes hashed so far, from 0
+	counted  int64     // GUARDED_BY(verifyMu); bytes served, in any order
+	damaged  error     // GUARDED_BY(verifyMu); what the check found
 }
 
 // OpenDownload opens a pinned file for reading. The file becomes PREPARED
@@ -449,6 +465,15 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 		m.log.Error("open stored content", "session", s.UUID, "file", name, "path", path, "err", err)
 		return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content is missing: %v", name, downloadLabel(s.UUID), err)
 	}
+	if st, err := file.Stat(); err != nil || st.Size() != f.Size {
+		file.Close()
+		size := int64(-1)
+		if err == nil {
+			size = st.Size()
+		}
+		m.log.Error("stored content damaged", "session", s.UUID, "file", name, "path", path, "size", size, "want", f.Size, "err", err)
+		return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content %s is %d bytes, want %d", name, downloadLabel(s.UUID), path, size, f.Size)
+	}
 	ls := m.liveFor(s.ID)
 	ls.handles.Add(1)
 	m.touch(ls)
@@ -456,7 +481,8 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 		Name: f.Name, Size: f.Size, Version: fmtCounter(f.Version),
 		SHA256: hex.EncodeToString(f.SHA256), Posix: posixOf(f.FileID, f.Attr),
 	}
-	return &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file, entry: entry}, nil
+	return &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file, entry: entry,
+		sha: f.SHA256, hash: sha256.New()}, nil
 }
 
 // Entry is the file as pinned: what fstat on a read handle shows, however
@@ -473,6 +499,9 @@ func (r *DownloadReader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, &StateError{Session: r.label, Op: opTransfer, State: StateCanceled}
 	}
 	n, err := r.f.ReadAt(p, off)
+	if verr := r.verify(p[:n], off); verr != nil {
+		return 0, verr
+	}
 	if n > 0 {
 		r.served.Add(int64(n))
 		r.m.mu.Lock()
@@ -484,6 +513,44 @@ func (r *DownloadReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	r.m.touch(r.ls)
 	return n, err
+}
+
+// verify hashes bytes read in order and fails the read that completes a
+// file whose content does not match its SHA-256. A read counts as
+// completing once the reader has been served as many bytes as the file
+// has: the kernel may deliver the parts of one large read out of order,
+// and what was not hashed in order is then read again from the blob.
+func (r *DownloadReader) verify(p []byte, off int64) error {
+	r.verifyMu.Lock()
+	defer r.verifyMu.Unlock()
+	if r.hash == nil {
+		// Once damaged, always: the kernel turns a failed part of a
+		// large read into a short read, and the caller reads on.
+		return r.damaged
+	}
+	if end := off + int64(len(p)); off <= r.hashed && end > r.hashed {
+		r.hash.Write(p[r.hashed-off:])
+		r.hashed = end
+	}
+	r.counted += int64(len(p))
+	if r.hashed < r.size && r.counted < r.size {
+		return nil
+	}
+	h := r.hash
+	r.hash = nil
+	if r.hashed < r.size {
+		if _, err := io.Copy(h, io.NewSectionReader(r.f, r.hashed, r.size-r.hashed)); err != nil {
+			r.damaged = wrapf(KindError, ErrContentCorrupt, "file %q of %s: read stored content %s: %v", r.name, r.label, r.f.Name(), err)
+			return r.damaged
+		}
+	}
+	sum := h.Sum(nil)
+	if bytes.Equal(sum, r.sha) {
+		return nil
+	}
+	r.m.log.Error("stored content damaged", "session", r.label, "file", r.name, "path", r.f.Name(), "sha256", hex.EncodeToString(sum), "want", hex.EncodeToString(r.sha))
+	r.damaged = wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content %s has sha256 %x, want %x", r.name, r.label, r.f.Name(), sum, r.sha)
+	return r.damaged
 }
 
 // Close releases the reader and stores the bytes it served.
