@@ -31,6 +31,10 @@ type Options struct {
 	NoXattr        bool
 	SessionTimeout time.Duration
 	Logger         *slog.Logger
+	// Clock and ReapInterval are passed to the session manager (tests
+	// expire sessions with a fake clock).
+	Clock        sessionmgr.Clock
+	ReapInterval time.Duration
 }
 
 // Mount is a running mount.
@@ -84,7 +88,7 @@ func Start(opts Options) (*Mount, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	m, err := sessionmgr.Open(sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log})
+	m, err := sessionmgr.Open(sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval})
 	if err != nil {
 		return nil, err
 	}

@@ -177,7 +177,10 @@ func (m *Manager) complete(ctx context.Context, id string, only []string, over m
 			names = append(names, c.Name)
 		}
 		if len(m.subscriberList()) > 0 {
-			m.notify(Change{Library: p.libName, Item: p.itemName, Files: names})
+			// A session of the mount's own changed names the
+			// kernel already knows; anyone else's may have removed
+			// names it caches.
+			m.notify(Change{Library: p.libName, Item: p.itemName, Files: names, Gone: p.s.Owner != m.owner})
 		}
 	}
 	return succ.sessionID(), nil

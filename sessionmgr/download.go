@@ -1,7 +1,9 @@
 package sessionmgr
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -469,6 +471,19 @@ type DownloadReader struct {
 	raMu     sync.Mutex
 	raNext   int64 // where a sequential reader reads next
 	raIssued int64 // readahead has been asked for up to here
+
+	// Stored content is checked against its SHA-256 as it is read in
+	// order: a reader that reaches the end of a file whose blob was
+	// damaged behind clfs's back gets ErrContentCorrupt for the last
+	// bytes, not a silent success. Hashing runs on the pipe's goroutine,
+	// beside the disk reads; only the last read waits for it. Readers
+	// of part of a file are not checked (that would cost a full read).
+	sha      []byte
+	verifyMu sync.Mutex
+	pipe     *hashPipe // GUARDED_BY(verifyMu); nil once checked (or inline)
+	hashed   int64     // GUARDED_BY(verifyMu); bytes hashed so far, from 0
+	counted  int64     // GUARDED_BY(verifyMu); bytes served, in any order
+	damaged  error     // GUARDED_BY(verifyMu); what the check found
 }
 
 // readaheadWindow is how far ahead of a sequential reader the blob is
@@ -546,9 +561,19 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 			m.log.Error("open stored content", "session", s.UUID, "file", name, "path", path, "err", err)
 			return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content is missing: %v", name, downloadLabel(s.UUID), err)
 		}
-	} else if int64(len(inline)) != f.Size {
-		m.log.Error("stored content has the wrong size", "session", s.UUID, "file", name, "size", len(inline), "want", f.Size)
-		return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content is %d bytes, not %d", name, downloadLabel(s.UUID), len(inline), f.Size)
+		if st, err := file.Stat(); err != nil || st.Size() != f.Size {
+			file.Close()
+			size := int64(-1)
+			if err == nil {
+				size = st.Size()
+			}
+			m.log.Error("stored content damaged", "session", s.UUID, "file", name, "path", path, "size", size, "want", f.Size, "err", err)
+			return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content %s is %d bytes, want %d", name, downloadLabel(s.UUID), path, size, f.Size)
+		}
+	} else if sum := sha256.Sum256(inline); int64(len(inline)) != f.Size || !bytes.Equal(sum[:], f.SHA256) {
+		// Small enough to check whole, at once.
+		m.log.Error("stored content damaged", "session", s.UUID, "file", name, "inline", true, "size", len(inline), "want", f.Size, "sha256", hex.EncodeToString(sum[:]))
+		return nil, wrapf(KindError, ErrContentCorrupt, "file %q of %s: inline content is %d bytes with sha256 %x, want %d bytes, %x", name, downloadLabel(s.UUID), len(inline), sum, f.Size, f.SHA256)
 	}
 	ls := m.liveFor(s.ID)
 	ls.handles.Add(1)
@@ -557,7 +582,11 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 		Name: f.Name, Size: f.Size, Version: fmtCounter(f.Version),
 		SHA256: hex.EncodeToString(f.SHA256), Posix: posixOf(f.FileID, f.Attr),
 	}
-	return &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file, inline: inline, entry: entry}, nil
+	r := &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file, inline: inline, entry: entry, sha: f.SHA256}
+	if file != nil {
+		r.pipe = newHashPipe(nil, nil)
+	}
+	return r, nil
 }
 
 // Entry is the file as pinned: what fstat on a read handle shows, however
@@ -580,6 +609,9 @@ func (r *DownloadReader) ReadAt(p []byte, off int64) (int, error) {
 		if n > 0 {
 			r.readAhead(off, n)
 		}
+		if verr := r.verify(p[:n], off); verr != nil {
+			return 0, verr
+		}
 	} else if off >= int64(len(r.inline)) {
 		err = io.EOF
 	} else if n = copy(p, r.inline[off:]); n < len(p) {
@@ -598,10 +630,62 @@ func (r *DownloadReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// verify feeds bytes read in order to the hash and, once the reader has
+// been served as many bytes as the file has, checks the SHA-256.
+func (r *DownloadReader) verify(p []byte, off int64) error {
+	r.verifyMu.Lock()
+	defer r.verifyMu.Unlock()
+	if r.pipe == nil {
+		// Once damaged, always: the kernel turns a failed part of a
+		// large read into a short read, and the caller reads on.
+		return r.damaged
+	}
+	if end := off + int64(len(p)); off <= r.hashed && end > r.hashed {
+		r.pipe.write(p[r.hashed-off:])
+		r.hashed = end
+	}
+	r.counted += int64(len(p))
+	if r.hashed < r.size && r.counted < r.size {
+		return nil
+	}
+	pipe := r.pipe
+	r.pipe = nil
+	if r.hashed < r.size {
+		// Served out of order: catch up from the blob.
+		rest := io.NewSectionReader(r.f, r.hashed, r.size-r.hashed)
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := rest.Read(buf)
+			pipe.write(buf[:n])
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				pipe.stop()
+				r.damaged = wrapf(KindError, ErrContentCorrupt, "file %q of %s: read stored content %s: %v", r.name, r.label, r.f.Name(), err)
+				return r.damaged
+			}
+		}
+	}
+	sum, _ := pipe.sums()
+	if bytes.Equal(sum, r.sha) {
+		return nil
+	}
+	r.m.log.Error("stored content damaged", "session", r.label, "file", r.name, "path", r.f.Name(), "sha256", hex.EncodeToString(sum), "want", hex.EncodeToString(r.sha))
+	r.damaged = wrapf(KindError, ErrContentCorrupt, "file %q of %s: stored content %s has sha256 %x, want %x", r.name, r.label, r.f.Name(), sum, r.sha)
+	return r.damaged
+}
+
 // Close releases the reader and stores the bytes it served.
 func (r *DownloadReader) Close() error {
 	var err error
 	r.closeMu.Do(func() {
+		r.verifyMu.Lock()
+		if r.pipe != nil {
+			r.pipe.stop()
+			r.pipe = nil
+		}
+		r.verifyMu.Unlock()
 		r.m.touch(r.ls) // as in StagedFile.Close
 		r.ls.handles.Add(-1)
 		if r.f != nil {

@@ -183,7 +183,7 @@ func (m *Manager) UpdateItem(ctx context.Context, id string, spec ItemUpdateSpec
 	lib, item := m.namesOf(ctx, "", id)
 	err := m.updateItem(ctx, id, spec)
 	if err == nil {
-		m.notify(Change{Library: lib, Item: item})
+		m.notify(Change{Library: lib, Item: item, Gone: spec.Name != nil})
 	}
 	return err
 }
@@ -272,7 +272,7 @@ func (m *Manager) DeleteItem(ctx context.Context, id string) error {
 	}
 	m.afterEnd(ended)
 	m.dropUnreferenced(drop)
-	m.notify(Change{Library: lib, Item: item})
+	m.notify(Change{Library: lib, Item: item, Gone: true})
 	return nil
 }
 

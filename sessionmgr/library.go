@@ -168,7 +168,7 @@ func (m *Manager) UpdateLibrary(ctx context.Context, id string, spec LibraryUpda
 	lib, _ := m.namesOf(ctx, id, "")
 	err := m.updateLibrary(ctx, id, spec)
 	if err == nil {
-		m.notify(Change{Library: lib})
+		m.notify(Change{Library: lib, Gone: spec.Name != nil})
 	}
 	return err
 }
@@ -239,7 +239,7 @@ func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
 	lib, _ := m.namesOf(ctx, id, "")
 	defer func() {
 		if lib != "" {
-			m.notify(Change{Library: lib})
+			m.notify(Change{Library: lib, Gone: true})
 		}
 	}()
 	var drop []meta.ContentKey

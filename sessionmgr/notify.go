@@ -13,6 +13,11 @@ type Change struct {
 	Library string
 	Item    string   // empty when the library itself changed
 	Files   []string // empty when the item itself changed
+	// Gone: the names may no longer exist (deleted or renamed) through
+	// no call of the mount's, so a cache must drop its entries for them,
+	// not only their attributes and contents. The mount's own unlinks and
+	// renames need not say so: the kernel made them.
+	Gone bool
 }
 
 // Subscribe registers fn to be told of every change. fn runs on the
