@@ -53,9 +53,9 @@ func Open(opts Options) (*Store, error) {
 		WithNumVersionsToKeep(1).
 		// The catalog is small; Badger's defaults size memtables and
 		// caches for much larger data sets.
-		WithMemTableSize(16 << 20).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
+		WithMemTableSize(8 << 20).
+		WithBlockCacheSize(4 << 20).
+		WithIndexCacheSize(2 << 20).
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2)
 	db, err := badger.Open(bo)
