@@ -563,6 +563,9 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	}
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
+	if done, err := m.removeAtOnce(mi, name); done || err != nil {
+		return err
+	}
 	if _, err := m.GetFile(ctx, itemID, name); err != nil {
 		return err
 	}
@@ -576,6 +579,77 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	next, err := m.complete(ctx, sid, []string{name}, nil)
 	mi.session = next
 	return err
+}
+
+// removeAtOnce removes a committed file of an item that has no ACTIVE
+// update session in one synced transaction: an update session is created,
+// records the removal, applies it and ends DONE, all in it (rm -rf of
+// 5,000 files ran five transactions per file). With a session already
+// ACTIVE (other files of the item being written) it does nothing and
+// reports done == false: the removal then joins that session. Caller
+// holds mi.mu.
+func (m *Manager) removeAtOnce(mi *mountItem, name string) (done bool, err error) {
+	id, err := m.store.NextID()
+	if err != nil {
+		return false, err
+	}
+	var s *meta.UpdateSession
+	var drop []meta.ContentKey
+	var libName, itemName string
+	err = m.store.Update(func(tx *meta.Tx) error {
+		s, drop, done = nil, nil, false
+		it, err := m.itemRec(tx, mi.id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ActiveUpdate(it.ID); err == nil {
+			return nil // join it: not done here
+		} else if !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+		f, err := tx.File(it.ID, name)
+		if errors.Is(err, meta.ErrNotFound) {
+			return errorf(KindNotFound, "file %s/%s not found", itemLabel(tx, it), name)
+		}
+		if err != nil {
+			return err
+		}
+		if s, err = m.newUpdateSessionTx(tx, it, id, m.owner); err != nil {
+			return err
+		}
+		if err := tx.PutUpdateSessionFile(&meta.UpdateSessionFile{SessionID: s.ID, Name: name, Removed: true}); err != nil {
+			return err
+		}
+		if drop, err = dropRef(tx, f); err != nil {
+			return err
+		}
+		if err := tx.DeleteFile(it.ID, name); err != nil {
+			return err
+		}
+		now := m.now()
+		it.AddSize(-f.Size)
+		it.ContentVersion++
+		it.LastModifiedTime = now
+		it.Attr.Mtime, it.Attr.Ctime = now, now
+		if err := tx.PutItem(it); err != nil {
+			return err
+		}
+		if lib, err := tx.Library(it.LibraryID); err == nil {
+			libName = lib.Name
+		}
+		itemName = it.Name
+		done = true
+		return m.endUpdateTx(tx, s, opComplete, "")
+	})
+	if err != nil || !done {
+		return false, err
+	}
+	m.afterEnd([]endedSession{{s.ID, s.UUID}})
+	m.dropUnreferenced(drop)
+	if len(m.subscriberList()) > 0 {
+		m.notify(Change{Library: libName, Item: itemName, Files: []string{name}})
+	}
+	return true, nil
 }
 
 // dropPending drops the draft's pending change from the item's session.

@@ -295,25 +295,22 @@ func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentK
 		}
 	}
 	msg := "library item " + itemLabel(tx, it) + " was deleted"
-	// The scan below cannot see an update session created concurrently;
-	// reading the item's lock, which every create writes, makes such a
-	// create conflict with this transaction, whose retry then sees it.
-	if _, err := tx.ActiveUpdate(it.ID); err != nil && !errors.Is(err, meta.ErrNotFound) {
-		return nil, nil, err
-	}
-	ups, err := tx.UpdateSessions()
-	if err != nil {
-		return nil, nil, err
-	}
-	for i := range ups {
-		s := &ups[i]
-		if s.ItemID != it.ID || State(s.State) != StateActive {
-			continue
+	// An item has at most one ACTIVE update session, found through its
+	// lock (not a scan of every session ever kept: rm -rf of 50 items
+	// after a tar of 5,000 files decoded 250,000 session records).
+	// Reading the lock, which every create writes, also makes a create
+	// running meanwhile conflict with this transaction.
+	if n, err := tx.ActiveUpdate(it.ID); err == nil {
+		s, err := tx.UpdateSession(n)
+		if err != nil {
+			return nil, nil, err
 		}
 		if err := m.endUpdateTx(tx, s, opItemDeleted, msg); err != nil {
 			return nil, nil, err
 		}
 		ended = append(ended, endedSession{s.ID, s.UUID})
+	} else if !errors.Is(err, meta.ErrNotFound) {
+		return nil, nil, err
 	}
 	downs, err := tx.DownloadSessions()
 	if err != nil {
