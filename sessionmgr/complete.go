@@ -2,6 +2,7 @@ package sessionmgr
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -318,7 +319,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 		} else if c.Inline {
 			b, err := tx.StagedBytes(cur.ID, c.Name)
 			if err != nil || int64(len(b)) != c.Size {
-				return nil, fmt.Errorf("file %q: staged bytes in the catalog: %w", c.Name, cmpErr(err, meta.ErrCorrupt))
+				return nil, fmt.Errorf("file %q: staged bytes in the catalog: %w", c.Name, cmp.Or(err, meta.ErrCorrupt))
 			}
 			if _, err := tx.AddInlineContent(k, b); err != nil {
 				return nil, err
@@ -624,12 +625,4 @@ func (s *successor) takeLive(m *Manager, p *commitPlan) {
 		next.handles.Add(n)
 	}
 	m.touch(next)
-}
-
-// cmpErr is err, or alt when err is nil (a check failed without an error).
-func cmpErr(err, alt error) error {
-	if err != nil {
-		return err
-	}
-	return alt
 }
