@@ -20,10 +20,9 @@ type listing struct {
 	load    func(ctx context.Context, h *listing) syscall.Errno // fills entries once
 	loaded  bool
 	entries []fuse.DirEntry
-	byName  map[string]int
-	next    int
-	// child makes the node of entries[i], filling out.
-	child func(ctx context.Context, i int, out *fuse.EntryOut) *fusefs.Inode
+	// children make the node of each listed name, filling out.
+	children map[string]func(ctx context.Context, out *fuse.EntryOut) *fusefs.Inode
+	next     int
 	// lookup finds a name that is not in the listing (created since).
 	lookup func(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno)
 }
@@ -37,8 +36,10 @@ var (
 // listingFlags ask the kernel to cache the listing across opens.
 const listingFlags = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
 
-func newListing(self *fusefs.Inode, load func(ctx context.Context, h *listing) syscall.Errno) *listing {
-	return &listing{self: self, load: load}
+// newListing opens a directory whose load adds its entries and lookup
+// finds names created since.
+func newListing(self *fusefs.Inode, lookup func(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno), load func(ctx context.Context, h *listing) syscall.Errno) *listing {
+	return &listing{self: self, load: load, lookup: lookup}
 }
 
 func (h *listing) ensureLoaded(ctx context.Context) syscall.Errno {
@@ -46,7 +47,7 @@ func (h *listing) ensureLoaded(ctx context.Context) syscall.Errno {
 		return 0
 	}
 	h.entries = append(h.entries[:0], dots(h.self)...)
-	h.byName = map[string]int{}
+	h.children = map[string]func(ctx context.Context, out *fuse.EntryOut) *fusefs.Inode{}
 	if errno := h.load(ctx, h); errno != 0 {
 		return errno
 	}
@@ -54,9 +55,9 @@ func (h *listing) ensureLoaded(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// add appends an entry; child(i) must be able to make its node.
-func (h *listing) add(de fuse.DirEntry) {
-	h.byName[de.Name] = len(h.entries)
+// add appends an entry and what makes its node.
+func (h *listing) add(de fuse.DirEntry, child func(ctx context.Context, out *fuse.EntryOut) *fusefs.Inode) {
+	h.children[de.Name] = child
 	h.entries = append(h.entries, de)
 }
 
@@ -80,8 +81,8 @@ func (h *listing) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 }
 
 func (h *listing) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if i, ok := h.byName[name]; ok && h.loaded {
-		return h.child(ctx, i, out), 0
+	if child, ok := h.children[name]; ok && h.loaded {
+		return child(ctx, out), 0
 	}
 	return h.lookup(ctx, name, out)
 }

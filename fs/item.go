@@ -87,23 +87,18 @@ func (n *itemNode) fileInode(ctx context.Context, e *sessionmgr.FileEntry, out *
 }
 
 func (n *itemNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	byIndex := map[int]*sessionmgr.FileEntry{}
-	h := newListing(&n.Inode, func(ctx context.Context, h *listing) syscall.Errno {
+	h := newListing(&n.Inode, n.Lookup, func(ctx context.Context, h *listing) syscall.Errno {
 		files, err := n.fsys.m.ItemEntries(ctx, n.id)
 		if err != nil {
 			return n.fsys.toErrno("readdir", n.path(""), err)
 		}
 		for i := range files {
 			f := &files[i]
-			byIndex[len(h.entries)] = f
-			h.add(fuse.DirEntry{Name: f.Name, Ino: fileIno(f.Posix.Ino), Mode: syscall.S_IFREG})
+			h.add(fuse.DirEntry{Name: f.Name, Ino: fileIno(f.Posix.Ino), Mode: syscall.S_IFREG},
+				func(ctx context.Context, out *fuse.EntryOut) *fusefs.Inode { return n.fileInode(ctx, f, out) })
 		}
 		return 0
 	})
-	h.child = func(ctx context.Context, i int, out *fuse.EntryOut) *fusefs.Inode {
-		return n.fileInode(ctx, byIndex[i], out)
-	}
-	h.lookup = n.Lookup
 	return h, listingFlags, 0
 }
 

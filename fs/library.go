@@ -81,23 +81,18 @@ func (l *libraryNode) itemInode(ctx context.Context, it *sessionmgr.Item, out *f
 }
 
 func (l *libraryNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	byIndex := map[int]*sessionmgr.Item{}
-	h := newListing(&l.Inode, func(ctx context.Context, h *listing) syscall.Errno {
+	h := newListing(&l.Inode, l.Lookup, func(ctx context.Context, h *listing) syscall.Errno {
 		items, err := l.fsys.m.ListItems(ctx, l.id)
 		if err != nil {
 			return l.fsys.toErrno("readdir", l.path(""), err)
 		}
 		for i := range items {
 			it := &items[i]
-			byIndex[len(h.entries)] = it
-			h.add(fuse.DirEntry{Name: it.Name, Ino: itemIno(it.Posix.Ino), Mode: syscall.S_IFDIR})
+			h.add(fuse.DirEntry{Name: it.Name, Ino: itemIno(it.Posix.Ino), Mode: syscall.S_IFDIR},
+				func(ctx context.Context, out *fuse.EntryOut) *fusefs.Inode { return l.itemInode(ctx, it, out) })
 		}
 		return 0
 	})
-	h.child = func(ctx context.Context, i int, out *fuse.EntryOut) *fusefs.Inode {
-		return l.itemInode(ctx, byIndex[i], out)
-	}
-	h.lookup = l.Lookup
 	return h, listingFlags, 0
 }
 
