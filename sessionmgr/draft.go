@@ -234,18 +234,13 @@ func (m *Manager) beginUpload(mi *mountItem, name string, isNew, fromCommitted b
 		case !errors.Is(err, meta.ErrNotFound):
 			return err
 		}
-		if n, err := tx.ActiveUpdate(it.ID); err == nil {
-			if s, err = tx.UpdateSession(n); err != nil {
-				return err
-			}
-			if s.Owner != m.owner {
-				return errorf(KindResourceBusy, "item %s has an active update session %s of another client", itemLabel(tx, it), s.UUID)
-			}
+		if s, err = m.mountSessionTx(tx, it); err != nil {
+			return err
+		}
+		if s != nil {
 			if err := m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) }); err != nil {
 				return err
 			}
-		} else if !errors.Is(err, meta.ErrNotFound) {
-			return err
 		} else if s, err = m.newUpdateSessionTx(tx, it, ids[0], m.owner); err != nil {
 			return err
 		}
@@ -306,6 +301,27 @@ func (m *Manager) beginUpload(mi *mountItem, name string, isNew, fromCommitted b
 	return sf, committed, nil
 }
 
+// mountSessionTx returns the item's ACTIVE update session if the mount
+// holds it, nil if there is none, and ResourceBusy if another client
+// (the API) holds it: the mount never writes into a client's session.
+func (m *Manager) mountSessionTx(tx *meta.Tx, it *meta.Item) (*meta.UpdateSession, error) {
+	n, err := tx.ActiveUpdate(it.ID)
+	if errors.Is(err, meta.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := tx.UpdateSession(n)
+	if err != nil {
+		return nil, err
+	}
+	if s.Owner != m.owner {
+		return nil, errorf(KindResourceBusy, "item %s has an active update session %s of another client", itemLabel(tx, it), s.UUID)
+	}
+	return s, nil
+}
+
 // itemSession returns the mount's ACTIVE session on the item, creating it.
 // Caller holds mi.mu.
 func (m *Manager) itemSession(ctx context.Context, mi *mountItem) (string, error) {
@@ -321,17 +337,7 @@ func (m *Manager) itemSession(ctx context.Context, mi *mountItem) (string, error
 		if err != nil {
 			return err
 		}
-		n, err := tx.ActiveUpdate(it.ID)
-		if errors.Is(err, meta.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		held, err = tx.UpdateSession(n)
-		if err == nil && held.Owner != m.owner {
-			return errorf(KindResourceBusy, "item %s has an active update session %s of another client", itemLabel(tx, it), held.UUID)
-		}
+		held, err = m.mountSessionTx(tx, it)
 		return err
 	})
 	if err != nil {
@@ -602,10 +608,8 @@ func (m *Manager) removeAtOnce(mi *mountItem, name string) (done bool, err error
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ActiveUpdate(it.ID); err == nil {
-			return nil // join it: not done here
-		} else if !errors.Is(err, meta.ErrNotFound) {
-			return err
+		if held, err := m.mountSessionTx(tx, it); err != nil || held != nil {
+			return err // busy, or the removal joins the mount's session
 		}
 		f, err := tx.File(it.ID, name)
 		if errors.Is(err, meta.ErrNotFound) {
@@ -763,10 +767,8 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 		if err != nil {
 			return err
 		}
-		if n, err := tx.ActiveUpdate(it.ID); err == nil {
-			if s, err := tx.UpdateSession(n); err == nil && s.Owner != m.owner {
-				return errorf(KindResourceBusy, "item %s has an active update session %s of another client", itemLabel(tx, it), s.UUID)
-			}
+		if _, err := m.mountSessionTx(tx, it); err != nil {
+			return err
 		}
 		f, err := tx.File(it.ID, oldName)
 		if errors.Is(err, meta.ErrNotFound) {
