@@ -27,7 +27,14 @@ func importFile(t *testing.T, m *sessionmgr.Manager, lib, item, name string, dat
 	if err != nil {
 		t.Fatal(err)
 	}
-	sid, err := m.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: it.ID}, "")
+	importIntoItem(t, m, it.ID, name, data)
+}
+
+// importIntoItem is importFile for an item known by its API id.
+func importIntoItem(t testing.TB, m *sessionmgr.Manager, itemID, name string, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	sid, err := m.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,25 +61,7 @@ func (fx *ctlFixture) ensure(t testing.TB) {
 			t.Fatal(err)
 		}
 	}
-	s, err := m.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: fx.item}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.AddFile(ctx, s, sessionmgr.FileAddSpec{Name: "f.txt", SourceType: sessionmgr.SourcePush}); err != nil {
-		t.Fatal(err)
-	}
-	sf, err := m.OpenUpload(ctx, s, "f.txt", sessionmgr.UploadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sf.WriteAt([]byte("committed"), 0)
-	if _, err := sf.Finish(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sf.Close()
-	if err := m.CompleteUpdateSession(ctx, s); err != nil {
-		t.Fatal(err)
-	}
+	importIntoItem(t, m, fx.item, "f.txt", []byte("committed"))
 	if fx.update, err = m.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: fx.item}, ""); err != nil {
 		t.Fatal(err)
 	}

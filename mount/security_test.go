@@ -283,26 +283,7 @@ func populate(t *testing.T, home string) {
 	if _, err := m.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib, Name: "empty"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	s, err := m.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: item}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mode := uint32(0o644)
-	if _, err := m.AddFile(ctx, s, sessionmgr.FileAddSpec{Name: "f", SourceType: sessionmgr.SourcePush, Posix: &sessionmgr.Posix{Mode: mode}}); err != nil {
-		t.Fatal(err)
-	}
-	sf, err := m.OpenUpload(ctx, s, "f", sessionmgr.UploadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sf.WriteAt([]byte("committed"), 0)
-	if _, err := sf.Finish(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sf.Close()
-	if err := m.CompleteUpdateSession(ctx, s); err != nil {
-		t.Fatal(err)
-	}
+	importIntoItem(t, m, item, "f", []byte("committed")) // committed files are 0644
 }
 
 // mutations are every change a process can ask of a mount, each on a
