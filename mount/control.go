@@ -65,6 +65,10 @@ type ControlServer struct {
 
 	// constant after ServeControl
 	readOnly bool
+	// public is the HTTPS API (ServeAPI): lists answer ids, as
+	// vSphere's do, and every call but the login needs a session.
+	public   bool
+	sessions *apiSessions // the logins of a public server
 	path     string
 	socket   os.FileInfo // the file we created, so that Close removes only it
 	srv      *http.Server
@@ -139,19 +143,24 @@ func serveControl(m *sessionmgr.Manager, path string, log *slog.Logger, opts Con
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	s := &ControlServer{m: m, log: log, readOnly: opts.ReadOnly, path: path, socket: st, served: make(chan struct{})}
+	s.serve(&peerCheckListener{UnixListener: ln, allow: allow, log: log}, s.handler())
+	return s, nil
+}
+
+// serve answers requests on ln with h until Close.
+func (s *ControlServer) serve(ln net.Listener, h http.Handler) {
 	s.srv = &http.Server{
-		Handler:           s.handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	go func() {
 		defer close(s.served)
-		if err := s.srv.Serve(&peerCheckListener{UnixListener: ln, allow: allow, log: log}); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("control socket stopped", "socket", path, "err", err)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("API listener stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	return s, nil
 }
 
 // removeStaleSocket removes a socket file nothing answers on (its mount
@@ -210,6 +219,9 @@ func (s *ControlServer) Close() error {
 		cancel()
 		<-s.served
 		s.inFlight.Wait()
+		if s.path == "" { // a TCP listener
+			return
+		}
 		if st, err := os.Lstat(s.path); err == nil && os.SameFile(st, s.socket) {
 			if err := os.Remove(s.path); err != nil {
 				s.closeErr = fmt.Errorf("remove control socket: %w", err)
@@ -240,7 +252,12 @@ func (s *ControlServer) track(h http.Handler) http.Handler {
 }
 
 // handler is the whole chain a request goes through.
-func (s *ControlServer) handler() http.Handler { return s.track(s.guard(s.routes())) }
+func (s *ControlServer) handler() http.Handler {
+	if s.public {
+		return s.track(s.guard(s.publicRoutes()))
+	}
+	return s.track(s.guard(s.routes()))
+}
 
 // guard answers, with the API's error body, the requests http.ServeMux
 // would answer with a redirect or a bare status: a path that is not
@@ -345,7 +362,10 @@ func (s *ControlServer) routes() *http.ServeMux {
 		if q := r.URL.Query(); q.Has("name") {
 			return m.LibraryByName(r.Context(), q.Get("name"))
 		}
-		return m.ListLibraries(r.Context())
+		return s.listed(m.ListLibraries(r.Context()))
+	})
+	api("GET "+p+"local-library", func(r *http.Request) (any, error) {
+		return s.listed(m.ListLibraries(r.Context()))
 	})
 	api("POST "+p+"library", func(r *http.Request) (any, error) {
 		if err := wantAction(r, "find"); err != nil {
@@ -365,6 +385,19 @@ func (s *ControlServer) routes() *http.ServeMux {
 	api("GET "+p+"local-library/{id}", func(r *http.Request) (any, error) {
 		return withID(r, func(id string) (any, error) { return m.GetLibrary(r.Context(), id) })
 	})
+	updateLibrary := func(r *http.Request) (any, error) {
+		return withID(r, func(id string) (any, error) {
+			var b struct {
+				Spec sessionmgr.LibraryUpdateSpec `json:"update_spec"`
+			}
+			if err := decodeBody(r, &b); err != nil {
+				return nil, err
+			}
+			return nil, m.UpdateLibrary(r.Context(), id, b.Spec)
+		})
+	}
+	api("PATCH "+p+"library/{id}", updateLibrary)
+	api("PATCH "+p+"local-library/{id}", updateLibrary)
 	api("POST "+p+"local-library", func(r *http.Request) (any, error) {
 		var b struct {
 			Spec  sessionmgr.LibraryCreateSpec `json:"create_spec"`
@@ -384,7 +417,7 @@ func (s *ControlServer) routes() *http.ServeMux {
 		if q.Has("name") {
 			return m.ItemByName(r.Context(), q.Get("library_id"), q.Get("name"))
 		}
-		return m.ListItems(r.Context(), q.Get("library_id"))
+		return s.listed(m.ListItems(r.Context(), q.Get("library_id")))
 	})
 	api("POST "+p+"library/item", func(r *http.Request) (any, error) {
 		var b struct {
@@ -405,6 +438,17 @@ func (s *ControlServer) routes() *http.ServeMux {
 	})
 	api("GET "+p+"library/item/{id}", func(r *http.Request) (any, error) {
 		return withID(r, func(id string) (any, error) { return m.GetItem(r.Context(), id) })
+	})
+	api("PATCH "+p+"library/item/{id}", func(r *http.Request) (any, error) {
+		return withID(r, func(id string) (any, error) {
+			var b struct {
+				Spec sessionmgr.ItemUpdateSpec `json:"update_spec"`
+			}
+			if err := decodeBody(r, &b); err != nil {
+				return nil, err
+			}
+			return nil, m.UpdateItem(r.Context(), id, b.Spec)
+		})
 	})
 	api("DELETE "+p+"library/item/{id}", func(r *http.Request) (any, error) {
 		return withID(r, func(id string) (any, error) { return nil, m.DeleteItem(r.Context(), id) })
@@ -446,7 +490,7 @@ func (s *ControlServer) routes() *http.ServeMux {
 	})
 
 	api("GET "+p+"library/item/update-session", func(r *http.Request) (any, error) {
-		return m.ListUpdateSessions(r.Context(), r.URL.Query().Get("library_item_id"))
+		return s.listed(m.ListUpdateSessions(r.Context(), r.URL.Query().Get("library_item_id")))
 	})
 	api("POST "+p+"library/item/update-session", func(r *http.Request) (any, error) {
 		var b struct {
@@ -460,6 +504,17 @@ func (s *ControlServer) routes() *http.ServeMux {
 	})
 	api("GET "+p+"library/item/update-session/{id}", func(r *http.Request) (any, error) {
 		return withID(r, func(id string) (any, error) { return m.GetUpdateSession(r.Context(), id) })
+	})
+	api("PATCH "+p+"library/item/update-session/{id}", func(r *http.Request) (any, error) {
+		return withID(r, func(id string) (any, error) {
+			var b struct {
+				Spec sessionmgr.UpdateSessionUpdateSpec `json:"update_spec"`
+			}
+			if err := decodeBody(r, &b); err != nil {
+				return nil, err
+			}
+			return nil, m.UpdateUpdateSession(r.Context(), id, b.Spec)
+		})
 	})
 	api("DELETE "+p+"library/item/update-session/{id}", func(r *http.Request) (any, error) {
 		return withID(r, func(id string) (any, error) { return nil, m.DeleteUpdateSession(r.Context(), id) })
@@ -515,7 +570,7 @@ func (s *ControlServer) routes() *http.ServeMux {
 	})
 
 	api("GET "+p+"library/item/download-session", func(r *http.Request) (any, error) {
-		return m.ListDownloadSessions(r.Context(), r.URL.Query().Get("library_item_id"))
+		return s.listed(m.ListDownloadSessions(r.Context(), r.URL.Query().Get("library_item_id")))
 	})
 	api("POST "+p+"library/item/download-session", func(r *http.Request) (any, error) {
 		var b struct {
@@ -612,6 +667,21 @@ func (s *ControlServer) refuseChange(pattern string, r *http.Request) error {
 	}
 	return &sessionmgr.Error{Kind: sessionmgr.KindUnauthorized, Err: ErrReadOnly,
 		Msg: fmt.Sprintf("the mount is read-only (clfs mount --read-only): %s %s would change the catalog", r.Method, r.URL.Path)}
+}
+
+// listed is a list as the server answers it: the models on the control
+// socket (one round trip, one consistent view for the CLI), their ids on
+// the public API, as vSphere's list operations return.
+func (s *ControlServer) listed(list any, err error) (any, error) {
+	if err != nil || !s.public {
+		return list, err
+	}
+	rv := reflect.ValueOf(list)
+	ids := make([]string, rv.Len())
+	for i := range ids {
+		ids[i] = rv.Index(i).FieldByName("ID").String()
+	}
+	return ids, nil
 }
 
 // serverInfo is what GET /clfs/info answers.

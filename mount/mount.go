@@ -35,6 +35,9 @@ type Options struct {
 	// expire sessions with a fake clock).
 	Clock        sessionmgr.Clock
 	ReapInterval time.Duration
+	// API, when set, is an HTTPS listener of the vSphere API bound by
+	// ListenAPI, served over the same session manager.
+	API *APIListener
 }
 
 // Mount is a running mount.
@@ -43,6 +46,7 @@ type Mount struct {
 	fsys    *fs.FS
 	server  *fuse.Server
 	control *ControlServer
+	api     *ControlServer // nil without Options.API
 	opts    Options
 }
 
@@ -77,6 +81,14 @@ func CheckMountpoint(dir string) error {
 // Start opens the home's session manager, mounts it, and serves it on
 // the home's control socket.
 func Start(opts Options) (*Mount, error) {
+	mt, err := start(opts)
+	if err != nil && opts.API != nil {
+		opts.API.Close() // a second Close of a served listener is harmless
+	}
+	return mt, err
+}
+
+func start(opts Options) (*Mount, error) {
 	if err := CheckMountpoint(opts.Mountpoint); err != nil {
 		return nil, err
 	}
@@ -88,7 +100,7 @@ func Start(opts Options) (*Mount, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	m, err := sessionmgr.Open(sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval})
+	m, err := openManager(opts, log)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +145,10 @@ func Start(opts Options) (*Mount, error) {
 		m.Close()
 		return nil, err
 	}
+	var api *ControlServer
+	if opts.API != nil {
+		api = ServeAPI(m, opts.API, log, ControlOptions{ReadOnly: opts.ReadOnly})
+	}
 	server, err := serve(opts.Mountpoint, fsys, &fusefs.Options{
 		MountOptions:    mo,
 		EntryTimeout:    &timeout,
@@ -140,6 +156,9 @@ func Start(opts Options) (*Mount, error) {
 		NegativeTimeout: &negative,
 	})
 	if err != nil {
+		if api != nil {
+			api.Close()
+		}
 		control.Close()
 		fsys.Close()
 		m.Close()
@@ -148,7 +167,17 @@ func Start(opts Options) (*Mount, error) {
 		}
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
-	return &Mount{Manager: m, fsys: fsys, server: server, control: control, opts: opts}, nil
+	return &Mount{Manager: m, fsys: fsys, server: server, control: control, api: api, opts: opts}, nil
+}
+
+// openManager opens the home's session manager, with the API listener's
+// transfer URIs when there is one.
+func openManager(opts Options, log *slog.Logger) (*sessionmgr.Manager, error) {
+	mo := sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval}
+	if opts.API != nil {
+		mo.Endpoints = opts.API.Endpoints()
+	}
+	return sessionmgr.Open(mo)
 }
 
 // serve mounts fsys and serves it, as fusefs.Mount does, but through the
@@ -171,7 +200,11 @@ func serve(dir string, fsys *fs.FS, opts *fusefs.Options) (*fuse.Server, error) 
 // manager.
 func (mt *Mount) Wait() error {
 	mt.server.Wait()
-	cerr := mt.control.Close()
+	var aerr error
+	if mt.api != nil {
+		aerr = mt.api.Close()
+	}
+	cerr := errors.Join(aerr, mt.control.Close())
 	mt.fsys.Close()
 	return errors.Join(mt.Manager.Close(), cerr)
 }

@@ -3,6 +3,8 @@ package sessionmgr
 import (
 	"context"
 	"errors"
+	"net/url"
+	"path/filepath"
 	"strings"
 
 	"clfs/meta"
@@ -22,7 +24,10 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 	if err := validateDescription(spec.Description); err != nil {
 		return "", err
 	}
-	dir := spec.StorageDir
+	dir, err := storageDirOf(spec)
+	if err != nil {
+		return "", err
+	}
 	if dir == "" {
 		dir = m.defaultStorage
 	}
@@ -30,7 +35,7 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 	if err != nil {
 		return "", err
 	}
-	spec.StorageDir = root
+	spec.StorageDir, spec.StorageBackings = root, nil
 	id, err := m.store.NextID()
 	if err != nil {
 		return "", err
@@ -83,6 +88,31 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 		m.notify(Change{Library: spec.Name})
 	}
 	return out, err
+}
+
+// storageDirOf is the directory a create spec asks for: its storage_dir,
+// or its one storage backing, which must be a directory (an OTHER backing
+// with a file:// URI): clfs has no datastores.
+func storageDirOf(spec LibraryCreateSpec) (string, error) {
+	switch len(spec.StorageBackings) {
+	case 0:
+		return spec.StorageDir, nil
+	case 1:
+	default:
+		return "", errorf(KindUnsupported, "library %q: %d storage backings: only one is supported", spec.Name, len(spec.StorageBackings))
+	}
+	b := spec.StorageBackings[0]
+	if !strings.EqualFold(b.Type, "OTHER") {
+		return "", errorf(KindInvalidArgument, "library %q: storage backing of type %q: clfs has no datastores; give {\"type\": \"OTHER\", \"storage_uri\": \"file:///DIR\"}, or no backing for the home's storage", spec.Name, b.Type)
+	}
+	u, err := url.Parse(b.StorageURI)
+	if err != nil || u.Scheme != "file" || (u.Host != "" && u.Host != "localhost") || !filepath.IsAbs(u.Path) {
+		return "", errorf(KindInvalidArgument, "library %q: storage_uri %q: want file:///DIR, an absolute directory on this machine", spec.Name, b.StorageURI)
+	}
+	if spec.StorageDir != "" && filepath.Clean(spec.StorageDir) != filepath.Clean(u.Path) {
+		return "", errorf(KindInvalidArgument, "library %q: storage_dir %q and storage_uri %q disagree", spec.Name, spec.StorageDir, b.StorageURI)
+	}
+	return u.Path, nil
 }
 
 // GetLibrary returns a library by id.

@@ -36,6 +36,10 @@ type StagedFile struct {
 	name      string
 	path      string
 	requested *ChecksumInfo
+	// limit is the size the client declared, when it did (API uploads):
+	// a byte past it is refused at once, not after a long transfer.
+	limit    int64
+	hasLimit bool
 
 	transferred atomic.Int64
 
@@ -47,6 +51,9 @@ type StagedFile struct {
 	hashed int64     // GUARDED_BY(mu); bytes [0,hashed) are in pipe
 	pipe   *hashPipe // GUARDED_BY(mu); nil while in memory
 	opens  int       // GUARDED_BY(mu); handles not yet closed
+	// overflow is the refusal of a write past limit; the transfer
+	// then ends in ERROR whatever comes after.
+	overflow error // GUARDED_BY(mu)
 }
 
 const (
@@ -148,6 +155,9 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 	sf, err := m.newStagedFile(ls, s.ID, name, path, requested, committedPath, committedBytes)
 	if err != nil {
 		return nil, err
+	}
+	if rec.ExpectedSize != nil {
+		sf.limit, sf.hasLimit = *rec.ExpectedSize, true
 	}
 	if other, err := m.registerUpload(ls, s.UUID, sf); other != nil {
 		// Lost a race with another opener.
@@ -324,6 +334,10 @@ func (sf *StagedFile) WriteAt(p []byte, off int64) (int, error) {
 	defer sf.mu.Unlock()
 	if err := sf.usable(); err != nil {
 		return 0, err
+	}
+	if sf.hasLimit && off+int64(len(p)) > sf.limit {
+		sf.overflow = wrapf(KindInvalidArgument, ErrSizeMismatch, "file %q: size mismatch: more than the %d bytes it was added with", sf.name, sf.limit)
+		return 0, sf.overflow
 	}
 	if sf.f == nil {
 		end := off + int64(len(p))
@@ -536,6 +550,9 @@ func (sf *StagedFile) seal() (*sealedUpload, error) {
 			}
 		}
 	}
+	if sf.overflow != nil {
+		up.err = sf.overflow
+	}
 	sf.closeFileLocked()
 	// The bytes now belong to up: the budget is given back, the buffer
 	// is not reused.
@@ -626,6 +643,9 @@ func (sf *StagedFile) opensLeft() int {
 
 // judge checks a received file against what the client declared.
 func judge(r *meta.UpdateSessionFile, size int64, requested string, ioErr error) error {
+	if errors.Is(ioErr, ErrSizeMismatch) { // a write past the declared size
+		return ioErr
+	}
 	if ioErr != nil {
 		return wrapf(KindError, ioErr, "file %q: %v", r.Name, ioErr)
 	}

@@ -69,6 +69,9 @@ type LibraryCreateSpec struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
 	StorageDir  string `json:"storage_dir,omitempty"`
+	// StorageBackings is the API's way to say the same: at most one, of
+	// type OTHER with a file:// storage_uri.
+	StorageBackings []StorageBacking `json:"storage_backings,omitempty"`
 }
 
 // LibraryUpdateSpec is incremental: nil fields are left unchanged. A

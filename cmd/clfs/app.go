@@ -54,7 +54,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		},
 		Commands: []*cli.Command{
-			cmdLibrary(), cmdItem(), cmdFile(), cmdStorage(), cmdSession(), cmdFsck(), cmdMount(),
+			cmdLibrary(), cmdItem(), cmdFile(), cmdStorage(), cmdSession(), cmdFsck(), cmdMount(), cmdServe(),
 		},
 		// A checksum or a description may contain commas.
 		DisableSliceFlagSeparator: true,

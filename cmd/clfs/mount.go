@@ -24,6 +24,7 @@ type mountOptions struct {
 	NoXattr        bool
 	SessionTimeout time.Duration
 	CPUProfile     string
+	API            *mount.APIOptions // nil: no HTTPS API
 }
 
 func cmdMount() *cli.Command {
@@ -31,7 +32,7 @@ func cmdMount() *cli.Command {
 		Name:      "mount",
 		Usage:     "mount the home's libraries at MOUNTPOINT, in the foreground until unmounted",
 		ArgsUsage: "MOUNTPOINT",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "read-only", Usage: "refuse every change (EROFS)"},
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other users than the mounting one in"},
 			&cli.BoolFlag{Name: "debug", Usage: "trace every FUSE request on stderr"},
@@ -39,12 +40,19 @@ func cmdMount() *cli.Command {
 			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of sessions"},
 			// For profiling the daemon under a workload (clfsbench, pprof).
 			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile of the daemon to `FILE` until unmounted"},
-		},
+		}, apiFlags(false)...),
 		Action: func(c *cli.Context) error {
 			opts := mountOptions{
 				ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
 				Debug: c.Bool("debug"), NoXattr: c.Bool("no-xattr"), SessionTimeout: c.Duration("session-timeout"),
 				CPUProfile: c.String("cpuprofile"),
+			}
+			api, ok, err := apiOptions(c)
+			if err != nil {
+				return err
+			}
+			if ok {
+				opts.API = &api
 			}
 			return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
 				return runMount(ctx, g, opts, args)
@@ -81,11 +89,24 @@ func runMount(ctx context.Context, g *globals, opts mountOptions, args []string)
 		}
 		defer pprof.StopCPUProfile()
 	}
-	mt, err := mount.Start(mount.Options{
+	mo := mount.Options{
 		Mountpoint: args[0], Home: g.home,
 		ReadOnly: opts.ReadOnly, AllowOther: opts.AllowOther, Debug: opts.Debug, NoXattr: opts.NoXattr,
 		SessionTimeout: opts.SessionTimeout, Logger: logger,
-	})
+	}
+	if opts.API != nil {
+		// Checked before binding, so that a bad mountpoint does not
+		// make a certificate or hold a port.
+		if err := mount.CheckMountpoint(args[0]); err != nil {
+			return err
+		}
+		l, err := listenAPI(g, *opts.API, logger)
+		if err != nil {
+			return err
+		}
+		mo.API = l
+	}
+	mt, err := mount.Start(mo)
 	if err != nil {
 		return err
 	}

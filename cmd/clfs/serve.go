@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"clfs/mount"
+	"clfs/sessionmgr"
+)
+
+// apiFlags are the HTTPS API's flags, shared by serve and mount.
+func apiFlags(listenRequired bool) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "listen", Required: listenRequired, Usage: "serve the vSphere REST API over HTTPS on `HOST:PORT`"},
+		&cli.StringFlag{Name: "advertise", Usage: "`HOST[:PORT]` clients reach the API at, for upload and download URIs (default: the listen host, or this machine's name)"},
+		&cli.StringFlag{Name: "user", EnvVars: []string{"CLFS_USER"}, Usage: "the API's user `NAME`"},
+		&cli.StringFlag{Name: "password-file", Usage: "read the API's password from `FILE` (else $CLFS_PASSWORD)"},
+		&cli.StringFlag{Name: "tls-cert", Usage: "serve this certificate `FILE` (PEM) instead of the home's self-signed one"},
+		&cli.StringFlag{Name: "tls-key", Usage: "the private key `FILE` (PEM) of --tls-cert"},
+		&cli.DurationFlag{Name: "api-session-idle", Value: mount.DefaultAPISessionIdle, Usage: "idle lifetime of an API login"},
+	}
+}
+
+// apiOptions reads the API flags; ok is false when --listen is not given.
+func apiOptions(c *cli.Context) (opts mount.APIOptions, ok bool, err error) {
+	if c.String("listen") == "" {
+		// Not --user: CLFS_USER may be set for other reasons.
+		for _, f := range []string{"advertise", "password-file", "tls-cert", "tls-key"} {
+			if c.IsSet(f) {
+				return opts, false, fmt.Errorf("--%s needs --listen", f)
+			}
+		}
+		return opts, false, nil
+	}
+	password, err := apiPassword(c.String("password-file"))
+	if err != nil {
+		return opts, false, err
+	}
+	user := c.String("user")
+	if user == "" {
+		return opts, false, errors.New("the API needs a user: give --user or set CLFS_USER")
+	}
+	return mount.APIOptions{
+		Listen: c.String("listen"), Advertise: c.String("advertise"),
+		CertFile: c.String("tls-cert"), KeyFile: c.String("tls-key"),
+		Credentials: mount.Credentials{User: user, Password: password},
+		SessionIdle: c.Duration("api-session-idle"),
+	}, true, nil
+}
+
+// apiPassword reads the password from file, else $CLFS_PASSWORD. There is
+// no default: an API with a known password is an open API.
+func apiPassword(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--password-file: %w", err)
+		}
+		// A file written by echo ends in a newline that is not part of
+		// the password.
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			return "", fmt.Errorf("--password-file %s is empty", file)
+		}
+		return pw, nil
+	}
+	if pw := os.Getenv("CLFS_PASSWORD"); pw != "" {
+		return pw, nil
+	}
+	return "", errors.New("the API needs a password: give --password-file or set CLFS_PASSWORD")
+}
+
+// listenAPI binds the API listener and says how to reach it, with the
+// certificate's thumbprint, which vCenter users check or pin.
+func listenAPI(g *globals, opts mount.APIOptions, log *slog.Logger) (*mount.APIListener, error) {
+	l, err := mount.ListenAPI(g.home, opts)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("vSphere API listening", "url", l.URL()+"/rest", "bound", l.Addr().String(), "sha1_thumbprint", l.Thumbprint())
+	return l, nil
+}
+
+func cmdServe() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve the home's libraries over the vSphere REST API (HTTPS), in the foreground, without a mount",
+		Flags: append(apiFlags(true),
+			&cli.BoolFlag{Name: "read-only", Usage: "refuse every change"},
+			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of update and download sessions"},
+		),
+		Action: func(c *cli.Context) error {
+			api, _, err := apiOptions(c)
+			if err != nil {
+				return err
+			}
+			readOnly, timeout := c.Bool("read-only"), c.Duration("session-timeout")
+			return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
+				return runServe(ctx, g, api, readOnly, timeout, args)
+			})
+		},
+	}
+}
+
+// runServe serves until ctx ends (SIGINT, SIGTERM).
+func runServe(ctx context.Context, g *globals, api mount.APIOptions, readOnly bool, timeout time.Duration, args []string) error {
+	if err := wantArgs(args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(g.stderr, nil))
+	l, err := listenAPI(g, api, logger)
+	if err != nil {
+		return err
+	}
+	srv, err := mount.Serve(mount.Options{Home: g.home, ReadOnly: readOnly, SessionTimeout: timeout, Logger: logger, API: l})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("stopping")
+	return srv.Close()
+}

@@ -1,0 +1,286 @@
+package mount
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"clfs/sessionmgr"
+)
+
+// The HTTPS API: the session manager's vSphere /rest surface for VMware
+// tooling (govc, govmomi, the vSphere Automation SDKs), served by
+// `clfs serve` and `clfs mount --listen`.
+//
+// It is the control socket's handler chain (control.go) with three
+// differences: lists answer ids, as vSphere's do; every request but the
+// login needs the token of a login session (apiauth.go), in the
+// vmware-api-session-id header or cookie; and PUSH files and prepared
+// download files get https transfer URIs on this listener, whose data
+// plane needs the token too.
+
+// APISessionHeader carries the token of a login, as on vCenter.
+const APISessionHeader = "vmware-api-session-id"
+
+// cisSessionPath is the /rest login service.
+const cisSessionPath = "/rest/com/vmware/cis/session"
+
+// APIOptions configures the HTTPS listener.
+type APIOptions struct {
+	// Listen is host:port; port 0 picks a free one.
+	Listen string
+	// Advertise is the host (and port) clients reach the listener at,
+	// used in the upload and download URIs the API hands out. Empty: the
+	// listen host, or this machine's name when that is a wildcard.
+	Advertise string
+	// CertFile and KeyFile are a certificate to serve; both empty: the
+	// home's self-signed one, made on first start.
+	CertFile, KeyFile string
+	Credentials       Credentials
+	// SessionIdle is how long a login lives without requests; zero is
+	// DefaultAPISessionIdle.
+	SessionIdle time.Duration
+}
+
+// APIListener is the bound HTTPS socket. It exists before the session
+// manager opens, because the manager's transfer URIs name its port.
+type APIListener struct {
+	ln       net.Listener
+	cert     tls.Certificate
+	base     string // https://host:port
+	sessions *apiSessions
+}
+
+// ListenAPI binds the API's address and loads (or makes) its certificate.
+func ListenAPI(home string, opts APIOptions) (*APIListener, error) {
+	sessions, err := newAPISessions(opts.Credentials, opts.SessionIdle, nil)
+	if err != nil {
+		return nil, err
+	}
+	host, _, err := net.SplitHostPort(opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: want HOST:PORT (e.g. :8443 or 127.0.0.1:8443): %w", opts.Listen, err)
+	}
+	advertise := opts.Advertise
+	if advertise == "" {
+		advertise = host
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			if advertise, err = os.Hostname(); err != nil {
+				return nil, fmt.Errorf("the listen address has no host and the machine's name is unknown (%v): give --advertise", err)
+			}
+		}
+	}
+	advHost := advertise
+	if h, _, err := net.SplitHostPort(advertise); err == nil {
+		advHost = h
+	}
+	cert, err := serverCertificate(home, opts.CertFile, opts.KeyFile, []string{advHost})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("API listener: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(advertise); err != nil {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		advertise = net.JoinHostPort(advertise, port)
+	}
+	return &APIListener{
+		ln:       tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+		cert:     cert,
+		base:     "https://" + advertise,
+		sessions: sessions,
+	}, nil
+}
+
+// URL is the listener's base URL as clients are told it.
+func (l *APIListener) URL() string { return l.base }
+
+// Addr is the address the listener is bound to.
+func (l *APIListener) Addr() net.Addr { return l.ln.Addr() }
+
+// Thumbprint is the SHA-1 thumbprint of the served certificate.
+func (l *APIListener) Thumbprint() string { return Thumbprint(l.cert.Leaf) }
+
+// Close releases a listener that was never served.
+func (l *APIListener) Close() error { return l.ln.Close() }
+
+// Endpoints mints the transfer URIs of files on this listener.
+func (l *APIListener) Endpoints() sessionmgr.Endpoints { return apiEndpoints{base: l.base} }
+
+type apiEndpoints struct{ base string }
+
+func (e apiEndpoints) UploadURI(sessionID, fileName string) string {
+	return e.base + dataPath("update-session", sessionID, fileName)
+}
+
+func (e apiEndpoints) DownloadURI(sessionID, fileName string) string {
+	return e.base + dataPath("download-session", sessionID, fileName)
+}
+
+// ServeAPI serves m on l until the returned server is closed (which also
+// closes l).
+func ServeAPI(m *sessionmgr.Manager, l *APIListener, log *slog.Logger, opts ControlOptions) *ControlServer {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &ControlServer{m: m, log: log, readOnly: opts.ReadOnly, public: true, sessions: l.sessions, served: make(chan struct{})}
+	s.serve(l.ln, s.handler())
+	return s
+}
+
+// publicRoutes puts the login services and the session check in front of
+// the API's routes.
+func (s *ControlServer) publicRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(cisSessionPath, s.cisSession)
+	mux.HandleFunc("/api/session", s.apiSession)
+	mux.Handle("/", s.requireLogin(s.routes()))
+	return mux
+}
+
+// requireLogin refuses requests without the token of a live login.
+func (s *ControlServer) requireLogin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, _, ok := s.sessions.Lookup(sessionToken(r)); !ok {
+			s.fail(w, r, unauthenticated(r))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func unauthenticated(r *http.Request) error {
+	if sessionToken(r) == "" {
+		return &sessionmgr.Error{Kind: sessionmgr.KindUnauthenticated, Msg: "no " + APISessionHeader + ": log in with POST " + cisSessionPath + " and Basic authentication"}
+	}
+	return &sessionmgr.Error{Kind: sessionmgr.KindUnauthenticated, Msg: "the " + APISessionHeader + " is unknown or expired: log in again"}
+}
+
+// sessionToken is the login token a request carries, header first.
+func sessionToken(r *http.Request) string {
+	if t := r.Header.Get(APISessionHeader); t != "" {
+		return t
+	}
+	if c, err := r.Cookie(APISessionHeader); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// apiSessionInfo is cis.Session.Info.
+type apiSessionInfo struct {
+	User         string    `json:"user"`
+	Created      time.Time `json:"created_time"`
+	LastAccessed time.Time `json:"last_accessed_time"`
+}
+
+// cisSession is the /rest session service: POST logs in (Basic
+// authentication), POST ?~action=get describes the caller's session,
+// DELETE logs out.
+func (s *ControlServer) cisSession(w http.ResponseWriter, r *http.Request) {
+	s.sessionService(w, r, actionOf(r) == "get", func(v any) { writeJSON(w, http.StatusOK, valueBody{v}) }, func() { w.WriteHeader(http.StatusOK) })
+}
+
+// apiSession is the /api form of the same: POST logs in, GET describes,
+// DELETE logs out; bodies are not wrapped and void answers are 204.
+func (s *ControlServer) apiSession(w http.ResponseWriter, r *http.Request) {
+	s.sessionService(w, r, r.Method == http.MethodGet, func(v any) { writeJSON(w, http.StatusCreated, v) }, func() { w.WriteHeader(http.StatusNoContent) })
+}
+
+func (s *ControlServer) sessionService(w http.ResponseWriter, r *http.Request, describe bool, answer func(any), void func()) {
+	switch {
+	case describe && (r.Method == http.MethodPost || r.Method == http.MethodGet):
+		user, created, last, ok := s.sessions.Lookup(sessionToken(r))
+		if !ok {
+			s.fail(w, r, unauthenticated(r))
+			return
+		}
+		info := apiSessionInfo{User: user, Created: created.UTC(), LastAccessed: last.UTC()}
+		if r.URL.Path == "/api/session" {
+			writeJSON(w, http.StatusOK, info)
+			return
+		}
+		answer(info)
+	case r.Method == http.MethodPost && actionOf(r) == "":
+		user, password, ok := r.BasicAuth()
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="clfs"`)
+			s.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindUnauthenticated, Msg: "log in with Basic authentication"})
+			return
+		}
+		token, err := s.sessions.Login(user, password)
+		if err != nil {
+			// One line per refused login, for whoever watches for
+			// guessing; the client learns only that it failed.
+			s.log.Warn("API login refused", "user", user, "remote", r.RemoteAddr, "err", err)
+			kind := sessionmgr.KindUnauthenticated
+			if !errors.Is(err, errBadLogin) {
+				kind = sessionmgr.KindError
+			}
+			s.fail(w, r, &sessionmgr.Error{Kind: kind, Err: err, Msg: err.Error()})
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: APISessionHeader, Value: token, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		answer(token)
+	case r.Method == http.MethodDelete:
+		token := sessionToken(r)
+		if _, _, _, ok := s.sessions.Lookup(token); !ok {
+			s.fail(w, r, unauthenticated(r))
+			return
+		}
+		s.sessions.Logout(token)
+		void()
+	default:
+		s.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: fmt.Sprintf("no operation %s %s", r.Method, r.URL.RequestURI())})
+	}
+}
+
+// Server serves a home's session manager without a mount: on the HTTPS
+// API and on the control socket (clfs serve).
+type Server struct {
+	Manager *sessionmgr.Manager
+	control *ControlServer
+	api     *ControlServer
+}
+
+// Serve opens the home's session manager and serves it on opts.API (which
+// must be set) and on the home's control socket, until Close.
+func Serve(opts Options) (*Server, error) {
+	if opts.API == nil {
+		return nil, errors.New("serve: no API listener")
+	}
+	if c, err := Dial(opts.Home); err == nil {
+		c.Close()
+		opts.API.Close()
+		return nil, fmt.Errorf("%w: %s (control socket %s)", ErrMountRunning, opts.Home, c.Socket())
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	m, err := openManager(opts, log)
+	if err != nil {
+		opts.API.Close()
+		return nil, err
+	}
+	control, err := ServeControlWith(m, SocketPath(m.Home()), log, ControlOptions{ReadOnly: opts.ReadOnly})
+	if err != nil {
+		opts.API.Close()
+		m.Close()
+		return nil, err
+	}
+	return &Server{Manager: m, control: control, api: ServeAPI(m, opts.API, log, ControlOptions{ReadOnly: opts.ReadOnly})}, nil
+}
+
+// Close stops both listeners, letting requests in flight finish, then
+// closes the session manager.
+func (s *Server) Close() error {
+	return errors.Join(s.api.Close(), s.control.Close(), s.Manager.Close())
+}

@@ -1,0 +1,141 @@
+package mount
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// errBadLogin is the one answer to a wrong user name or password: which
+// of the two was wrong is not told.
+var errBadLogin = errors.New("incorrect user name or password")
+
+// DefaultAPISessionIdle is how long an API login lives without a request,
+// vCenter's default.
+const DefaultAPISessionIdle = 30 * time.Minute
+
+// maxAPISessions bounds the logins kept; the oldest idle one goes first.
+// A script that logs in per call and never logs out must not grow the
+// daemon without bound.
+const maxAPISessions = 10000
+
+// Credentials is the one account of the API listener.
+type Credentials struct {
+	User     string
+	Password string
+}
+
+// apiSessions are the logins of the HTTPS API: the token a client got from
+// POST /rest/com/vmware/cis/session (or the SOAP Login), what it sends back
+// in vmware-api-session-id. They live in memory only: a restart logs every
+// client out, as a vCenter restart does.
+type apiSessions struct {
+	// constant after newAPISessions
+	user     string
+	password [sha256.Size]byte // compared in constant time
+	idle     time.Duration
+	now      func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*apiSession // GUARDED_BY(mu); by token
+}
+
+type apiSession struct {
+	user         string
+	created      time.Time
+	lastAccessed time.Time
+}
+
+func newAPISessions(cred Credentials, idle time.Duration, now func() time.Time) (*apiSessions, error) {
+	if cred.User == "" || cred.Password == "" {
+		return nil, errors.New("the API needs a user and a password (--user, --password-file or CLFS_USER, CLFS_PASSWORD); there is no default")
+	}
+	if idle <= 0 {
+		idle = DefaultAPISessionIdle
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &apiSessions{
+		user: cred.User, password: sha256.Sum256([]byte(cred.Password)),
+		idle: idle, now: now, sessions: map[string]*apiSession{},
+	}, nil
+}
+
+// Login checks user and password and starts a session.
+func (a *apiSessions) Login(user, password string) (string, error) {
+	// Hashing first makes the comparison's time independent of the
+	// password's length, and ConstantTimeCompare of the user's as well
+	// as possible; both are always compared.
+	pw := sha256.Sum256([]byte(password))
+	okPassword := subtle.ConstantTimeCompare(pw[:], a.password[:])
+	okUser := subtle.ConstantTimeCompare([]byte(user), []byte(a.user))
+	if okPassword&okUser != 1 {
+		return "", errBadLogin
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("new session token: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.expireLocked(now)
+	if len(a.sessions) >= maxAPISessions {
+		a.evictOldestLocked()
+	}
+	a.sessions[token] = &apiSession{user: user, created: now, lastAccessed: now}
+	return token, nil
+}
+
+// Lookup finds the session of token; a hit counts as activity.
+func (a *apiSessions) Lookup(token string) (user string, created, lastAccessed time.Time, ok bool) {
+	if token == "" {
+		return "", time.Time{}, time.Time{}, false
+	}
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.sessions[token]
+	if s == nil {
+		return "", time.Time{}, time.Time{}, false
+	}
+	if now.Sub(s.lastAccessed) > a.idle {
+		delete(a.sessions, token)
+		return "", time.Time{}, time.Time{}, false
+	}
+	s.lastAccessed = now
+	return s.user, s.created, s.lastAccessed, true
+}
+
+// Logout ends the session of token, if any.
+func (a *apiSessions) Logout(token string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.sessions, token)
+}
+
+func (a *apiSessions) expireLocked(now time.Time) {
+	for t, s := range a.sessions {
+		if now.Sub(s.lastAccessed) > a.idle {
+			delete(a.sessions, t)
+		}
+	}
+}
+
+func (a *apiSessions) evictOldestLocked() {
+	var oldest string
+	var at time.Time
+	for t, s := range a.sessions {
+		if oldest == "" || s.lastAccessed.Before(at) {
+			oldest, at = t, s.lastAccessed
+		}
+	}
+	delete(a.sessions, oldest)
+}
