@@ -765,7 +765,13 @@ func (s *ControlServer) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sf.Close()
-	if _, err := sf.ReadFrom(r.Body); err != nil {
+	if n, err := sf.ReadFrom(r.Body); err != nil {
+		// The file must not become READY from part of a body: it
+		// goes to ERROR, and the client adds it again.
+		if !errors.Is(err, sessionmgr.ErrSizeMismatch) && sessionmgr.KindOf(err) == sessionmgr.KindError {
+			err = fmt.Errorf("upload of %q broke after %d bytes: %w", sf.Name(), n, err)
+		}
+		sf.Abort(context.WithoutCancel(ctx), err)
 		s.fail(w, r, err)
 		return
 	}

@@ -51,9 +51,9 @@ type StagedFile struct {
 	hashed int64     // GUARDED_BY(mu); bytes [0,hashed) are in pipe
 	pipe   *hashPipe // GUARDED_BY(mu); nil while in memory
 	opens  int       // GUARDED_BY(mu); handles not yet closed
-	// overflow is the refusal of a write past limit; the transfer
-	// then ends in ERROR whatever comes after.
-	overflow error // GUARDED_BY(mu)
+	// failure, once set (a write past limit, a broken stream), is why
+	// the transfer ends in ERROR whatever comes after.
+	failure error // GUARDED_BY(mu)
 }
 
 const (
@@ -336,8 +336,8 @@ func (sf *StagedFile) WriteAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	if sf.hasLimit && off+int64(len(p)) > sf.limit {
-		sf.overflow = wrapf(KindInvalidArgument, ErrSizeMismatch, "file %q: size mismatch: more than the %d bytes it was added with", sf.name, sf.limit)
-		return 0, sf.overflow
+		sf.failure = wrapf(KindInvalidArgument, ErrSizeMismatch, "file %q: size mismatch: more than the %d bytes it was added with", sf.name, sf.limit)
+		return 0, sf.failure
 	}
 	if sf.f == nil {
 		end := off + int64(len(p))
@@ -550,8 +550,8 @@ func (sf *StagedFile) seal() (*sealedUpload, error) {
 			}
 		}
 	}
-	if sf.overflow != nil {
-		up.err = sf.overflow
+	if sf.failure != nil {
+		up.err = sf.failure
 	}
 	sf.closeFileLocked()
 	// The bytes now belong to up: the budget is given back, the buffer
@@ -631,6 +631,18 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		return nil, err
 	}
 	return &info, verdict
+}
+
+// Abort ends the transfer in ERROR for cause (the stream broke, a write
+// was refused): the file cannot become READY from what was received.
+func (sf *StagedFile) Abort(ctx context.Context, cause error) error {
+	sf.mu.Lock()
+	if sf.failure == nil {
+		sf.failure = cause
+	}
+	sf.mu.Unlock()
+	_, err := sf.Finish(ctx)
+	return err
 }
 
 func (sf *StagedFile) opensLeft() int {
