@@ -141,7 +141,9 @@ func (s *ControlServer) publicRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(cisSessionPath, s.cisSession)
 	mux.HandleFunc("/api/session", s.apiSession)
-	mux.Handle("/", s.requireLogin(s.routes()))
+	rest := s.requireLogin(s.routes())
+	s.apiForm(mux, rest)
+	mux.Handle("/", rest)
 	return mux
 }
 

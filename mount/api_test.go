@@ -460,3 +460,93 @@ func TestAPICertificate(t *testing.T) {
 		t.Error("a listen address without a port was accepted")
 	}
 }
+
+// TestAPIForm drives the /api spelling of the same operations: bare
+// bodies and results, ids in paths, ?action=, 201 and 204, /api errors.
+func TestAPIForm(t *testing.T) {
+	e := newAPIEnv(t, ControlOptions{})
+	call := func(method, path string, body any, wantStatus int, v any) []byte {
+		t.Helper()
+		var r io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			r = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, e.base+path, r)
+		req.Header.Set(APISessionHeader, e.token)
+		status, b := e.do(req)
+		if status != wantStatus {
+			t.Fatalf("%s %s: HTTP %d %s, want %d", method, path, status, b, wantStatus)
+		}
+		if v != nil {
+			if err := json.Unmarshal(b, v); err != nil {
+				t.Fatalf("%s %s: %s: %v", method, path, b, err)
+			}
+		}
+		return b
+	}
+	var libID, itemID, sid, did string
+	call("POST", "/api/content/local-library", map[string]any{"name": "lib"}, 201, &libID)
+	call("POST", "/api/content/library/item", map[string]any{"name": "item", "library_id": libID}, 201, &itemID)
+	var found []string
+	call("POST", "/api/content/library/item?action=find", map[string]any{"name": "ITEM", "library_id": libID}, 200, &found)
+	if len(found) != 1 || found[0] != itemID {
+		t.Errorf("find: %v", found)
+	}
+	call("PATCH", "/api/content/library/item/"+itemID, map[string]any{"description": "d"}, 204, nil)
+	var it sessionmgr.Item
+	call("GET", "/api/content/library/item/"+itemID, nil, 200, &it)
+	if it.Description != "d" || it.Name != "item" {
+		t.Errorf("item: %+v", it)
+	}
+	call("POST", "/api/content/library/item/update-session", map[string]any{"library_item_id": itemID}, 201, &sid)
+	var f sessionmgr.UpdateSessionFile
+	call("POST", "/api/content/library/item/update-session/"+sid+"/file", map[string]any{"name": "a.txt", "source_type": "PUSH", "size": 5}, 200, &f)
+	if status, body := e.put(f.UploadEndpoint.URI, e.token, []byte("hello")); status != 200 {
+		t.Fatalf("PUT: %d %s", status, body)
+	}
+	call("GET", "/api/content/library/item/update-session/"+sid+"/file/a.txt", nil, 200, &f)
+	if f.Status != sessionmgr.TransferReady {
+		t.Errorf("file: %+v", f)
+	}
+	var vr sessionmgr.ValidationResult
+	call("POST", "/api/content/library/item/update-session/"+sid+"/file?action=validate", nil, 200, &vr)
+	if vr.HasErrors {
+		t.Errorf("validate: %+v", vr)
+	}
+	call("POST", "/api/content/library/item/update-session/"+sid+"?action=complete", nil, 204, nil)
+	var files []sessionmgr.File
+	call("GET", "/api/content/library/item/"+itemID+"/file", nil, 200, &files)
+	if len(files) != 1 || files[0].Name != "a.txt" || files[0].Size != 5 {
+		t.Errorf("files: %+v", files)
+	}
+	var one sessionmgr.File
+	call("GET", "/api/content/library/item/"+itemID+"/file?name=a.txt", nil, 200, &one)
+	if one.Name != "a.txt" {
+		t.Errorf("file get: %+v", one)
+	}
+	call("POST", "/api/content/library/item/download-session", map[string]any{"library_item_id": itemID}, 201, &did)
+	var df sessionmgr.DownloadSessionFile
+	call("POST", "/api/content/library/item/download-session/"+did+"/file?action=prepare", map[string]any{"file_name": "a.txt", "endpoint_type": "HTTPS"}, 200, &df)
+	call("GET", "/api/content/library/item/download-session/"+did+"/file?file_name=a.txt", nil, 200, &df)
+	if df.Status != "PREPARED" || df.DownloadEndpoint == nil {
+		t.Errorf("download file: %+v", df)
+	}
+	call("DELETE", "/api/content/library/item/download-session/"+did, nil, 204, nil)
+
+	var eb apiErrorBody
+	call("GET", "/api/content/library/item/"+"00000000-0000-4000-8000-000000000000", nil, 404, &eb)
+	if eb.ErrorType != "NOT_FOUND" || len(eb.Messages) == 0 {
+		t.Errorf("/api error: %+v", eb)
+	}
+	call("POST", "/api/content/library/item/update-session", map[string]any{"library_item_id": itemID}, 201, &sid)
+	call("POST", "/api/content/library/item/update-session", map[string]any{"library_item_id": itemID}, 400, &eb)
+	if eb.ErrorType != "RESOURCE_BUSY" {
+		t.Errorf("second session: %+v", eb)
+	}
+	req, _ := http.NewRequest("GET", e.base+"/api/content/library", nil)
+	status, body := e.do(req)
+	if json.Unmarshal(body, &eb) != nil || status != 401 || eb.ErrorType != "UNAUTHENTICATED" {
+		t.Errorf("/api without a token: HTTP %d %s", status, body)
+	}
+}
