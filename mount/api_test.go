@@ -7,12 +7,14 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"clfs/sessionmgr"
 )
@@ -548,5 +550,51 @@ func TestAPIForm(t *testing.T) {
 	status, body := e.do(req)
 	if json.Unmarshal(body, &eb) != nil || status != 401 || eb.ErrorType != "UNAUTHENTICATED" {
 		t.Errorf("/api without a token: HTTP %d %s", status, body)
+	}
+}
+
+// TestAPISessionsExpire: a login dies after its idle time, activity
+// keeps it, and the oldest goes when the table is full.
+func TestAPISessionsExpire(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a, err := newAPISessions(Credentials{User: "u", Password: "p"}, time.Minute, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Login("u", "q"); !errors.Is(err, errBadLogin) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := a.Login("v", "p"); !errors.Is(err, errBadLogin) {
+		t.Fatalf("wrong user: %v", err)
+	}
+	kept, err := a.Login("u", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, _ := a.Login("u", "p")
+	now = now.Add(50 * time.Second)
+	if _, _, _, ok := a.Lookup(kept); !ok {
+		t.Fatal("a live session was not found")
+	}
+	now = now.Add(50 * time.Second)
+	if _, _, _, ok := a.Lookup(idle); ok {
+		t.Error("a session idle for 100s of a 60s lifetime is alive")
+	}
+	if _, _, _, ok := a.Lookup(kept); !ok {
+		t.Error("a session used 50s ago expired")
+	}
+	a.Logout(kept)
+	if _, _, _, ok := a.Lookup(kept); ok {
+		t.Error("a session is alive after logout")
+	}
+	first, _ := a.Login("u", "p")
+	for i := 0; i < maxAPISessions; i++ {
+		now = now.Add(time.Millisecond)
+		if _, err := a.Login("u", "p"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, _, ok := a.Lookup(first); ok || len(a.sessions) != maxAPISessions {
+		t.Errorf("full table: the oldest login survived (%v) or %d sessions kept", ok, len(a.sessions))
 	}
 }

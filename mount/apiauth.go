@@ -86,9 +86,13 @@ func (a *apiSessions) Login(user, password string) (string, error) {
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.expireLocked(now)
 	if len(a.sessions) >= maxAPISessions {
-		a.evictOldestLocked()
+		// Expired logins are dropped only now (or when looked up):
+		// the table is bounded either way, and a login stays O(1).
+		a.expireLocked(now)
+		if len(a.sessions) >= maxAPISessions {
+			a.evictOldestLocked()
+		}
 	}
 	a.sessions[token] = &apiSession{user: user, created: now, lastAccessed: now}
 	return token, nil
