@@ -173,6 +173,10 @@ func (s *ControlServer) apiForm(mux *http.ServeMux, restHandler http.Handler) {
 					return
 				}
 				if len(bytes.TrimSpace(b)) > 0 {
+					if !json.Valid(b) {
+						s.failAPIForm(w, r, &sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: "request body is not JSON"})
+						return
+					}
 					body = b
 				}
 			}

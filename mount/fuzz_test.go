@@ -294,3 +294,109 @@ func FuzzWirePath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAPIHandler is FuzzControlHandler for the public HTTPS API's chain:
+// the login services, the session check and the /api form in front of the
+// same routes. With or without a token, whatever is sent, the server does
+// not panic and answers in the API's shapes: /rest bodies and errors, or
+// /api ones under /api.
+func FuzzAPIHandler(f *testing.F) {
+	a := "/api/content/"
+	for _, s := range []struct {
+		token              bool
+		method, path, body string
+	}{
+		{true, "GET", restPrefix + "/library", ""},
+		{false, "GET", restPrefix + "/library", ""},
+		{true, "POST", cisSessionPath + "?~action=get", ""},
+		{true, "DELETE", cisSessionPath, ""},
+		{false, "POST", cisSessionPath, ""},
+		{false, "POST", cisSessionPath + "?~action=nope", ""},
+		{true, "GET", "/api/session", ""},
+		{true, "PATCH", "/api/session", ""},
+		{true, "GET", a + "library", ""},
+		{true, "POST", a + "library?action=find", `{"name":"fuzz"}`},
+		{true, "POST", a + "local-library", `{"name":"new"}`},
+		{true, "POST", a + "local-library", `[`},
+		{true, "GET", a + "library/{lib}", ""},
+		{true, "PATCH", a + "library/{lib}", `{"name":"renamed"}`},
+		{true, "GET", a + "library/item?library_id={lib}", ""},
+		{true, "POST", a + "library/item", `{"library_id":"{lib}","name":"i"}`},
+		{true, "GET", a + "library/item/{item}/file", ""},
+		{true, "GET", a + "library/item/{item}/file?name=f.txt", ""},
+		{true, "GET", a + "library/item/{item}/storage?file_name=f.txt", ""},
+		{true, "POST", a + "library/item/update-session", `{"library_item_id":"{item}"}`},
+		{true, "POST", a + "library/item/update-session/{us}/file", `{"name":"g","source_type":"PUSH"}`},
+		{true, "GET", a + "library/item/update-session/{us}/file/f.txt", ""},
+		{true, "DELETE", a + "library/item/update-session/{us}/file/f.txt", ""},
+		{true, "POST", a + "library/item/update-session/{us}?action=complete", ""},
+		{true, "POST", a + "library/item/update-session/file", ""},
+		{true, "GET", a + "library/item/download-session/{ds}/file?file_name=f.txt", ""},
+		{true, "POST", a + "library/item/download-session/{ds}/file?action=prepare", `{"file_name":"f.txt"}`},
+		{true, "PUT", clfsPrefix + "/data/update-session/{us}/new.txt", "new content"},
+		{false, "GET", clfsPrefix + "/data/download-session/{ds}/f.txt", ""},
+		{true, "GET", "/api/../rest/com/vmware/content/library", ""},
+	} {
+		f.Add(s.token, s.method, s.path, []byte(s.body))
+	}
+	home := f.TempDir()
+	m, err := sessionmgr.Open(sessionmgr.Options{Home: home, ReapInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { m.Close() })
+	sessions, err := newAPISessions(Credentials{User: "u", Password: "p"}, 0, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv := &ControlServer{m: m, log: slog.New(slog.DiscardHandler), public: true, sessions: sessions}
+	h := srv.handler()
+	fx := &ctlFixture{m: m}
+	f.Fuzz(func(t *testing.T, withToken bool, method, target string, body []byte) {
+		if setsStorageDir(body) || strings.Contains(string(body), "storage_backings") {
+			return
+		}
+		fx.ensure(t)
+		target, body = fx.expand(target), []byte(fx.expand(string(body)))
+		// A fresh login per input: the input may log out.
+		token, err := sessions.Login("u", "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr := ""
+		if withToken {
+			hdr = APISessionHeader + ": " + token + "\r\n"
+		}
+		raw := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: clfs\r\n%sContent-Length: %d\r\n\r\n", method, target, hdr, len(body))
+		r, err := http.ReadRequest(bufio.NewReader(io.MultiReader(strings.NewReader(raw), bytes.NewReader(body))))
+		if err != nil {
+			return
+		}
+		r.RemoteAddr = "127.0.0.1:1"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		req := method + " " + target + " " + string(body)
+		if !strings.HasPrefix(r.URL.Path, "/api/") {
+			checkAnswer(t, req, rec)
+			return
+		}
+		status, ctype := rec.Code, rec.Header().Get("Content-Type")
+		switch {
+		case status >= 500 || status < 200 || (status >= 300 && status < 400):
+			t.Fatalf("%s\nanswered %d: %s", req, status, rec.Body)
+		case status >= 400:
+			var eb apiErrorBody
+			if ctype != "application/json" || json.Unmarshal(rec.Body.Bytes(), &eb) != nil || eb.ErrorType == "" || len(eb.Messages) == 0 {
+				// A path the /api form does not know is answered by
+				// the /rest catch-all, in the /rest shape.
+				checkAnswer(t, req, rec)
+			}
+		case status == http.StatusNoContent:
+			if rec.Body.Len() != 0 {
+				t.Fatalf("%s\nanswered 204 with a body %q", req, rec.Body)
+			}
+		case !json.Valid(rec.Body.Bytes()):
+			t.Fatalf("%s\nanswered %d with %q, not JSON", req, status, rec.Body)
+		}
+	})
+}

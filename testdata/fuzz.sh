@@ -19,6 +19,7 @@ targets="
 ./meta FuzzParseKey
 ./mount FuzzControlHandler
 ./mount FuzzWirePath
+./mount FuzzAPIHandler
 ./cmd/clfs FuzzParsePath
 "
 status=0
