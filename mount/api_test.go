@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -451,6 +452,24 @@ func TestAPICertificate(t *testing.T) {
 	l2.Close()
 	if l1.Thumbprint() != l2.Thumbprint() || len(l1.Thumbprint()) != 59 {
 		t.Errorf("thumbprints %s and %s", l1.Thumbprint(), l2.Thumbprint())
+	}
+	// A certificate given by flags is served instead.
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	if err := writeSelfSigned(dir, certFile, keyFile, []string{"clfs.example"}); err != nil {
+		t.Fatal(err)
+	}
+	given, err := loadCertificate(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l3, err := ListenAPI(home, APIOptions{Listen: "127.0.0.1:0", Credentials: opts.Credentials, CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l3.Close()
+	if l3.Thumbprint() != Thumbprint(given.Leaf) || l3.Thumbprint() == l1.Thumbprint() || !slices.Contains(given.Leaf.DNSNames, "clfs.example") {
+		t.Errorf("--tls-cert: served %s, the file's is %s", l3.Thumbprint(), Thumbprint(given.Leaf))
 	}
 	if _, err := ListenAPI(home, APIOptions{Listen: "127.0.0.1:0"}); err == nil {
 		t.Error("an API without credentials was served")
