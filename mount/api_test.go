@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -616,4 +618,34 @@ func TestAPISessionsExpire(t *testing.T) {
 	if _, _, _, ok := a.Lookup(first); ok || len(a.sessions) != maxAPISessions {
 		t.Errorf("full table: the oldest login survived (%v) or %d sessions kept", ok, len(a.sessions))
 	}
+}
+
+// TestAPIBrokenUpload: a PUT whose connection drops half way leaves the
+// file ERROR, never READY with part of its bytes, even without a
+// declared size.
+func TestAPIBrokenUpload(t *testing.T) {
+	e := newAPIEnv(t, ControlOptions{})
+	sid := e.newUpdateSession(e.newItem("lib", "item"))
+	uri := e.addFile(sid, map[string]any{"name": "a.iso", "source_type": "PUSH"})
+	u, err := url.Parse(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", u.Host, e.client.Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "PUT %s HTTP/1.1\r\nHost: %s\r\n%s: %s\r\nContent-Length: 100000\r\n\r\n", u.RequestURI(), u.Host, APISessionHeader, e.token)
+	conn.Write(bytes.Repeat([]byte("x"), 5000))
+	conn.Close()
+	var f sessionmgr.UpdateSessionFile
+	eventuallyCtl(t, "the transfer to end", func() bool {
+		e.value("POST", restContent+"/library/item/updatesession/file/id:"+sid+"?~action=get", map[string]any{"file_name": "a.iso"}, &f)
+		return f.Status == sessionmgr.TransferError || f.Status == sessionmgr.TransferReady
+	})
+	if f.Status != sessionmgr.TransferError || f.ErrorMessage == nil || !strings.Contains(f.ErrorMessage.DefaultMessage, "broke") {
+		t.Errorf("file after a broken PUT: %+v %+v", f, f.ErrorMessage)
+	}
+	status, body := e.call("POST", restContent+"/library/item/update-session/id:"+sid+"?~action=complete", nil)
+	wantError(t, "complete after a broken PUT", status, body, 400, "not_allowed_in_current_state")
 }

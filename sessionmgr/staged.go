@@ -378,7 +378,16 @@ func (sf *StagedFile) ReadFrom(r io.Reader) (int64, error) {
 	buf := make([]byte, 1<<20)
 	var total int64
 	for {
-		n, rerr := io.ReadFull(r, buf)
+		// Not io.ReadFull: it reports a short last read as
+		// ErrUnexpectedEOF, which would hide the same error from r (an
+		// HTTP body cut short) and make a broken stream look complete.
+		n := 0
+		var rerr error
+		for n < len(buf) && rerr == nil {
+			var k int
+			k, rerr = r.Read(buf[n:])
+			n += k
+		}
 		if n > 0 {
 			w, err := sf.Write(buf[:n])
 			total += int64(w)
@@ -386,7 +395,7 @@ func (sf *StagedFile) ReadFrom(r io.Reader) (int64, error) {
 				return total, err
 			}
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		if rerr == io.EOF {
 			return total, nil
 		}
 		if rerr != nil {
