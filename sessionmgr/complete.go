@@ -56,7 +56,7 @@ func (m *Manager) CompleteUpdateSession(ctx context.Context, id string) error {
 // finds the pull ended, or the pull finds the mark and finishes the
 // complete (finishPendingComplete).
 func (m *Manager) deferComplete(id string) (sessionID uint64, deferred bool, err error) {
-	err = m.store.Update(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		deferred = false
 		s, err := m.updateRec(tx, id)
 		if err != nil {
@@ -83,6 +83,10 @@ func (m *Manager) deferComplete(id string) (sessionID uint64, deferred bool, err
 		s.CompletePending, deferred = true, true
 		return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
 	})
+	if err == nil && deferred {
+		// Recovery must know the client was told complete succeeded.
+		err = m.store.Sync()
+	}
 	return sessionID, deferred, err
 }
 

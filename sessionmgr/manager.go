@@ -111,6 +111,9 @@ type Manager struct {
 	// rootCAs validates https sources without a thumbprint or
 	// certificate; nil means the system roots. Tests set it.
 	rootCAs *x509.CertPool
+	// afterPullAbort, if set, runs when an aborted pull has cleaned up
+	// (tests make it slow, to show that Close waits).
+	afterPullAbort func()
 }
 
 // liveSession is the in-memory part of a session: activity that is not

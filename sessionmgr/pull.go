@@ -357,6 +357,9 @@ func (m *Manager) runPull(ctx context.Context, p *pull) {
 		// Aborted: whoever aborted it owns the record.
 		p.sf.discard()
 		m.forgetPull(p)
+		if m.afterPullAbort != nil {
+			m.afterPullAbort()
+		}
 		return
 	}
 	if err != nil {

@@ -555,8 +555,8 @@ func TestPullAbortedByItsName(t *testing.T) {
 	if f.Status != TransferWaiting || f.SourceType != SourcePush || f.SourceEndpoint != nil {
 		t.Fatalf("re-added as PUSH: %+v", f)
 	}
-	// Only the files' current staging is left: a.iso's is inline? no,
-	// on disk (inline disabled), b.iso's and c.iso's pulls left none.
+	// Only a.iso's staging is left (inline staging is off): the aborted
+	// pulls of b.iso and c.iso, and a.iso's first, left none.
 	entries, err := os.ReadDir(e.staging())
 	e.must(err)
 	if len(entries) != 1 {
@@ -733,6 +733,7 @@ func TestPullCloseAndRecover(t *testing.T) {
 	recv(t, srv.started, "the pull to start")
 	e.must(e.m.CompleteUpdateSession(e.ctx, s2))
 
+	e.m.afterPullAbort = func() { time.Sleep(100 * time.Millisecond) }
 	e.close()
 	if n := pullGoroutines(); n != 0 {
 		t.Fatalf("%d pull goroutines outlived Close", n)
