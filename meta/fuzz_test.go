@@ -20,8 +20,9 @@ func records() []any {
 		&Library{ID: 2, UUID: "u-l", Name: "lib", Description: "d", BackingID: 1, CreationTime: 5, Version: 1, Attr: Attr{Mode: 0o755, Mtime: 1, Ctime: 2}},
 		&Item{ID: 3, UUID: "u-i", LibraryID: 2, Name: "item", Type: "iso", ContentVersion: 4, Attr: Attr{Mode: 0o700, UID: 1000}},
 		&File{ID: 4, ItemID: 3, Name: "f.iso", Size: 7, Version: 2, SHA256: bytes.Repeat([]byte{0xab}, 32), Requested: &Checksum{Algorithm: "SHA256", Value: "ab"}, BackingID: 1},
-		&UpdateSession{ID: 5, UUID: "u-u", ItemID: 3, State: "ACTIVE", ErrorMessage: "e", ClientProgress: 50, ExpirationTime: -1, WarningBehavior: []string{"w"}, WarningBehaviorIgnore: []bool{true}},
+		&UpdateSession{ID: 5, UUID: "u-u", ItemID: 3, State: "ACTIVE", ErrorMessage: "e", ClientProgress: 50, ExpirationTime: -1, WarningBehavior: []string{"w"}, WarningBehaviorIgnore: []bool{true}, CompletePending: true},
 		&UpdateSessionFile{SessionID: 5, Name: "n", ExpectedSize: &size, Status: "READY", SHA256: []byte{1, 2}, Staging: "/s/1", Attr: &Attr{Mode: 0o644}},
+		&UpdateSessionFile{SessionID: 5, Name: "p", SourceType: "PULL", Status: "TRANSFERRING", Source: &TransferEndpointRecord{URI: "https://h/p", Thumbprint: "AB:CD", CertificatePEM: "-----BEGIN CERTIFICATE-----\n"}},
 		&DownloadSession{ID: 6, UUID: "u-d", ItemID: 3, State: "CANCELED", Pinned: true},
 		&DownloadSessionFile{SessionID: 6, Name: "n", SHA256: []byte{3}, Status: "PREPARED"},
 		&ClientToken{UUID: "u", SpecHash: "h"},
@@ -45,7 +46,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		`{"id":1,"name":"x","sha256":"AQI="}`, `{`, "\xff\x00", ``, `null`, `[]`, `"x"`, `1e400`,
 		`{"id":-1}`, `{"id":18446744073709551616}`, `{"sha256":"not base64"}`, `{"name":"\ud800"}`,
 		`{"name":"a\u0000b","attr":{"mode":4294967296}}`, `{"expected_size":null,"attr":null}`,
-		`{"warning_behavior":[1]}`, `{"id":1}{"id":2}`, `{"ID":7,"Name":"case"}`, "{\"name\":\"\xff\"}",
+		`{"warning_behavior":[1]}`, `{"source":null}`, `{"source":{}}`, `{"source":{"uri":1}}`, `{"complete_pending":"yes"}`, `{"id":1}{"id":2}`, `{"ID":7,"Name":"case"}`, "{\"name\":\"\xff\"}",
 	} {
 		f.Add([]byte(s))
 	}

@@ -92,6 +92,9 @@ type UpdateSession struct {
 	Owner                 string   `json:"owner,omitempty"`
 	WarningBehavior       []string `json:"warning_behavior,omitempty"`
 	WarningBehaviorIgnore []bool   `json:"warning_behavior_ignore,omitempty"`
+	// CompletePending: complete was called while server-side pulls were
+	// still running; the session commits (or fails) when the last ends.
+	CompletePending bool `json:"complete_pending,omitempty"`
 }
 
 // UpdateSessionFile is a pending change of an update session: an added
@@ -114,6 +117,15 @@ type UpdateSessionFile struct {
 	// at Staging; small uploads are staged in memory until Finish.
 	Inline bool  `json:"inline,omitempty"`
 	Attr   *Attr `json:"attr,omitempty"`
+	// Source is where the server pulls a PULL file from.
+	Source *TransferEndpointRecord `json:"source,omitempty"`
+}
+
+// TransferEndpointRecord is a transfer endpoint as a client gave it.
+type TransferEndpointRecord struct {
+	URI            string `json:"uri"`
+	Thumbprint     string `json:"ssl_certificate_thumbprint,omitempty"`
+	CertificatePEM string `json:"ssl_certificate,omitempty"`
 }
 
 type DownloadSession struct {

@@ -27,9 +27,149 @@ import (
 //
 // Readers pinned to the previous version keep their blobs: download
 // sessions hold references until they end.
+//
+// While PULL files are still being fetched, complete only marks the
+// session completing and returns: the last pull to end commits it (or
+// fails it), see finishPendingComplete.
 func (m *Manager) CompleteUpdateSession(ctx context.Context, id string) error {
-	_, err := m.complete(ctx, id, nil, nil)
+	sid, deferred, err := m.deferComplete(id)
+	if err != nil {
+		return err
+	}
+	if deferred {
+		// A pull that ended before the mark was committed left the
+		// commit to us.
+		m.finishPendingComplete(sid)
+		return nil
+	}
+	_, err = m.complete(ctx, id, nil, nil)
 	return err
+}
+
+// deferComplete marks the session completing if PULL files are still
+// being fetched (spec §6.4, PULL case) and reports whether it did. Every
+// other file must be ready, as for any complete: a PULL file already in
+// ERROR fails the call and the session stays ACTIVE.
+//
+// The mark and the end of a pull are both transactions that read what
+// the other writes, so one of them sees the other: either the complete
+// finds the pull ended, or the pull finds the mark and finishes the
+// complete (finishPendingComplete).
+func (m *Manager) deferComplete(id string) (sessionID uint64, deferred bool, err error) {
+	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+		deferred = false
+		s, err := m.updateRec(tx, id)
+		if err != nil {
+			return err
+		}
+		sessionID = s.ID
+		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opComplete); err != nil {
+			return err
+		}
+		files, err := tx.UpdateSessionFiles(s.ID)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(files, pulling) {
+			return nil
+		}
+		for i := range files {
+			if f := &files[i]; !f.Removed && !pulling(*f) {
+				if err := m.checkReady(s, f); err != nil {
+					return err
+				}
+			}
+		}
+		s.CompletePending, deferred = true, true
+		return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
+	})
+	if err == nil && deferred {
+		// Recovery must know the client was told complete succeeded.
+		err = m.store.Sync()
+	}
+	return sessionID, deferred, err
+}
+
+// pulling reports whether a change is a PULL file still being fetched.
+func pulling(f meta.UpdateSessionFile) bool {
+	return !f.Removed && f.SourceType == SourcePull && TransferStatus(f.Status) == TransferTransferring
+}
+
+// finishPendingComplete ends a completing session once no pull runs any
+// more: DONE through the same commit as a synchronous complete (content
+// visible at once, content_version bumped, subscribers told), or ERROR
+// naming the file whose pull failed; a failure does not wait for the
+// other pulls, which the session's end aborts. A session that is not
+// completing is left alone. Calls are serialized, so that of two pulls
+// ending together the later one sees the earlier's result.
+func (m *Manager) finishPendingComplete(sessionID uint64) {
+	m.pendingMu.Lock()
+	defer m.pendingMu.Unlock()
+	var s *meta.UpdateSession
+	var failed *meta.UpdateSessionFile
+	running := false
+	err := m.store.View(func(tx *meta.Tx) error {
+		var err error
+		if s, err = tx.UpdateSession(sessionID); err != nil {
+			return err
+		}
+		if updateState(s) != stateCompleting {
+			return nil
+		}
+		files, err := tx.UpdateSessionFiles(s.ID)
+		if err != nil {
+			return err
+		}
+		for i := range files {
+			f := &files[i]
+			switch {
+			case f.Removed:
+			case pulling(*f):
+				running = true
+			case TransferStatus(f.Status) != TransferReady && failed == nil:
+				failed = f
+			}
+		}
+		return nil
+	})
+	if err != nil || updateState(s) != stateCompleting {
+		return
+	}
+	if failed != nil {
+		msg := failed.ErrorMessage
+		if msg == "" {
+			msg = fmt.Sprintf("file %q is %s", failed.Name, failed.Status)
+		}
+		m.failPendingComplete(sessionID, "cannot complete: "+msg)
+		return
+	}
+	if running {
+		return
+	}
+	if _, err := m.commit(context.Background(), s.UUID, nil, nil, opCommit); err != nil {
+		// A server-side failure has put the session in ERROR already;
+		// a session cancelled meanwhile is left as it is.
+		m.failPendingComplete(sessionID, "cannot complete: "+messageOf(err))
+	}
+}
+
+// failPendingComplete puts a session that is still completing in ERROR.
+func (m *Manager) failPendingComplete(sessionID uint64, msg string) {
+	var ended []endedSession
+	err := m.store.Update(func(tx *meta.Tx) error {
+		ended = nil
+		s, err := tx.UpdateSession(sessionID)
+		if err != nil || updateState(s) != stateCompleting {
+			return err
+		}
+		ended = []endedSession{{s.ID, s.UUID}}
+		return m.endUpdateTx(tx, s, opFail, msg)
+	})
+	if err != nil {
+		m.log.Warn("fail a pending complete", "session", sessionID, "err", err)
+		return
+	}
+	m.afterEnd(ended)
 }
 
 // fileOverride is what the mount knows about a file at commit time that
@@ -46,6 +186,7 @@ type fileOverride struct {
 // commitPlan is a session's changes split into those applied now and those
 // carried to a successor session.
 type commitPlan struct {
+	op        string // opComplete, or opCommit for a pending complete
 	s         *meta.UpdateSession
 	root      string
 	backingID uint64
@@ -65,7 +206,13 @@ type commitPlan struct {
 // same item are still being written). It returns the successor's id, if
 // there is one.
 func (m *Manager) complete(ctx context.Context, id string, only []string, over map[string]fileOverride) (string, error) {
-	p, err := m.planCommit(id, only)
+	return m.commit(ctx, id, only, over, opComplete)
+}
+
+// commit is complete under op: opComplete for a client's complete,
+// opCommit when the last pull ends a pending one.
+func (m *Manager) commit(ctx context.Context, id string, only []string, over map[string]fileOverride, op string) (string, error) {
+	p, err := m.planCommit(id, only, op)
 	if err != nil {
 		return "", err
 	}
@@ -152,7 +299,7 @@ func (m *Manager) complete(ctx context.Context, id string, only []string, over m
 		if err != nil {
 			return err
 		}
-		if err := m.endUpdateTx(tx, cur, opComplete, ""); err != nil {
+		if err := m.endUpdateTx(tx, cur, p.op, ""); err != nil {
 			return err
 		}
 		return succ.createTx(tx, m, p, moved)
@@ -187,14 +334,14 @@ func (m *Manager) complete(ctx context.Context, id string, only []string, over m
 	return succ.sessionID(), nil
 }
 
-func (m *Manager) planCommit(id string, only []string) (*commitPlan, error) {
-	p := &commitPlan{}
+func (m *Manager) planCommit(id string, only []string, op string) (*commitPlan, error) {
+	p := &commitPlan{op: op}
 	err := m.store.View(func(tx *meta.Tx) error {
 		var err error
 		if p.s, err = m.updateRec(tx, id); err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(p.s.UUID), State(p.s.State), opComplete); err != nil {
+		if _, err := next(updateTransitions, updateLabel(p.s.UUID), updateState(p.s), op); err != nil {
 			return err
 		}
 		changes, err := tx.UpdateSessionFiles(p.s.ID)
@@ -250,7 +397,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 	if err != nil {
 		return nil, err
 	}
-	if _, err := next(updateTransitions, updateLabel(cur.UUID), State(cur.State), opComplete); err != nil {
+	if _, err := next(updateTransitions, updateLabel(cur.UUID), updateState(cur), p.op); err != nil {
 		return nil, err
 	}
 	now := m.now()
@@ -419,7 +566,7 @@ func (m *Manager) failCommit(p *commitPlan, succ *successor, cause error) error 
 				return err
 			}
 			if State(cur.State) != StateActive {
-				return &StateError{Session: updateLabel(cur.UUID), Op: opComplete, State: State(cur.State)}
+				return &StateError{Session: updateLabel(cur.UUID), Op: p.op, State: State(cur.State)}
 			}
 			for i := range p.apply {
 				if err := unchanged(tx, cur, &p.apply[i], p.sealed[p.apply[i].Name] != nil); err != nil {

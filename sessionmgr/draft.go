@@ -536,7 +536,7 @@ func (d *Draft) commitLocked(ctx context.Context) error {
 // failChanges fails the named changes of a session: the session goes to
 // ERROR with cause, other changes carry on in a successor.
 func (m *Manager) failChanges(ctx context.Context, id string, names []string, cause error) (string, error) {
-	p, err := m.planCommit(id, names)
+	p, err := m.planCommit(id, names, opComplete)
 	if err != nil {
 		return "", err
 	}

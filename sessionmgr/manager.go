@@ -1,7 +1,9 @@
 package sessionmgr
 
 import (
+	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -58,7 +60,8 @@ type Endpoints interface {
 // Manager is the content library item API over one home directory. It is
 // safe for concurrent use.
 //
-// LOCK ORDERING: contentLocks (sorted by stripe) before mu. mu guards only
+// LOCK ORDERING: pendingMu, then contentLocks (sorted by stripe), then mu.
+// mu guards only
 // in-memory maps and is never held across a catalog transaction or disk
 // I/O; a content lock is held across link + catalog commit on purpose, so
 // that a blob whose last reference is being dropped cannot be unlinked
@@ -94,6 +97,23 @@ type Manager struct {
 
 	stop   chan struct{}
 	reaper sync.WaitGroup
+
+	// Pulls (pull.go) run on goroutines derived from pullCtx; Close
+	// cancels it and waits for pullsWG.
+	pullCtx      context.Context
+	pullStop     context.CancelFunc
+	pullsWG      sync.WaitGroup
+	pullsRunning atomic.Int32 // for tests: goroutines in runPull
+	closing      bool         // GUARDED_BY(mu); no new pulls
+	// pendingMu serializes finishing pending completes (see
+	// finishPendingComplete).
+	pendingMu sync.Mutex
+	// rootCAs validates https sources without a thumbprint or
+	// certificate; nil means the system roots. Tests set it.
+	rootCAs *x509.CertPool
+	// afterPullAbort, if set, runs when an aborted pull has cleaned up
+	// (tests make it slow, to show that Close waits).
+	afterPullAbort func()
 }
 
 // liveSession is the in-memory part of a session: activity that is not
@@ -103,7 +123,8 @@ type liveSession struct {
 	handles      atomic.Int32 // open StagedFiles and DownloadReaders
 	ended        atomic.Bool  // readers of a session that left ACTIVE get errors
 
-	uploads     map[string]*StagedFile // GUARDED_BY(Manager.mu)
+	uploads     map[string]*StagedFile // GUARDED_BY(Manager.mu); PUSH uploads and running pulls
+	pulls       map[*pull]struct{}     // GUARDED_BY(Manager.mu); running pulls
 	downloading map[string]int64       // GUARDED_BY(Manager.mu); bytes served by open readers
 }
 
@@ -138,6 +159,7 @@ func Open(opts Options) (*Manager, error) {
 		owner:          ownerMountPrefix + newUUID(),
 		stop:           make(chan struct{}),
 	}
+	m.pullCtx, m.pullStop = context.WithCancel(context.Background())
 	if m.clock == nil {
 		m.clock = systemClock{}
 	}
@@ -158,6 +180,7 @@ func Open(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	if err := m.recover(); err != nil {
+		m.pullStop()
 		m.store.Close()
 		return nil, fmt.Errorf("recover %s: %w", home, err)
 	}
@@ -172,9 +195,15 @@ func Open(opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// Close stops the reaper and closes the catalog. Open staged files are
-// closed; their sessions stay ACTIVE and expire after a restart.
+// Close stops the reaper and the running pulls and closes the catalog.
+// Open staged files are closed; their sessions stay ACTIVE and expire
+// after a restart (interrupted pulls are then ERROR).
 func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
+	m.pullStop()
+	m.pullsWG.Wait()
 	close(m.stop)
 	m.reaper.Wait()
 	m.mu.Lock()
@@ -203,7 +232,7 @@ func (m *Manager) liveFor(id uint64) *liveSession {
 	defer m.mu.Unlock()
 	ls := m.live[id]
 	if ls == nil {
-		ls = &liveSession{uploads: map[string]*StagedFile{}}
+		ls = &liveSession{uploads: map[string]*StagedFile{}, pulls: map[*pull]struct{}{}}
 		m.live[id] = ls
 	}
 	return ls

@@ -12,8 +12,11 @@ import (
 
 // recover brings a home back to a clean state after a process died:
 //
-//   - transfers that were running (TRANSFERRING, VALIDATING) cannot be
-//     resumed: the file goes to ERROR and the client may add it again;
+//   - transfers that were running (TRANSFERRING, VALIDATING: client
+//     uploads and server pulls alike) cannot be resumed: the file goes to
+//     ERROR and the client may add it again;
+//   - a session whose complete was waiting for pulls goes to ERROR: the
+//     pulls are gone and the client was already told complete succeeded;
 //     READY files keep their staged bytes (they were fsynced);
 //   - staging that no ACTIVE session owns is removed;
 //   - content blobs without a reference are removed (a commit that died
@@ -61,6 +64,21 @@ func (m *Manager) recover() error {
 				return err
 			}
 			m.log.Info("recovery: session of a stopped mount failed", "session", s.UUID)
+			continue
+		}
+		if s.CompletePending {
+			// complete returned to the client, which now polls for
+			// DONE; the pulls it waited for died with the process.
+			if err := m.store.Update(func(tx *meta.Tx) error {
+				cur, err := tx.UpdateSession(s.ID)
+				if err != nil {
+					return err
+				}
+				return m.endUpdateTx(tx, cur, opFail, pendingCompleteLostMessage)
+			}); err != nil {
+				return err
+			}
+			m.log.Warn("recovery: pending complete failed", "session", s.UUID)
 			continue
 		}
 		active[s.UUID] = true
@@ -141,6 +159,8 @@ func (m *Manager) recover() error {
 	}
 	return nil
 }
+
+const pendingCompleteLostMessage = "clfs stopped while this session's complete was waiting for server-side pulls; the item is unchanged"
 
 func (m *Manager) sweepStaging(root string, active, keep map[string]bool) error {
 	dir := filepath.Join(root, "staging")

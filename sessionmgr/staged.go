@@ -40,6 +40,7 @@ type StagedFile struct {
 	// a byte past it is refused at once, not after a long transfer.
 	limit    int64
 	hasLimit bool
+	pull     bool // fetched by the server (a PULL file), not uploaded
 
 	transferred atomic.Int64
 
@@ -83,7 +84,7 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 		if s, err = m.updateRec(tx, sessionID); err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opTransfer); err != nil {
+		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opTransfer); err != nil {
 			return err
 		}
 		rec, err = tx.UpdateSessionFile(s.ID, name)
@@ -92,6 +93,9 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 		}
 		if err != nil {
 			return err
+		}
+		if rec.SourceType == SourcePull {
+			return errorf(KindInvalidArgument, "file %q of %s is pulled by the server from its source endpoint; it takes no upload", name, updateLabel(s.UUID))
 		}
 		it, err := tx.Item(s.ItemID)
 		if err != nil {
@@ -600,7 +604,11 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 			return err
 		}
 		owner = s.Owner
-		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opTransfer); err != nil {
+		op := opTransfer
+		if sf.pull {
+			op = opPull // may end while a complete waits for it
+		}
+		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), op); err != nil {
 			return err
 		}
 		r, err := tx.UpdateSessionFile(s.ID, sf.name)

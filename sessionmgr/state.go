@@ -1,5 +1,7 @@
 package sessionmgr
 
+import "clfs/meta"
+
 // State is the state of an update or download session, named as the API
 // names it.
 type State string
@@ -12,8 +14,13 @@ const (
 	StateCanceled State = "CANCELED"
 )
 
+// stateCompleting is an ACTIVE update session whose complete waits for
+// server-side pulls (spec §6.4, PULL case): the API shows it ACTIVE, but
+// it takes no more changes. It is never stored; updateState derives it.
+const stateCompleting State = "ACTIVE (completing)"
+
 // Terminal reports whether no operation can move the session any more.
-func (s State) Terminal() bool { return s != StateActive }
+func (s State) Terminal() bool { return s != StateActive && s != stateCompleting }
 
 // TransferStatus is the status of one file of an update session.
 type TransferStatus string
@@ -49,6 +56,8 @@ const (
 	opRemoveFile  = "remove file from"
 	opValidate    = "validate"
 	opTransfer    = "transfer data in"
+	opPull        = "pull data into"
+	opCommit      = "commit the pending complete of"
 	opPrepare     = "prepare file of"
 	opExpire      = "expire"
 	opItemDeleted = "delete the item of"
@@ -62,24 +71,32 @@ type transition struct {
 }
 
 var active = []State{StateActive}
+var activeOrCompleting = []State{StateActive, stateCompleting}
 var terminal = []State{StateDone, StateFailed, StateCanceled}
 var anyState = []State{StateActive, StateDone, StateFailed, StateCanceled}
 
 // updateTransitions is the update-session state machine of spec §6.3, with
 // the recommendations of §12 (#4 expiry cancels, #15 add needs ACTIVE, #21
 // an item deleted under a session puts it in ERROR).
+//
+// A complete that finds pulls still running leaves the session ACTIVE but
+// completing: pulls go on (opPull) and the last one to end commits it
+// (opCommit); changes and a second complete are refused; cancel, fail,
+// expiry and keep_alive work as on any ACTIVE session.
 var updateTransitions = map[string]transition{
-	opKeepAlive:   {from: active},
+	opKeepAlive:   {from: activeOrCompleting},
 	opUpdate:      {from: active},
 	opAddFile:     {from: active},
 	opRemoveFile:  {from: active},
-	opValidate:    {from: active},
+	opValidate:    {from: activeOrCompleting},
 	opTransfer:    {from: active},
+	opPull:        {from: activeOrCompleting},
 	opComplete:    {from: active, to: StateDone},
-	opCancel:      {from: active, to: StateCanceled},
-	opFail:        {from: active, to: StateFailed},
-	opExpire:      {from: active, to: StateCanceled},
-	opItemDeleted: {from: active, to: StateFailed},
+	opCommit:      {from: []State{stateCompleting}, to: StateDone},
+	opCancel:      {from: activeOrCompleting, to: StateCanceled},
+	opFail:        {from: activeOrCompleting, to: StateFailed},
+	opExpire:      {from: activeOrCompleting, to: StateCanceled},
+	opItemDeleted: {from: activeOrCompleting, to: StateFailed},
 	opDelete:      {from: terminal},
 }
 
@@ -111,4 +128,14 @@ func next(table map[string]transition, session string, cur State, op string) (St
 		}
 	}
 	return cur, &StateError{Session: session, Op: op, State: cur}
+}
+
+// updateState is the state an update session's operations are checked
+// against: the stored one, or stateCompleting while a complete waits for
+// pulls.
+func updateState(s *meta.UpdateSession) State {
+	if State(s.State) == StateActive && s.CompletePending {
+		return stateCompleting
+	}
+	return State(s.State)
 }

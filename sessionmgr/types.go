@@ -45,10 +45,40 @@ type StorageBacking struct {
 	DatastoreID string `json:"datastore_id,omitempty"`
 }
 
-// TransferEndpoint is where bytes are sent to or fetched from.
+// TransferEndpoint is where bytes are sent to or fetched from (spec
+// §5.1). For https, SSLCertificateThumbprint (SHA-1 or SHA-256 of the
+// DER, hex, ':' optional) or SSLCertificate (PEM) replace the usual
+// certificate validation.
 type TransferEndpoint struct {
 	URI                      string `json:"uri"`
 	SSLCertificateThumbprint string `json:"ssl_certificate_thumbprint,omitempty"`
+	SSLCertificate           string `json:"ssl_certificate,omitempty"`
+}
+
+// ProbeStatus is the verdict of a probe of a transfer endpoint.
+type ProbeStatus string
+
+const (
+	ProbeSuccess            ProbeStatus = "SUCCESS"
+	ProbeInvalidURL         ProbeStatus = "INVALID_URL"
+	ProbeTimedOut           ProbeStatus = "TIMED_OUT"
+	ProbeHostNotFound       ProbeStatus = "HOST_NOT_FOUND"
+	ProbeResourceNotFound   ProbeStatus = "RESOURCE_NOT_FOUND"
+	ProbeInvalidCredentials ProbeStatus = "INVALID_CREDENTIALS"
+	ProbeCertificateError   ProbeStatus = "CERTIFICATE_ERROR"
+	ProbeUnknownError       ProbeStatus = "UNKNOWN_ERROR"
+)
+
+// ProbeResult is updatesession.File.ProbeResult. For https endpoints
+// SSLThumbprint (SHA-1, colon-separated upper-case hex, as vCenter
+// prints it) and SSLCertificate (PEM) describe the server's leaf
+// certificate, whether or not it was trusted: a client shown
+// CERTIFICATE_ERROR can check them and add the file with the thumbprint.
+type ProbeResult struct {
+	Status         ProbeStatus `json:"status"`
+	SSLThumbprint  string      `json:"ssl_thumbprint,omitempty"`
+	SSLCertificate string      `json:"ssl_certificate,omitempty"`
+	ErrorMessages  []Message   `json:"error_messages"`
 }
 
 type Library struct {

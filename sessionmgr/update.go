@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 
 	"clfs/meta"
 )
@@ -189,7 +191,7 @@ func (m *Manager) UpdateUpdateSession(ctx context.Context, id string, spec Updat
 		if err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opUpdate); err != nil {
+		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opUpdate); err != nil {
 			return err
 		}
 		s.WarningBehavior, s.WarningBehaviorIgnore = nil, nil
@@ -213,7 +215,7 @@ func (m *Manager) KeepAliveUpdateSession(ctx context.Context, id string, progres
 		if err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opKeepAlive); err != nil {
+		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opKeepAlive); err != nil {
 			return err
 		}
 		if progress != nil && *progress > s.ClientProgress {
@@ -270,7 +272,7 @@ func (m *Manager) DeleteUpdateSession(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opDelete); err != nil {
+		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opDelete); err != nil {
 			return err
 		}
 		ended = endedSession{s.ID, s.UUID}
@@ -297,12 +299,13 @@ func deleteUpdateTx(tx *meta.Tx, s *meta.UpdateSession) error {
 // the item's lock and lets the record linger one more timeout so get can
 // still explain what happened (spec §12 #4, #6).
 func (m *Manager) endUpdateTx(tx *meta.Tx, s *meta.UpdateSession, op, message string) error {
-	to, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), op)
+	to, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), op)
 	if err != nil {
 		return err
 	}
 	s.State = string(to)
 	s.ErrorMessage = message
+	s.CompletePending = false
 	if cur, err := tx.ActiveUpdate(s.ItemID); err == nil && cur == s.ID {
 		if err := tx.ClearActiveUpdate(s.ItemID); err != nil {
 			return err
@@ -350,13 +353,20 @@ func (m *Manager) afterEnd(ended []endedSession) {
 		ls := m.live[e.id]
 		delete(m.live, e.id)
 		var staged []*StagedFile
+		var pulls []*pull
 		if ls != nil {
 			ls.ended.Store(true)
 			for _, sf := range ls.uploads {
 				staged = append(staged, sf)
 			}
+			for p := range ls.pulls {
+				pulls = append(pulls, p)
+			}
 		}
 		m.mu.Unlock()
+		for _, p := range pulls {
+			p.cancel()
+		}
 		for _, sf := range staged {
 			sf.discard()
 		}
@@ -469,16 +479,22 @@ func (m *Manager) liveUpload(sessionID uint64, name string) *StagedFile {
 // ---- update-session files (spec §7)
 
 // AddFile adds a file to the session, or re-targets one with new content
-// (a replace when the item already has it). Only PUSH is served here: the
-// client then streams the bytes through OpenUpload.
+// (a replace when the item already has it). For PUSH the client then
+// streams the bytes through OpenUpload; for PULL the server starts
+// fetching them from the source endpoint at once (pull.go). A re-add
+// stops the name's running upload or pull.
 func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpec) (*UpdateSessionFile, error) {
 	if err := ValidateName("file", spec.Name); err != nil {
 		return nil, err
 	}
+	var src *pullSource
 	switch spec.SourceType {
 	case SourcePush:
 	case SourcePull:
-		return nil, errorf(KindUnsupported, "file %q: PULL imports are not served by this front end", spec.Name)
+		var err error
+		if src, err = parsePullSource(spec.Name, spec.SourceEndpoint); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, errorf(KindInvalidArgument, "file %q: source_type %q must be PUSH or PULL", spec.Name, spec.SourceType)
 	}
@@ -488,6 +504,12 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 	sum, err := normalizeChecksum(spec.ChecksumInfo)
 	if err != nil {
 		return nil, err
+	}
+	var stagingID uint64
+	if src != nil {
+		if stagingID, err = m.store.NextID(); err != nil {
+			return nil, err
+		}
 	}
 	var sid uint64
 	var oldStaging string
@@ -499,7 +521,7 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 			return err
 		}
 		owner = s.Owner
-		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opAddFile); err != nil {
+		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opAddFile); err != nil {
 			return err
 		}
 		sid, uuid = s.ID, s.UUID
@@ -508,8 +530,17 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 			oldStaging = old.Staging
 		}
 		rec = &meta.UpdateSessionFile{
-			SessionID: s.ID, Name: spec.Name, SourceType: SourcePush,
+			SessionID: s.ID, Name: spec.Name, SourceType: spec.SourceType,
 			ExpectedSize: spec.Size, Status: string(TransferWaiting),
+		}
+		if src != nil {
+			root, err := m.sessionRoot(tx, s)
+			if err != nil {
+				return err
+			}
+			rec.Source = src.record()
+			rec.Status = string(TransferTransferring)
+			rec.Staging = filepath.Join(stagingDir(root, s.UUID), strconv.FormatUint(stagingID, 10))
 		}
 		if sum != nil {
 			rec.Requested = &meta.Checksum{Algorithm: sum.Algorithm, Value: sum.Checksum}
@@ -530,9 +561,13 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 		return nil, err
 	}
 	// A re-add invalidates what was staged for the name before.
+	m.abortPulls(sid, spec.Name)
 	m.discardUpload(sid, spec.Name)
 	if oldStaging != "" {
 		os.Remove(oldStaging)
+	}
+	if src != nil {
+		m.startPull(sid, rec, src)
 	}
 	info := m.sessionFileInfo(sid, uuid, rec)
 	return &info, nil
@@ -609,7 +644,7 @@ func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string)
 			return err
 		}
 		owner = s.Owner
-		if _, err := next(updateTransitions, updateLabel(s.UUID), State(s.State), opRemoveFile); err != nil {
+		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opRemoveFile); err != nil {
 			return err
 		}
 		sid = s.ID
@@ -645,6 +680,7 @@ func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string)
 	if err != nil {
 		return err
 	}
+	m.abortPulls(sid, name)
 	m.discardUpload(sid, name)
 	if staging != "" {
 		os.Remove(staging)
@@ -664,7 +700,7 @@ func (m *Manager) ValidateUpdateSession(ctx context.Context, sessionID string) (
 		if err != nil {
 			return err
 		}
-		_, err = next(updateTransitions, updateLabel(s.UUID), State(s.State), opValidate)
+		_, err = next(updateTransitions, updateLabel(s.UUID), updateState(s), opValidate)
 		return err
 	})
 	if err != nil {
@@ -720,8 +756,22 @@ func (m *Manager) sessionFileInfo(sessionID uint64, sessionUUID string, c *meta.
 	if c.Requested != nil {
 		out.ChecksumInfo = &ChecksumInfo{Algorithm: c.Requested.Algorithm, Checksum: c.Requested.Value}
 	}
+	out.SourceEndpoint = endpointOf(c.Source)
 	if m.endpoints != nil && c.SourceType == SourcePush {
 		out.UploadEndpoint = &TransferEndpoint{URI: m.endpoints.UploadURI(sessionUUID, c.Name)}
 	}
 	return out
+}
+
+// sessionRoot is the root of the backing the session's item stores on.
+func (m *Manager) sessionRoot(tx *meta.Tx, s *meta.UpdateSession) (string, error) {
+	it, err := tx.Item(s.ItemID)
+	if err != nil {
+		return "", err
+	}
+	lib, err := tx.Library(it.LibraryID)
+	if err != nil {
+		return "", err
+	}
+	return m.backingRoot(tx, lib.BackingID)
 }
