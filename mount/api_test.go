@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -648,4 +649,59 @@ func TestAPIBrokenUpload(t *testing.T) {
 	}
 	status, body := e.call("POST", restContent+"/library/item/update-session/id:"+sid+"?~action=complete", nil)
 	wantError(t, "complete after a broken PUT", status, body, 400, "not_allowed_in_current_state")
+}
+
+// TestAPIPull: a PULL over the API with the source pinned by thumbprint;
+// a wrong thumbprint ends the file in ERROR; probe reports the source's
+// thumbprint.
+func TestAPIPull(t *testing.T) {
+	e := newAPIEnv(t, ControlOptions{})
+	itemID := e.newItem("lib", "item")
+	content := bytes.Repeat([]byte("pulled "), 20000)
+	source := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(content)
+	}))
+	defer source.Close()
+	thumb := Thumbprint(source.Certificate())
+
+	var probe sessionmgr.ProbeResult
+	e.value("POST", restContent+"/library/item/updatesession/file?~action=probe", map[string]any{"source_endpoint": map[string]any{"uri": source.URL + "/x"}}, &probe)
+	// Self-signed: not trusted, but its thumbprint is reported, for the
+	// client to pin (as govc does).
+	if probe.Status != sessionmgr.ProbeCertificateError || probe.SSLThumbprint != thumb {
+		t.Errorf("probe: %+v, want CERTIFICATE_ERROR with %s", probe, thumb)
+	}
+
+	sid := e.newUpdateSession(itemID)
+	var f sessionmgr.UpdateSessionFile
+	e.value("POST", restContent+"/library/item/updatesession/file/id:"+sid+"?~action=add", map[string]any{"file_spec": map[string]any{
+		"name": "bad.img", "source_type": "PULL", "source_endpoint": map[string]any{"uri": source.URL + "/bad", "ssl_certificate_thumbprint": strings.Repeat("AB:", 19) + "AB"}}}, &f)
+	e.value("POST", restContent+"/library/item/updatesession/file/id:"+sid+"?~action=add", map[string]any{"file_spec": map[string]any{
+		"name": "good.img", "source_type": "PULL", "size": len(content), "source_endpoint": map[string]any{"uri": source.URL + "/good", "ssl_certificate_thumbprint": thumb}}}, &f)
+	if f.UploadEndpoint != nil || f.SourceEndpoint == nil {
+		t.Errorf("PULL file info: %+v", f)
+	}
+	for _, name := range []string{"bad.img", "good.img"} {
+		eventuallyCtl(t, name+" to arrive or fail", func() bool {
+			e.value("POST", restContent+"/library/item/updatesession/file/id:"+sid+"?~action=get", map[string]any{"file_name": name}, &f)
+			return f.Status == sessionmgr.TransferReady || f.Status == sessionmgr.TransferError
+		})
+		want := sessionmgr.TransferReady
+		if name == "bad.img" {
+			want = sessionmgr.TransferError
+		}
+		if f.Status != want {
+			t.Errorf("%s: %s (%+v), want %s", name, f.Status, f.ErrorMessage, want)
+		}
+	}
+	status, body := e.call("POST", restContent+"/library/item/update-session/id:"+sid+"?~action=complete", nil)
+	wantError(t, "complete with a failed pull", status, body, 400, "not_allowed_in_current_state")
+	e.value("POST", restContent+"/library/item/updatesession/file/id:"+sid+"?~action=remove", map[string]any{"file_name": "bad.img"}, nil)
+	e.value("POST", restContent+"/library/item/update-session/id:"+sid+"?~action=complete", nil, nil)
+	var files []sessionmgr.File
+	e.value("GET", restContent+"/library/item/file?library_item_id="+itemID, nil, &files)
+	sum := sha256.Sum256(content)
+	if len(files) != 1 || files[0].Name != "good.img" || files[0].ChecksumInfo.Checksum != hex.EncodeToString(sum[:]) {
+		t.Errorf("files after the pull: %+v", files)
+	}
 }

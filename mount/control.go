@@ -545,6 +545,18 @@ func (s *ControlServer) routes() *http.ServeMux {
 	api("GET "+p+"library/item/updatesession/file", func(r *http.Request) (any, error) {
 		return m.ListSessionFiles(r.Context(), r.URL.Query().Get("update_session_id"))
 	})
+	api("POST "+p+"library/item/updatesession/file", func(r *http.Request) (any, error) {
+		if err := wantAction(r, "probe"); err != nil {
+			return nil, err
+		}
+		var b struct {
+			Endpoint sessionmgr.TransferEndpoint `json:"source_endpoint"`
+		}
+		if err := decodeBody(r, &b); err != nil {
+			return nil, err
+		}
+		return m.ProbeTransferEndpoint(r.Context(), b.Endpoint)
+	})
 	api("POST "+p+"library/item/updatesession/file/{id}", func(r *http.Request) (any, error) {
 		return withID(r, func(id string) (any, error) {
 			ctx := r.Context()
@@ -662,7 +674,8 @@ func (s *ControlServer) refuseChange(pattern string, r *http.Request) error {
 	switch {
 	case method == http.MethodGet,
 		strings.Contains(pattern, "/download-session"), strings.Contains(pattern, "/downloadsession/"),
-		method == http.MethodPost && (actionOf(r) == "find" || actionOf(r) == "get") && !strings.Contains(pattern, "/update-session"):
+		method == http.MethodPost && (actionOf(r) == "find" || actionOf(r) == "get") && !strings.Contains(pattern, "/update-session"),
+		method == http.MethodPost && actionOf(r) == "probe" && strings.HasSuffix(pattern, "/updatesession/file"):
 		return nil
 	}
 	return &sessionmgr.Error{Kind: sessionmgr.KindUnauthorized, Err: ErrReadOnly,
