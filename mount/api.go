@@ -141,6 +141,11 @@ func (s *ControlServer) publicRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(cisSessionPath, s.cisSession)
 	mux.HandleFunc("/api/session", s.apiSession)
+	// govc logs in over SOAP too before library.info and library.import
+	// (soap.go); one login store serves both.
+	sdk := newSOAPHandler(s.sessions, s.log)
+	mux.Handle("/sdk", sdk)
+	mux.Handle("/sdk/", sdk)
 	rest := s.requireLogin(s.routes())
 	s.apiForm(mux, rest)
 	mux.Handle("/", rest)

@@ -20,6 +20,7 @@ targets="
 ./mount FuzzControlHandler
 ./mount FuzzWirePath
 ./mount FuzzAPIHandler
+./mount FuzzSOAPHandler
 ./cmd/clfs FuzzParsePath
 "
 status=0
