@@ -73,7 +73,6 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 		return n.fsys.toErrno("setattr", n.path(), err)
 	}
 	if !own {
-		d.Open()
 		defer func() {
 			if err := d.Close(ctx); err != nil {
 				n.fsys.toErrno("setattr", n.path(), err)
@@ -110,12 +109,13 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 	return 0
 }
 
-// draft returns the node's draft: the handle's own, or the one by name.
-func (n *fileNode) draft(ctx context.Context, f fusefs.FileHandle) (*sessionmgr.Draft, bool, error) {
+// draft returns the node's draft: the handle's own, or the one by name,
+// opened (own is false: the caller Closes it).
+func (n *fileNode) draft(ctx context.Context, f fusefs.FileHandle) (d *sessionmgr.Draft, own bool, err error) {
 	if h, ok := f.(*writeHandle); ok {
 		return h.d, true, nil
 	}
-	d, err := n.fsys.m.FileDraft(ctx, n.item.id, n.name())
+	d, err = n.fsys.m.OpenDraft(ctx, n.item.id, n.name())
 	return d, false, err
 }
 
@@ -127,11 +127,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if n.fsys.readOnly {
 		return nil, 0, n.fsys.erofs("open", n.path())
 	}
-	d, err := n.fsys.m.FileDraft(ctx, n.item.id, n.name())
+	d, err := n.fsys.m.OpenDraft(ctx, n.item.id, n.name())
 	if err != nil {
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
-	d.Open()
 	h := &writeHandle{fsys: n.fsys, d: d, node: n}
 	if flags&syscall.O_TRUNC != 0 {
 		if err := d.Truncate(ctx, 0); err != nil {

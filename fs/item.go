@@ -114,9 +114,9 @@ func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode u
 	}
 	e, err := d.Entry(ctx)
 	if err != nil {
+		d.Close(ctx)
 		return nil, nil, 0, n.fsys.toErrno("create", n.path(name), err)
 	}
-	d.Open()
 	// DIRECT_IO as in fileNode.Open: no uncommitted pages in the cache.
 	return n.fileInode(ctx, e, out), &writeHandle{fsys: n.fsys, d: d}, fuse.FOPEN_DIRECT_IO, 0
 }

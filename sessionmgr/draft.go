@@ -64,8 +64,11 @@ type Draft struct {
 	dataWritten bool        // GUARDED_BY(mu); bytes written since the last commit
 	staged      *StagedFile // GUARDED_BY(mu)
 	attr        meta.Attr   // GUARDED_BY(mu); attributes of the pending version
-	opens       int         // GUARDED_BY(mu)
-	removed     bool        // GUARDED_BY(mu); unlinked or renamed over
+	// opens counts the node's handles. It is guarded by Manager.mu, not
+	// mu, so that finding a draft in its item and opening it is one step
+	// (OpenDraft), which forgetIfIdle cannot come between.
+	opens   int  // GUARDED_BY(Manager.mu)
+	removed bool // GUARDED_BY(mu); unlinked or renamed over
 	// broken is the error of a write or truncate that failed: the staged
 	// bytes are not what the writer meant, so the commit must fail too.
 	broken error // GUARDED_BY(mu)
@@ -106,29 +109,44 @@ func (d *Draft) nameIs(name string) bool {
 	return d.name == name && !d.removed
 }
 
-// FileDraft returns the draft of a file node: the live one of that name,
-// or a new one over the committed file.
-func (m *Manager) FileDraft(ctx context.Context, itemID, name string) (*Draft, error) {
+// OpenDraft opens a handle on the draft of a file node: the live one of
+// that name, or a new one over the committed file. The caller Closes it.
+func (m *Manager) OpenDraft(ctx context.Context, itemID, name string) (*Draft, error) {
 	mi := m.mountItem(itemID)
-	if d := m.draftByName(mi, name); d != nil {
+	for {
+		if d := m.draftByName(mi, name); d != nil {
+			m.mu.Lock()
+			live := mi.drafts[d.ino] == d
+			if live {
+				d.opens++
+			}
+			m.mu.Unlock()
+			if live {
+				return d, nil
+			}
+			continue // forgotten meanwhile: look again
+		}
+		f, err := m.GetFile(ctx, itemID, name)
+		if err != nil {
+			return nil, err
+		}
+		d := &Draft{m: m, item: mi, ino: f.Posix.Ino, name: name, committed: true}
+		m.mu.Lock()
+		if other := mi.drafts[d.ino]; other != nil {
+			other.opens++
+			m.mu.Unlock()
+			return other, nil
+		}
+		d.opens = 1
+		mi.drafts[d.ino] = d
+		m.mu.Unlock()
 		return d, nil
 	}
-	f, err := m.GetFile(ctx, itemID, name)
-	if err != nil {
-		return nil, err
-	}
-	d := &Draft{m: m, item: mi, ino: f.Posix.Ino, name: name, committed: true}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if other := mi.drafts[d.ino]; other != nil {
-		return other, nil
-	}
-	mi.drafts[d.ino] = d
-	return d, nil
 }
 
 // CreateFile makes a new name in an item: visible at once (as an empty
-// file) and a change of the item's update session until its commit.
+// file) and a change of the item's update session until its commit. The
+// draft comes with a handle open on it, which the caller Closes.
 func (m *Manager) CreateFile(ctx context.Context, itemID, name string, p Posix) (*Draft, error) {
 	if err := ValidateName("file", name); err != nil {
 		return nil, err
@@ -149,6 +167,7 @@ func (m *Manager) CreateFile(ctx context.Context, itemID, name string, p Posix) 
 		return nil, err
 	}
 	m.mu.Lock()
+	d.opens = 1
 	mi.drafts[ino] = d
 	m.mu.Unlock()
 	return d, nil
@@ -355,38 +374,46 @@ func (m *Manager) itemSession(ctx context.Context, mi *mountItem) (string, error
 	return sid, nil
 }
 
-// Open and Close count the node's open handles; the last Close commits a
+// Close closes a handle of OpenDraft or CreateFile; the last one commits a
 // change that no Flush committed (a new empty file, a truncation).
-func (d *Draft) Open() {
-	d.mu.Lock()
-	d.opens++
-	d.mu.Unlock()
-}
-
+//
+// "Last" is decided and acted on under mu: a handle opened meanwhile (the
+// next writer's open with O_TRUNC) cannot slip its truncation in between,
+// which the last close of the previous writer would then commit as an
+// empty version for every reader to see.
 func (d *Draft) Close(ctx context.Context) error {
 	d.mu.Lock()
+	d.m.mu.Lock()
 	d.opens--
 	last := d.opens <= 0
-	d.mu.Unlock()
-	if !last {
-		return nil
+	d.m.mu.Unlock()
+	var err error
+	if last {
+		if d.m.afterLastClose != nil {
+			d.m.afterLastClose()
+		}
+		err = d.commitLocked(ctx)
 	}
-	err := d.Commit(ctx)
-	d.forgetIfIdle()
+	d.mu.Unlock()
+	if last {
+		d.forgetIfIdle()
+	}
 	return err
 }
 
 // forgetIfIdle drops a draft with nothing pending and no handles, so the
-// next open starts from the catalog.
+// next open starts from the catalog. Changes are only made through open
+// handles, so a draft without handles does not become pending after the
+// look at pending below.
 func (d *Draft) forgetIfIdle() {
 	d.mu.Lock()
-	idle := d.opens <= 0 && !d.pending
+	pending := d.pending
 	d.mu.Unlock()
-	if !idle {
+	if pending {
 		return
 	}
 	d.m.mu.Lock()
-	if d.item.drafts[d.ino] == d {
+	if d.opens <= 0 && d.item.drafts[d.ino] == d {
 		delete(d.item.drafts, d.ino)
 	}
 	d.m.mu.Unlock()

@@ -114,6 +114,9 @@ type Manager struct {
 	// afterPullAbort, if set, runs when an aborted pull has cleaned up
 	// (tests make it slow, to show that Close waits).
 	afterPullAbort func()
+	// afterLastClose, if set, runs when a draft's last handle closes,
+	// before its commit (tests open the next handle there).
+	afterLastClose func()
 }
 
 // liveSession is the in-memory part of a session: activity that is not
