@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -29,7 +30,7 @@ import (
 // against a real `clfs serve` in cmd/clfs/rest_test.go.
 
 type apiEnv struct {
-	t      *testing.T
+	t      testing.TB
 	m      *sessionmgr.Manager
 	l      *APIListener
 	base   string
@@ -42,18 +43,23 @@ const (
 	apiTestPassword = "s3cret pass:word"
 )
 
-func newAPIEnv(t *testing.T, opts ControlOptions) *apiEnv {
+func newAPIEnv(t testing.TB, opts ControlOptions) *apiEnv {
+	t.Helper()
+	return newAPIEnvLogging(t, opts, ctlLogger(t))
+}
+
+func newAPIEnvLogging(t testing.TB, opts ControlOptions, log *slog.Logger) *apiEnv {
 	t.Helper()
 	home := t.TempDir()
 	l, err := ListenAPI(home, APIOptions{Listen: "127.0.0.1:0", Credentials: Credentials{User: apiTestUser, Password: apiTestPassword}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := sessionmgr.Open(sessionmgr.Options{Home: home, Logger: ctlLogger(t), Endpoints: l.Endpoints(), ReapInterval: -1})
+	m, err := sessionmgr.Open(sessionmgr.Options{Home: home, Logger: log, Endpoints: l.Endpoints(), ReapInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := ServeAPI(m, l, ctlLogger(t), opts)
+	srv := ServeAPI(m, l, log, opts)
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Error(err)

@@ -120,11 +120,11 @@ func newCtlEnv(t *testing.T) *ctlEnv {
 	return &ctlEnv{m: m, srv: srv, c: c}
 }
 
-func ctlLogger(t *testing.T) *slog.Logger {
+func ctlLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(ctlWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type ctlWriter struct{ t *testing.T }
+type ctlWriter struct{ t testing.TB }
 
 func (w ctlWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
