@@ -263,16 +263,7 @@ func Serve(opts Options) (*Server, error) {
 	if opts.API == nil {
 		return nil, errors.New("serve: no API listener")
 	}
-	if c, err := Dial(opts.Home); err == nil {
-		c.Close()
-		opts.API.Close()
-		return nil, fmt.Errorf("%w: %s (control socket %s)", ErrMountRunning, opts.Home, c.Socket())
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	m, err := openManager(opts, log)
+	m, log, err := openHome(opts)
 	if err != nil {
 		opts.API.Close()
 		return nil, err

@@ -92,15 +92,7 @@ func start(opts Options) (*Mount, error) {
 	if err := CheckMountpoint(opts.Mountpoint); err != nil {
 		return nil, err
 	}
-	if c, err := Dial(opts.Home); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("%w: %s (control socket %s)", ErrMountRunning, opts.Home, c.Socket())
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	m, err := openManager(opts, log)
+	m, log, err := openHome(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -170,14 +162,24 @@ func start(opts Options) (*Mount, error) {
 	return &Mount{Manager: m, fsys: fsys, server: server, control: control, api: api, opts: opts}, nil
 }
 
-// openManager opens the home's session manager, with the API listener's
-// transfer URIs when there is one.
-func openManager(opts Options, log *slog.Logger) (*sessionmgr.Manager, error) {
+// openHome opens the home's session manager, with the API listener's
+// transfer URIs when there is one, unless a running mount or server
+// answers on the home's control socket. It returns the logger to use.
+func openHome(opts Options) (*sessionmgr.Manager, *slog.Logger, error) {
+	if c, err := Dial(opts.Home); err == nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("%w: %s (control socket %s)", ErrMountRunning, opts.Home, c.Socket())
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	mo := sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval}
 	if opts.API != nil {
 		mo.Endpoints = opts.API.Endpoints()
 	}
-	return sessionmgr.Open(mo)
+	m, err := sessionmgr.Open(mo)
+	return m, log, err
 }
 
 // serve mounts fsys and serves it, as fusefs.Mount does, but through the

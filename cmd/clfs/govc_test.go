@@ -50,6 +50,12 @@ func TestGovcAgainstServe(t *testing.T) {
 		}
 		return string(out)
 	}
+	// A second server of the same home is refused: the first holds it.
+	second := exec.Command(bin, "--home", home, "serve", "--listen", "127.0.0.1:0", "--user", "u", "--password-file", pwFile)
+	if out, err := second.CombinedOutput(); err == nil || !strings.Contains(string(out), "another clfs mount serves this home") {
+		t.Errorf("a second clfs serve of the home: %v\n%s", err, out)
+	}
+
 	// The library is made with clfs (govc library.create needs a
 	// datastore); the CLI goes through the serving process's socket.
 	if out, err := exec.Command(bin, "--home", home, "library", "create", "isos").CombinedOutput(); err != nil {
