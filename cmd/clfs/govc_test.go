@@ -119,3 +119,36 @@ func TestGovcAgainstServe(t *testing.T) {
 		t.Errorf("after library.rm /isos: %q", out)
 	}
 }
+
+// TestServeFlags: what clfs serve and clfs mount --listen refuse, each in
+// one line, before anything is bound or made.
+func TestServeFlags(t *testing.T) {
+	e := newCLI(t)
+	dir := t.TempDir()
+	empty, pw := filepath.Join(dir, "empty"), filepath.Join(dir, "pw")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	os.WriteFile(pw, []byte("secret\n"), 0o600)
+	t.Setenv("CLFS_USER", "")
+	t.Setenv("CLFS_PASSWORD", "")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve"}, "--listen is required"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--user", "u"}, "needs a password"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--password-file", pw}, "needs a user"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--user", "u", "--password-file", empty}, "is empty"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--user", "u", "--password-file", filepath.Join(dir, "missing")}, "no such file"},
+		{[]string{"serve", "--listen", "nonsense", "--user", "u", "--password-file", pw}, "want HOST:PORT"},
+		{[]string{"serve", "--listen", "127.0.0.1:0", "--user", "u", "--password-file", pw, "--tls-cert", pw}, "go together"},
+		{[]string{"mount", dir, "--password-file", pw}, "--password-file needs --listen"},
+	} {
+		err := e.mustFail(c.args...)
+		if !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("clfs %s: %v, want one line with %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.home, "tls")); err == nil {
+		t.Error("a refused serve made a certificate")
+	}
+}

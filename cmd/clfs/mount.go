@@ -40,7 +40,7 @@ func cmdMount() *cli.Command {
 			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of sessions"},
 			// For profiling the daemon under a workload (clfsbench, pprof).
 			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile of the daemon to `FILE` until unmounted"},
-		}, apiFlags(false)...),
+		}, apiFlags()...),
 		Action: func(c *cli.Context) error {
 			opts := mountOptions{
 				ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),

@@ -16,9 +16,9 @@ import (
 )
 
 // apiFlags are the HTTPS API's flags, shared by serve and mount.
-func apiFlags(listenRequired bool) []cli.Flag {
+func apiFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "listen", Required: listenRequired, Usage: "serve the vSphere REST API over HTTPS on `HOST:PORT`"},
+		&cli.StringFlag{Name: "listen", Usage: "serve the vSphere REST API over HTTPS on `HOST:PORT`"},
 		&cli.StringFlag{Name: "advertise", Usage: "`HOST[:PORT]` clients reach the API at, for upload and download URIs (default: the listen host, or this machine's name)"},
 		&cli.StringFlag{Name: "user", EnvVars: []string{"CLFS_USER"}, Usage: "the API's user `NAME`"},
 		&cli.StringFlag{Name: "password-file", Usage: "read the API's password from `FILE` (else $CLFS_PASSWORD)"},
@@ -90,9 +90,10 @@ func listenAPI(g *globals, opts mount.APIOptions, log *slog.Logger) (*mount.APIL
 
 func cmdServe() *cli.Command {
 	return &cli.Command{
-		Name:  "serve",
-		Usage: "serve the home's libraries over the vSphere REST API (HTTPS), in the foreground, without a mount",
-		Flags: append(apiFlags(true),
+		Name:      "serve",
+		Usage:     "serve the home's libraries over the vSphere REST API (HTTPS), in the foreground, without a mount",
+		ArgsUsage: "--listen HOST:PORT",
+		Flags: append(apiFlags(),
 			&cli.BoolFlag{Name: "read-only", Usage: "refuse every change"},
 			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of update and download sessions"},
 		),
@@ -113,6 +114,9 @@ func cmdServe() *cli.Command {
 func runServe(ctx context.Context, g *globals, api mount.APIOptions, readOnly bool, timeout time.Duration, args []string) error {
 	if err := wantArgs(args); err != nil {
 		return err
+	}
+	if api.Listen == "" {
+		return usagef("--listen is required")
 	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, nil))
 	l, err := listenAPI(g, api, logger)
