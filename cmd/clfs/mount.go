@@ -100,7 +100,7 @@ func runMount(ctx context.Context, g *globals, opts mountOptions, args []string)
 		if err := mount.CheckMountpoint(args[0]); err != nil {
 			return err
 		}
-		l, err := listenAPI(g, *opts.API, logger)
+		l, err := mount.ListenAPI(g.home, *opts.API)
 		if err != nil {
 			return err
 		}
@@ -109,6 +109,9 @@ func runMount(ctx context.Context, g *globals, opts mountOptions, args []string)
 	mt, err := mount.Start(mo)
 	if err != nil {
 		return err
+	}
+	if mo.API != nil {
+		logAPI(mo.API, logger)
 	}
 	logger.Info("mounted", "mountpoint", args[0], "home", g.home)
 	done := make(chan error, 1)

@@ -77,15 +77,12 @@ func apiPassword(file string) (string, error) {
 	return "", errors.New("the API needs a password: give --password-file or set CLFS_PASSWORD")
 }
 
-// listenAPI binds the API listener and says how to reach it, with the
-// certificate's thumbprint, which vCenter users check or pin.
-func listenAPI(g *globals, opts mount.APIOptions, log *slog.Logger) (*mount.APIListener, error) {
-	l, err := mount.ListenAPI(g.home, opts)
-	if err != nil {
-		return nil, err
-	}
+// logAPI says how to reach the API, with the certificate's thumbprint,
+// which vCenter users check or pin. It is logged once the API and the
+// control socket answer: whoever waits for the line (a script, a test)
+// may then run clfs commands at once.
+func logAPI(l *mount.APIListener, log *slog.Logger) {
 	log.Info("vSphere API listening", "url", l.URL()+"/rest", "bound", l.Addr().String(), "sha1_thumbprint", l.Thumbprint())
-	return l, nil
 }
 
 func cmdServe() *cli.Command {
@@ -119,7 +116,7 @@ func runServe(ctx context.Context, g *globals, api mount.APIOptions, readOnly bo
 		return usagef("--listen is required")
 	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, nil))
-	l, err := listenAPI(g, api, logger)
+	l, err := mount.ListenAPI(g.home, api)
 	if err != nil {
 		return err
 	}
@@ -127,6 +124,7 @@ func runServe(ctx context.Context, g *globals, api mount.APIOptions, readOnly bo
 	if err != nil {
 		return err
 	}
+	logAPI(l, logger)
 	<-ctx.Done()
 	logger.Info("stopping")
 	return srv.Close()
