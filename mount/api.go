@@ -1,13 +1,18 @@
 package mount
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"clfs/sessionmgr"
@@ -21,8 +26,13 @@ import (
 // differences: lists answer ids, as vSphere's do; every request but the
 // login needs the token of a login session (apiauth.go), in the
 // vmware-api-session-id header or cookie; and PUSH files and prepared
-// download files get https transfer URIs on this listener, whose data
-// plane needs the token too.
+// download files get https transfer URIs on this listener.
+//
+// A transfer URI works with the token, as govc sends it, or without, as
+// VMware's own SDK samples PUT and GET: it carries a key, an HMAC of the
+// file's session and name under a secret of the home, so it is a
+// capability only its recipient (a logged-in client) holds. Knowing a
+// session's id, which lists and logs show, is not enough.
 
 // APISessionHeader carries the token of a login, as on vCenter.
 const APISessionHeader = "vmware-api-session-id"
@@ -54,6 +64,7 @@ type APIListener struct {
 	cert     tls.Certificate
 	base     string // https://host:port
 	sessions *apiSessions
+	keys     transferKeys
 }
 
 // ListenAPI binds the API's address and loads (or makes) its certificate.
@@ -83,6 +94,10 @@ func ListenAPI(home string, opts APIOptions) (*APIListener, error) {
 	if err != nil {
 		return nil, err
 	}
+	key, err := loadTransferKey(home)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("API listener: %w", err)
@@ -96,6 +111,7 @@ func ListenAPI(home string, opts APIOptions) (*APIListener, error) {
 		cert:     cert,
 		base:     "https://" + advertise,
 		sessions: sessions,
+		keys:     transferKeys{secret: key},
 	}, nil
 }
 
@@ -112,16 +128,60 @@ func (l *APIListener) Thumbprint() string { return Thumbprint(l.cert.Leaf) }
 func (l *APIListener) Close() error { return l.ln.Close() }
 
 // Endpoints mints the transfer URIs of files on this listener.
-func (l *APIListener) Endpoints() sessionmgr.Endpoints { return apiEndpoints{base: l.base} }
+func (l *APIListener) Endpoints() sessionmgr.Endpoints {
+	return apiEndpoints{base: l.base, keys: l.keys}
+}
 
-type apiEndpoints struct{ base string }
+type apiEndpoints struct {
+	base string
+	keys transferKeys
+}
 
 func (e apiEndpoints) UploadURI(sessionID, fileName string) string {
-	return e.base + dataPath("update-session", sessionID, fileName)
+	return e.uri("update-session", sessionID, fileName)
 }
 
 func (e apiEndpoints) DownloadURI(sessionID, fileName string) string {
-	return e.base + dataPath("download-session", sessionID, fileName)
+	return e.uri("download-session", sessionID, fileName)
+}
+
+func (e apiEndpoints) uri(kind, sessionID, fileName string) string {
+	return e.base + dataPath(kind, sessionID, fileName) + "?" + transferKeyParam + "=" + e.keys.of(kind, sessionID, fileName)
+}
+
+// transferKeyParam carries a transfer URI's key.
+const transferKeyParam = "x_transfer_key"
+
+// transferKeys are the keys of transfer URIs.
+type transferKeys struct{ secret []byte }
+
+func (k transferKeys) of(kind, sessionID, fileName string) string {
+	mac := hmac.New(sha256.New, k.secret)
+	// NUL cannot be in an id or a file name: the fields cannot run
+	// into each other.
+	mac.Write([]byte(kind + "\x00" + sessionID + "\x00" + fileName))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// allows reports whether r is a data-plane request whose URI carries the
+// key of the file it names.
+func (k transferKeys) allows(r *http.Request) bool {
+	given := r.URL.Query().Get(transferKeyParam)
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), clfsPrefix+"/data/")
+	if given == "" || !ok || len(k.secret) == 0 {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 {
+		return false
+	}
+	for i, p := range parts {
+		var err error
+		if parts[i], err = url.PathUnescape(p); err != nil {
+			return false
+		}
+	}
+	return hmac.Equal([]byte(given), []byte(k.of(parts[0], parts[1], parts[2])))
 }
 
 // ServeAPI serves m on l until the returned server is closed (which also
@@ -130,7 +190,7 @@ func ServeAPI(m *sessionmgr.Manager, l *APIListener, log *slog.Logger, opts Cont
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &ControlServer{m: m, log: log, readOnly: opts.ReadOnly, public: true, sessions: l.sessions, served: make(chan struct{})}
+	s := &ControlServer{m: m, log: log, readOnly: opts.ReadOnly, public: true, sessions: l.sessions, transferKeys: l.keys, served: make(chan struct{})}
 	s.serve(l.ln, s.handler())
 	return s
 }
@@ -152,10 +212,11 @@ func (s *ControlServer) publicRoutes() http.Handler {
 	return mux
 }
 
-// requireLogin refuses requests without the token of a live login.
+// requireLogin refuses requests without the token of a live login, but
+// for transfers whose URI carries its key.
 func (s *ControlServer) requireLogin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, _, _, ok := s.sessions.Lookup(sessionToken(r)); !ok {
+		if _, _, _, ok := s.sessions.Lookup(sessionToken(r)); !ok && !s.transferKeys.allows(r) {
 			s.fail(w, r, unauthenticated(r))
 			return
 		}

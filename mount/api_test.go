@@ -328,10 +328,20 @@ func TestAPIErrors(t *testing.T) {
 		t.Errorf("file after an oversized PUT: status %s, %d bytes transferred", f.Status, f.BytesTransferred)
 	}
 
-	// A PUT without the token is refused before it touches the session.
+	// A PUT with neither the token nor the URI's key, or with another
+	// file's key, is refused before it touches the session.
 	uri = e.addFile(sid, map[string]any{"name": "c.iso", "source_type": "PUSH"})
-	status, body = e.put(uri, "", data)
-	wantError(t, "PUT without a token", status, body, 401, "unauthenticated")
+	bare, _, _ := strings.Cut(uri, "?")
+	status, body = e.put(bare, "", data)
+	wantError(t, "PUT without a token or key", status, body, 401, "unauthenticated")
+	otherKey := e.addFile(sid, map[string]any{"name": "other.iso", "source_type": "PUSH"})
+	_, key, _ := strings.Cut(otherKey, "?")
+	status, body = e.put(bare+"?"+key, "", data)
+	wantError(t, "PUT with another file's key", status, body, 401, "unauthenticated")
+	// With its key alone (as VMware's SDK samples PUT) it is taken.
+	if status, body := e.put(uri, "", data); status != 200 {
+		t.Errorf("PUT with the URI's key and no token: HTTP %d %s", status, body)
+	}
 
 	// Wrong state: the session ends, its endpoints with it.
 	e.value("POST", restContent+"/library/item/update-session/id:"+sid+"?~action=cancel", nil, nil)
@@ -426,9 +436,19 @@ func TestAPITransfer(t *testing.T) {
 	if status, got := get("bytes=1000-1999"); status != http.StatusPartialContent || !bytes.Equal(got, data[1000:2000]) {
 		t.Errorf("GET with Range: HTTP %d, %q", status, short(got))
 	}
+	// The endpoint's key stands for the token; without either, 401.
 	req, _ := http.NewRequest("GET", df.DownloadEndpoint.URI, nil)
+	if status, got := e.do(req); status != 200 || !bytes.Equal(got, data) {
+		t.Errorf("GET with the URI's key and no token: HTTP %d, %d bytes", status, len(got))
+	}
+	bare, _, _ := strings.Cut(df.DownloadEndpoint.URI, "?")
+	req, _ = http.NewRequest("GET", bare, nil)
 	if status, body := e.do(req); status != 401 {
-		t.Errorf("GET without a token: HTTP %d %s", status, body)
+		t.Errorf("GET without a token or key: HTTP %d %s", status, short(body))
+	}
+	req, _ = http.NewRequest("GET", bare+"?"+transferKeyParam+"=AAAA", nil)
+	if status, body := e.do(req); status != 401 {
+		t.Errorf("GET with a wrong key: HTTP %d %s", status, short(body))
 	}
 	e.value("GET", restContent+"/library/item/download-session?library_item_id="+itemID, nil, &ids)
 	if len(ids) != 1 || ids[0] != did {
@@ -461,6 +481,10 @@ func TestAPICertificate(t *testing.T) {
 	l2.Close()
 	if l1.Thumbprint() != l2.Thumbprint() || len(l1.Thumbprint()) != 59 {
 		t.Errorf("thumbprints %s and %s", l1.Thumbprint(), l2.Thumbprint())
+	}
+	// Transfer URIs handed out before a restart still work after it.
+	if k1, k2 := l1.keys.of("update-session", "s", "f"), l2.keys.of("update-session", "s", "f"); k1 != k2 || k1 == l1.keys.of("update-session", "s", "g") {
+		t.Errorf("transfer keys across a restart: %s, %s", k1, k2)
 	}
 	// A certificate given by flags is served instead.
 	dir := t.TempDir()

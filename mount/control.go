@@ -67,12 +67,13 @@ type ControlServer struct {
 	readOnly bool
 	// public is the HTTPS API (ServeAPI): lists answer ids, as
 	// vSphere's do, and every call but the login needs a session.
-	public   bool
-	sessions *apiSessions // the logins of a public server
-	path     string
-	socket   os.FileInfo // the file we created, so that Close removes only it
-	srv      *http.Server
-	served   chan struct{} // closed when Serve returns
+	public       bool
+	sessions     *apiSessions // the logins of a public server
+	transferKeys transferKeys // of a public server's transfer URIs
+	path         string
+	socket       os.FileInfo // the file we created, so that Close removes only it
+	srv          *http.Server
+	served       chan struct{} // closed when Serve returns
 
 	mu       sync.Mutex
 	closed   bool           // GUARDED_BY(mu)

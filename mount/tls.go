@@ -27,6 +27,10 @@ const (
 	tlsDir      = "tls"
 	tlsCertName = "clfs.crt"
 	tlsKeyName  = "clfs.key"
+	// transferKeyName holds the key of the transfer URIs (see
+	// transferKey); kept, so that URIs handed out survive a restart as
+	// their sessions do.
+	transferKeyName = "transfer.key"
 	// Long, because a client pins the thumbprint: a renewal breaks
 	// every pinned client, so it should happen when the admin chooses
 	// (delete the files), not on a timer.
@@ -147,4 +151,28 @@ func Thumbprint(cert *x509.Certificate) string {
 		parts[i] = fmt.Sprintf("%02X", b)
 	}
 	return strings.Join(parts, ":")
+}
+
+// loadTransferKey reads the home's transfer key, made on first use.
+func loadTransferKey(home string) ([]byte, error) {
+	dir := filepath.Join(home, tlsDir)
+	path := filepath.Join(dir, transferKeyName)
+	key, err := os.ReadFile(path)
+	if err == nil && len(key) == 32 {
+		return key, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("transfer key: %w", err)
+	}
+	key = make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("transfer key: %w", err)
+	}
+	if err := writeFileAtomic(path, key, 0o600); err != nil {
+		return nil, fmt.Errorf("transfer key: %w", err)
+	}
+	return key, nil
 }
