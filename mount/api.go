@@ -121,8 +121,9 @@ func (l *APIListener) URL() string { return l.base }
 // Addr is the address the listener is bound to.
 func (l *APIListener) Addr() net.Addr { return l.ln.Addr() }
 
-// Thumbprint is the SHA-1 thumbprint of the served certificate.
-func (l *APIListener) Thumbprint() string { return Thumbprint(l.cert.Leaf) }
+// Thumbprint is the SHA-1 thumbprint of the served certificate, as
+// vCenter shows one.
+func (l *APIListener) Thumbprint() string { return sessionmgr.ThumbprintSHA1(l.cert.Leaf) }
 
 // Close releases a listener that was never served.
 func (l *APIListener) Close() error { return l.ln.Close() }
@@ -253,16 +254,25 @@ type apiSessionInfo struct {
 // authentication), POST ?~action=get describes the caller's session,
 // DELETE logs out.
 func (s *ControlServer) cisSession(w http.ResponseWriter, r *http.Request) {
-	s.sessionService(w, r, actionOf(r) == "get", func(v any) { writeJSON(w, http.StatusOK, valueBody{v}) }, func() { w.WriteHeader(http.StatusOK) })
+	s.sessionService(w, r, actionOf(r) == "get", true)
 }
 
 // apiSession is the /api form of the same: POST logs in, GET describes,
 // DELETE logs out; bodies are not wrapped and void answers are 204.
 func (s *ControlServer) apiSession(w http.ResponseWriter, r *http.Request) {
-	s.sessionService(w, r, r.Method == http.MethodGet, func(v any) { writeJSON(w, http.StatusCreated, v) }, func() { w.WriteHeader(http.StatusNoContent) })
+	s.sessionService(w, r, r.Method == http.MethodGet, false)
 }
 
-func (s *ControlServer) sessionService(w http.ResponseWriter, r *http.Request, describe bool, answer func(any), void func()) {
+// sessionService serves both forms of the session service; rest is the
+// /rest form: results wrapped in {"value": ...}, 200 for every success.
+func (s *ControlServer) sessionService(w http.ResponseWriter, r *http.Request, describe, rest bool) {
+	answer := func(status int, v any) {
+		if rest {
+			writeJSON(w, http.StatusOK, valueBody{v})
+			return
+		}
+		writeJSON(w, status, v)
+	}
 	switch {
 	case describe && (r.Method == http.MethodPost || r.Method == http.MethodGet):
 		user, created, last, ok := s.sessions.Lookup(sessionToken(r))
@@ -270,12 +280,7 @@ func (s *ControlServer) sessionService(w http.ResponseWriter, r *http.Request, d
 			s.fail(w, r, unauthenticated(r))
 			return
 		}
-		info := apiSessionInfo{User: user, Created: created.UTC(), LastAccessed: last.UTC()}
-		if r.URL.Path == "/api/session" {
-			writeJSON(w, http.StatusOK, info)
-			return
-		}
-		answer(info)
+		answer(http.StatusOK, apiSessionInfo{User: user, Created: created.UTC(), LastAccessed: last.UTC()})
 	case r.Method == http.MethodPost && actionOf(r) == "":
 		user, password, ok := r.BasicAuth()
 		if !ok {
@@ -296,7 +301,7 @@ func (s *ControlServer) sessionService(w http.ResponseWriter, r *http.Request, d
 			return
 		}
 		http.SetCookie(w, &http.Cookie{Name: APISessionHeader, Value: token, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-		answer(token)
+		answer(http.StatusCreated, token)
 	case r.Method == http.MethodDelete:
 		token := sessionToken(r)
 		if _, _, _, ok := s.sessions.Lookup(token); !ok {
@@ -304,7 +309,11 @@ func (s *ControlServer) sessionService(w http.ResponseWriter, r *http.Request, d
 			return
 		}
 		s.sessions.Logout(token)
-		void()
+		if rest {
+			w.WriteHeader(http.StatusOK)
+		} else {
+			w.WriteHeader(http.StatusNoContent)
+		}
 	default:
 		s.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: fmt.Sprintf("no operation %s %s", r.Method, r.URL.RequestURI())})
 	}

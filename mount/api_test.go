@@ -501,8 +501,8 @@ func TestAPICertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	l3.Close()
-	if l3.Thumbprint() != Thumbprint(given.Leaf) || l3.Thumbprint() == l1.Thumbprint() || !slices.Contains(given.Leaf.DNSNames, "clfs.example") {
-		t.Errorf("--tls-cert: served %s, the file's is %s", l3.Thumbprint(), Thumbprint(given.Leaf))
+	if l3.Thumbprint() != sessionmgr.ThumbprintSHA1(given.Leaf) || l3.Thumbprint() == l1.Thumbprint() || !slices.Contains(given.Leaf.DNSNames, "clfs.example") {
+		t.Errorf("--tls-cert: served %s, the file's is %s", l3.Thumbprint(), sessionmgr.ThumbprintSHA1(given.Leaf))
 	}
 	if _, err := ListenAPI(home, APIOptions{Listen: "127.0.0.1:0"}); err == nil {
 		t.Error("an API without credentials was served")
@@ -692,7 +692,7 @@ func TestAPIPull(t *testing.T) {
 		w.Write(content)
 	}))
 	defer source.Close()
-	thumb := Thumbprint(source.Certificate())
+	thumb := sessionmgr.ThumbprintSHA1(source.Certificate())
 
 	var probe sessionmgr.ProbeResult
 	e.value("POST", restContent+"/library/item/updatesession/file?~action=probe", map[string]any{"source_endpoint": map[string]any{"uri": source.URL + "/x"}}, &probe)
