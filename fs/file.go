@@ -16,10 +16,20 @@ import (
 
 // fileNode is /LIB/ITEM/FILE. Its pending state (a write in progress, a
 // new name not committed yet) is a sessionmgr.Draft, found by name.
+//
+// The kernel names a node by its inode, which may outlive its name: an
+// open(2) that looked a name up just before a rename over it (rsync,
+// editors, os.replace) arrives for the replaced inode. Such a node keeps
+// the name it was last seen under, and an open of it opens what that name
+// holds now: a complete, committed version either way.
 type fileNode struct {
 	fusefs.Inode
 	fsys *FS
 	item *itemNode
+	ino  uint64 // the file's catalog ID
+
+	mu       sync.Mutex
+	lastName string // GUARDED_BY(mu)
 }
 
 var (
@@ -32,10 +42,35 @@ var (
 	_ = (fusefs.NodeRemovexattrer)((*fileNode)(nil))
 )
 
-// name is the node's current name in its item.
-func (n *fileNode) name() string {
-	name, _ := n.Parent()
-	return name
+// name is the node's current name in its item, or the last one it had
+// once unlinked or renamed over (detached is then true).
+func (n *fileNode) name() (name string, detached bool) {
+	name, parent := n.Parent()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if parent == nil {
+		return n.lastName, true
+	}
+	n.lastName = name
+	return name, false
+}
+
+// current is the node's committed or pending entry under its name, or
+// ESTALE when the name now holds another file or none: the kernel then
+// looks the name up again (stat(2) and open(2) retry once).
+func (n *fileNode) current(ctx context.Context) (*sessionmgr.FileEntry, error) {
+	name, _ := n.name()
+	e, err := n.fsys.m.ItemEntry(ctx, n.item.id, name)
+	if err != nil {
+		if errnoOf(err) == syscall.ENOENT {
+			return nil, syscall.ESTALE
+		}
+		return nil, err
+	}
+	if e.Posix.Ino != n.ino {
+		return nil, syscall.ESTALE
+	}
+	return e, nil
 }
 
 func (n *fileNode) path() string { return "/" + n.Path(n.Root()) }
@@ -52,8 +87,13 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	switch h := f.(type) {
 	case *writeHandle:
 		e, err = h.d.Entry(ctx)
+	case *readHandle:
+		// Unlinked or replaced: fstat(2) on the handle goes on working.
+		if e, err = n.current(ctx); errnoOf(err) == syscall.ESTALE {
+			e, err = &h.entry, nil
+		}
 	default:
-		e, err = n.fsys.m.ItemEntry(ctx, n.item.id, n.name())
+		e, err = n.current(ctx)
 	}
 	if err != nil {
 		return n.fsys.toErrno("getattr", n.path(), err)
@@ -89,6 +129,10 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 		if h, ok := f.(*writeHandle); ok {
 			h.markChanged()
 		}
+		if !privileged(ctx) {
+			_, gid := caller(ctx)
+			d.DropSetID(gid)
+		}
 	}
 	if ch, ok := posixChange(in); ok {
 		if err := d.SetPosix(ctx, ch); err != nil {
@@ -115,7 +159,8 @@ func (n *fileNode) draft(ctx context.Context, f fusefs.FileHandle) (d *sessionmg
 	if h, ok := f.(*writeHandle); ok {
 		return h.d, true, nil
 	}
-	d, err = n.fsys.m.OpenDraft(ctx, n.item.id, n.name())
+	name, _ := n.name()
+	d, err = n.fsys.m.OpenDraft(ctx, n.item.id, name)
 	return d, false, err
 }
 
@@ -127,13 +172,17 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if n.fsys.readOnly {
 		return nil, 0, n.fsys.erofs("open", n.path())
 	}
-	d, err := n.fsys.m.OpenDraft(ctx, n.item.id, n.name())
+	name, detached := n.name()
+	d, err := n.fsys.m.OpenDraft(ctx, n.item.id, name)
 	if err != nil {
+		if detached && errnoOf(err) == syscall.ENOENT {
+			err = syscall.ESTALE
+		}
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
 	h := &writeHandle{fsys: n.fsys, d: d, node: n}
 	if flags&syscall.O_TRUNC != 0 {
-		if err := d.Truncate(ctx, 0); err != nil {
+		if err := d.TruncateAtOpen(ctx); err != nil {
 			h.release(ctx)
 			return nil, 0, n.fsys.toErrno("open", n.path(), err)
 		}
@@ -145,8 +194,12 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 }
 
 func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, syscall.Errno) {
-	e, err := n.fsys.m.ItemEntry(ctx, n.item.id, n.name())
+	name, detached := n.name()
+	e, err := n.fsys.m.ItemEntry(ctx, n.item.id, name)
 	if err != nil {
+		if detached && errnoOf(err) == syscall.ENOENT {
+			err = syscall.ESTALE
+		}
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
 	if e.Pending {
@@ -154,7 +207,7 @@ func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, sys
 		// but its writer.
 		return &readHandle{fsys: n.fsys, entry: *e, path: n.path()}, fuse.FOPEN_DIRECT_IO, 0
 	}
-	r, err := n.fsys.m.OpenFileReader(ctx, n.item.id, n.name())
+	r, err := n.fsys.m.OpenFileReader(ctx, n.item.id, name)
 	if err != nil {
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
@@ -173,7 +226,8 @@ func (n *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	if !strings.HasPrefix(attr, xattrPrefix) {
 		return 0, syscall.ENOTSUP
 	}
-	v, err := n.fsys.m.FileXattr(ctx, n.item.id, n.name(), strings.TrimPrefix(attr, xattrPrefix))
+	name, _ := n.name()
+	v, err := n.fsys.m.FileXattr(ctx, n.item.id, name, strings.TrimPrefix(attr, xattrPrefix))
 	if err != nil {
 		errno := errnoOf(err)
 		if errno == syscall.ENOENT || errno == syscall.EINVAL {
@@ -247,9 +301,8 @@ type writeHandle struct {
 	node *fileNode
 
 	mu     sync.Mutex
-	wrote  bool                   // GUARDED_BY(mu)
-	reader *sessionmgr.FileReader // GUARDED_BY(mu); committed content, for O_RDWR reads
-	closed bool                   // GUARDED_BY(mu)
+	wrote  bool // GUARDED_BY(mu)
+	closed bool // GUARDED_BY(mu)
 }
 
 var (
@@ -259,6 +312,7 @@ var (
 	_ = (fusefs.FileFsyncer)((*writeHandle)(nil))
 	_ = (fusefs.FileReleaser)((*writeHandle)(nil))
 	_ = (fusefs.FileGetattrer)((*writeHandle)(nil))
+	_ = (fusefs.FileAllocater)((*writeHandle)(nil))
 )
 
 func (h *writeHandle) path() string {
@@ -277,6 +331,10 @@ func (h *writeHandle) markChanged() {
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := h.d.WriteAt(ctx, data, off)
 	h.markChanged()
+	if n > 0 && !privileged(ctx) {
+		_, gid := caller(ctx)
+		h.d.DropSetID(gid)
+	}
 	if err != nil {
 		return uint32(n), h.fsys.toErrno("write", h.path(), err)
 	}
@@ -284,24 +342,9 @@ func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 }
 
 // Read serves the writer's own view: staged bytes while there are some,
-// else the committed version.
+// else the committed version, the one this node last committed.
 func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, ok, err := h.d.ReadStaged(dest, off)
-	if !ok {
-		h.mu.Lock()
-		if h.reader == nil && h.node != nil {
-			h.reader, err = h.fsys.m.OpenFileReader(ctx, h.node.item.id, h.d.Name())
-		}
-		r := h.reader
-		h.mu.Unlock()
-		if r == nil {
-			if err != nil && errnoOf(err) != syscall.ENOENT {
-				return nil, h.fsys.toErrno("read", h.path(), err)
-			}
-			return fuse.ReadResultData(nil), 0
-		}
-		n, err = r.ReadAt(dest, off)
-	}
+	n, err := h.d.ReadAt(ctx, dest, off)
 	if err != nil && n == 0 && !isEOF(err) {
 		return nil, h.fsys.toErrno("read", h.path(), err)
 	}
@@ -315,6 +358,16 @@ func (h *writeHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Er
 	}
 	fillFileAttr(&out.Attr, e)
 	return 0
+}
+
+// Allocate is fallocate(2): preallocation succeeds, punching and zeroing
+// write zeros, both commit at close like a write.
+func (h *writeHandle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	changed, err := h.d.Allocate(ctx, int64(off), int64(size), mode)
+	if changed {
+		h.markChanged()
+	}
+	return h.fsys.toErrno("fallocate", h.path(), err)
 }
 
 // Flush commits what this handle wrote; its error is what close(2) returns.
@@ -349,11 +402,7 @@ func (h *writeHandle) release(ctx context.Context) {
 		return
 	}
 	h.closed = true
-	r := h.reader
 	h.mu.Unlock()
-	if r != nil {
-		r.Close()
-	}
 	if err := h.d.Close(ctx); err != nil {
 		h.fsys.toErrno("release", h.path(), err)
 	}

@@ -64,6 +64,15 @@ func libraryIno(id uint64) uint64 { return libraryTag | id }
 func itemIno(id uint64) uint64    { return itemTag | id }
 func fileIno(id uint64) uint64    { return fileTag | id }
 
+// privileged tells whether the caller may keep set-user-ID and
+// set-group-ID bits through a change of content (CAP_FSETID); FUSE does
+// not pass capabilities, so root stands for it, as fusermount's own
+// checks do.
+func privileged(ctx context.Context) bool {
+	uid, _ := caller(ctx)
+	return uid == 0
+}
+
 // caller is who asks, for the owner of what it creates.
 func caller(ctx context.Context) (uid, gid uint32) {
 	if c, ok := fuse.FromContext(ctx); ok {
@@ -84,19 +93,25 @@ func fillFileAttr(out *fuse.Attr, e *sessionmgr.FileEntry) {
 	out.Ino = fileIno(e.Posix.Ino)
 	out.Mode = syscall.S_IFREG | (e.Posix.Mode & 0o7777)
 	out.Nlink = 1
+	if e.Unlinked {
+		out.Nlink = 0
+	}
 	out.Size = uint64(e.Size)
 	out.Uid, out.Gid = e.Posix.UID, e.Posix.GID
 	setTimes(out, e.Posix)
 }
 
-// setTimes fills mtime and ctime to the nanosecond; atime is not kept and
-// shows as mtime.
+// setTimes fills the times to the nanosecond; atime is what utimensat
+// set, else mtime (reads do not move it: the mount is noatime).
 func setTimes(out *fuse.Attr, p sessionmgr.Posix) {
-	m, c := p.Mtime, p.Ctime
-	out.SetTimes(&m, &m, &c)
+	a, m, c := p.Atime, p.Mtime, p.Ctime
+	if a.IsZero() {
+		a = m
+	}
+	out.SetTimes(&a, &m, &c)
 }
 
-// posixChange turns a SETATTR into a sessionmgr change; atime is ignored.
+// posixChange turns a SETATTR into a sessionmgr change.
 func posixChange(in *fuse.SetAttrIn) (sessionmgr.PosixChange, bool) {
 	var ch sessionmgr.PosixChange
 	any := false
@@ -113,6 +128,9 @@ func posixChange(in *fuse.SetAttrIn) (sessionmgr.PosixChange, bool) {
 	if mtime, ok := in.GetMTime(); ok {
 		ch.Mtime, any = &mtime, true
 	}
+	if atime, ok := in.GetATime(); ok {
+		ch.Atime, any = &atime, true
+	}
 	return ch, any
 }
 
@@ -126,8 +144,21 @@ func (fsys *FS) statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	out.Frsize = uint32(st.BlockSize)
 	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.BlocksFree, st.BlocksUser
 	out.Files, out.Ffree = st.Files, st.FilesFree
-	out.NameLen = 255
+	out.NameLen = nameMax
 	return 0
+}
+
+// nameMax is NAME_MAX, which statfs reports and no name may exceed.
+const nameMax = 255
+
+// checkNameLen refuses a name no entry can have, with ENAMETOOLONG as on
+// any Linux filesystem: every call on a path (stat, open, unlink, chmod,
+// rename) looks its last name up first.
+func (fsys *FS) checkNameLen(path, name string) syscall.Errno {
+	if len(name) <= nameMax {
+		return 0
+	}
+	return fsys.reject("lookup", path, syscall.ENAMETOOLONG, "a name is at most 255 bytes")
 }
 
 func (fsys *FS) erofs(op, path string) syscall.Errno {

@@ -74,6 +74,9 @@ func (n *itemNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 }
 
 func (n *itemNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if errno := n.fsys.checkNameLen(n.path(name), name); errno != 0 {
+		return nil, errno
+	}
 	e, err := n.fsys.m.ItemEntry(ctx, n.id, name)
 	if err != nil {
 		return nil, n.fsys.toErrno("lookup", n.path(name), err)
@@ -83,7 +86,7 @@ func (n *itemNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 
 func (n *itemNode) fileInode(ctx context.Context, e *sessionmgr.FileEntry, out *fuse.EntryOut) *fusefs.Inode {
 	fillFileAttr(&out.Attr, e)
-	return n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino)})
+	return n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n, ino: e.Posix.Ino, lastName: e.Name}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino)})
 }
 
 func (n *itemNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {

@@ -67,6 +67,9 @@ func (l *libraryNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.E
 }
 
 func (l *libraryNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if errno := l.fsys.checkNameLen(l.path(name), name); errno != 0 {
+		return nil, errno
+	}
 	it, err := l.fsys.m.ItemByName(ctx, l.id, name)
 	if err != nil {
 		return nil, l.fsys.toErrno("lookup", l.path(name), err)

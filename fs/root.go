@@ -50,6 +50,9 @@ func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 }
 
 func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if errno := r.fsys.checkNameLen("/"+name, name); errno != 0 {
+		return nil, errno
+	}
 	lib, err := r.fsys.m.LibraryByName(ctx, name)
 	if err != nil {
 		return nil, r.fsys.toErrno("lookup", "/"+name, err)

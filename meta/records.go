@@ -13,6 +13,10 @@ type Attr struct {
 	GID   uint32 `json:"gid"`
 	Mtime int64  `json:"mtime"`
 	Ctime int64  `json:"ctime"`
+	// Atime is the access time as utimensat(2) last set it; nil when it
+	// never was (records of earlier releases, fresh API uploads), and it
+	// then reads as Mtime. Reads do not move it: the mount is noatime.
+	Atime *int64 `json:"atime,omitempty"`
 }
 
 // Checksum is a digest as a client asked for it (algorithm + lowercase hex).

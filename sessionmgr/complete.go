@@ -445,6 +445,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 		if old != nil {
 			f.ID, f.Version = old.ID, old.Version+1
 			f.Attr.Mode, f.Attr.UID, f.Attr.GID = old.Attr.Mode, old.Attr.UID, old.Attr.GID
+			f.Attr.Atime = old.Attr.Atime
 		} else {
 			namesChanged = true
 		}
@@ -456,6 +457,9 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 			f.Attr.Mode, f.Attr.UID, f.Attr.GID = attr.Mode, attr.UID, attr.GID
 			if attr.Mtime != 0 {
 				f.Attr.Mtime = attr.Mtime
+			}
+			if attr.Atime != nil {
+				f.Attr.Atime = attr.Atime
 			}
 		}
 		k := meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256}

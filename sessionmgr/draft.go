@@ -3,6 +3,8 @@ package sessionmgr
 import (
 	"context"
 	"errors"
+	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -39,6 +41,9 @@ type FileEntry struct {
 	Posix   Posix
 	// Pending is true for a new name whose first commit has not happened.
 	Pending bool
+	// Unlinked is true for a file whose name is gone (unlinked, renamed
+	// over) and that lives on through the handles still open on it.
+	Unlinked bool
 }
 
 // mountItem coordinates the drafts of one item.
@@ -72,6 +77,26 @@ type Draft struct {
 	// broken is the error of a write or truncate that failed: the staged
 	// bytes are not what the writer meant, so the commit must fail too.
 	broken error // GUARDED_BY(mu)
+
+	// base reads the committed version for the writer's own reads while
+	// nothing is staged. A commit retires it, so that a writer reads what
+	// it wrote; a retired reader may still be mid-read, so it is closed
+	// with the node's last handle.
+	base    *FileReader   // GUARDED_BY(mu)
+	retired []*FileReader // GUARDED_BY(mu)
+	// orphan holds the bytes of a file whose name is gone while handles
+	// are still open on it (removed is then true): POSIX keeps an
+	// unlinked file usable until its last close, and nothing is committed
+	// under the removed name.
+	orphan *orphanFile // GUARDED_BY(mu)
+}
+
+// orphanFile is the content of an unlinked file that is still open: the
+// committed version it had (Draft.base) until the first change after the
+// unlink, then an unnamed file of its own.
+type orphanFile struct {
+	f    *os.File // nil while the content is base's
+	size int64
 }
 
 func (m *Manager) mountItem(itemID string) *mountItem {
@@ -160,7 +185,11 @@ func (m *Manager) CreateFile(ctx context.Context, itemID, name string, p Posix) 
 	if err != nil {
 		return nil, err
 	}
-	d := &Draft{m: m, item: mi, ino: ino, name: name, attr: attrFromPosix(&p, m.now(), 0o644)}
+	now := m.now()
+	d := &Draft{m: m, item: mi, ino: ino, name: name, attr: attrFromPosix(&p, now, 0o644)}
+	if d.attr.Atime == nil {
+		d.attr.Atime = &now
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.beginChange(ctx, false); err != nil {
@@ -212,6 +241,12 @@ func (d *Draft) beginChange(ctx context.Context, fromCommitted bool) error {
 	}
 	if !d.pending && committed != nil {
 		d.attr = committed.Attr
+		if d.attr.Atime == nil {
+			// Stored by a release that kept no atime, which read as
+			// mtime: keep that, as the write moves mtime.
+			at := d.attr.Mtime
+			d.attr.Atime = &at
+		}
 	}
 	d.staged, d.pending = sf, true
 	return nil
@@ -393,12 +428,29 @@ func (d *Draft) Close(ctx context.Context) error {
 			d.m.afterLastClose()
 		}
 		err = d.commitLocked(ctx)
+		d.closeReadersLocked()
 	}
 	d.mu.Unlock()
 	if last {
 		d.forgetIfIdle()
 	}
 	return err
+}
+
+// closeReadersLocked closes what the node's handles read through: the
+// committed version's readers and an unlinked file's bytes. Caller holds
+// d.mu, and the node has no handle left.
+func (d *Draft) closeReadersLocked() {
+	for _, r := range append(d.retired, d.base) {
+		if r != nil {
+			r.Close()
+		}
+	}
+	d.base, d.retired = nil, nil
+	if d.orphan != nil && d.orphan.f != nil {
+		d.orphan.f.Close()
+		d.orphan.f = nil
+	}
 }
 
 // forgetIfIdle drops a draft with nothing pending and no handles, so the
@@ -419,12 +471,13 @@ func (d *Draft) forgetIfIdle() {
 	d.m.mu.Unlock()
 }
 
-// WriteAt writes into the pending version, starting it if needed.
+// WriteAt writes into the pending version, starting it if needed. Bytes
+// written move mtime and ctime.
 func (d *Draft) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.removed {
-		return len(p), nil // an unlinked file: the bytes go nowhere, as on disk
+		return d.orphanWriteAt(ctx, p, off)
 	}
 	if err := d.beginChange(ctx, true); err != nil {
 		return 0, err
@@ -432,6 +485,7 @@ func (d *Draft) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	n, err := d.staged.WriteAt(p, off)
 	if n > 0 {
 		d.dataWritten = true
+		contentChanged(&d.attr, d.m.now())
 	}
 	if err != nil && d.broken == nil {
 		d.broken = err
@@ -439,35 +493,100 @@ func (d *Draft) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// Truncate sets the pending version's size. Truncating to zero needs no
+// Truncate sets the pending version's size (truncate(2), ftruncate(2));
+// mtime and ctime move when the size changes. Truncating to zero needs no
 // copy of the committed content.
 func (d *Draft) Truncate(ctx context.Context, size int64) error {
+	return d.truncate(ctx, size, false)
+}
+
+// TruncateAtOpen empties the file for open(2) with O_TRUNC, which moves
+// mtime and ctime even when the file was empty already.
+func (d *Draft) TruncateAtOpen(ctx context.Context) error {
+	return d.truncate(ctx, 0, true)
+}
+
+func (d *Draft) truncate(ctx context.Context, size int64, always bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.removed {
-		return nil
+		return d.orphanTruncate(ctx, size, always)
+	}
+	old, err := d.sizeLocked(ctx)
+	if err != nil {
+		return err
 	}
 	if err := d.beginChange(ctx, size > 0); err != nil {
 		return err
 	}
-	err := d.staged.Truncate(size)
+	err = d.staged.Truncate(size)
 	if err != nil && d.broken == nil {
 		d.broken = err
+	}
+	if err == nil && (always || size != old) {
+		contentChanged(&d.attr, d.m.now())
 	}
 	return err
 }
 
-// ReadStaged reads the pending version (the writer's own view). ok is false
-// when there is no pending content and the committed version applies.
-func (d *Draft) ReadStaged(p []byte, off int64) (n int, ok bool, err error) {
-	d.mu.Lock()
-	sf := d.staged
-	d.mu.Unlock()
-	if sf == nil {
-		return 0, false, nil
+// sizeLocked is the size the node's own handles see. Caller holds d.mu.
+func (d *Draft) sizeLocked(ctx context.Context) (int64, error) {
+	switch {
+	case d.staged != nil:
+		return d.staged.Size(), nil
+	case !d.committed:
+		return 0, nil
 	}
-	n, err = sf.ReadAt(p, off)
-	return n, true, err
+	// Not ItemEntry: it takes every draft's lock of the item, this one's too.
+	f, err := d.m.GetFile(ctx, d.item.id, d.name)
+	if err != nil {
+		return 0, err
+	}
+	return f.Size, nil
+}
+
+// DropSetID clears the set-user-ID and set-group-ID bits after a change by
+// a caller without CAP_FSETID, as the kernel would if the bytes went
+// through its page cache (they do not: the mount is DIRECT_IO).
+func (d *Draft) DropSetID(callerGID uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending || d.removed {
+		d.attr.Mode = dropSetID(d.attr, callerGID)
+	}
+}
+
+// ReadAt reads the node as its own handles see it: the staged bytes while
+// a change is pending, else the committed version. After a commit it is
+// the new version: a writer always reads what it wrote.
+func (d *Draft) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	d.mu.Lock()
+	if sf := d.staged; sf != nil {
+		d.mu.Unlock()
+		return sf.ReadAt(p, off)
+	}
+	if o := d.orphan; o != nil && o.f != nil {
+		f, size := o.f, o.size
+		d.mu.Unlock()
+		if off >= size {
+			return 0, io.EOF
+		}
+		return f.ReadAt(p[:min(int64(len(p)), size-off)], off)
+	}
+	if d.base == nil && d.committed && !d.removed {
+		r, err := d.m.OpenFileReader(ctx, d.item.id, d.name)
+		if err != nil {
+			d.mu.Unlock()
+			return 0, err
+		}
+		d.base = r
+	}
+	r := d.base
+	d.mu.Unlock()
+	if r == nil {
+		return 0, io.EOF // a new name with nothing written, or unlinked so
+	}
+	return r.ReadAt(p, off)
 }
 
 // Sync makes the staged bytes durable without committing (fsync(2)).
@@ -485,6 +604,17 @@ func (d *Draft) Sync() error {
 // and attributes while there is one, else the committed file.
 func (d *Draft) Entry(ctx context.Context) (*FileEntry, error) {
 	d.mu.Lock()
+	if d.removed {
+		defer d.mu.Unlock()
+		e := &FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Unlinked: true}
+		switch {
+		case d.orphan != nil && d.orphan.f != nil:
+			e.Size = d.orphan.size
+		case d.base != nil:
+			e.Size = d.base.Size()
+		}
+		return e, nil
+	}
 	if d.pending {
 		e := &FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Pending: !d.committed}
 		if d.staged != nil {
@@ -557,6 +687,10 @@ func (d *Draft) commitLocked(ctx context.Context) error {
 	}
 	mi.session = next
 	d.committed = true
+	if d.base != nil {
+		d.retired = append(d.retired, d.base)
+		d.base = nil
+	}
 	return nil
 }
 
@@ -582,6 +716,7 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	if d := m.draftByName(mi, name); d != nil {
 		d.mu.Lock()
 		defer d.mu.Unlock()
+		d.detachIfOpen(ctx)
 		if err := d.dropPending(ctx); err != nil {
 			return err
 		}
@@ -770,6 +905,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 	}
 	if dst := m.draftByName(mi, newName); dst != nil {
 		dst.mu.Lock()
+		dst.detachIfOpen(ctx)
 		err := dst.dropPending(ctx)
 		dst.removed = true
 		dst.mu.Unlock()
@@ -914,4 +1050,72 @@ func entryOf(f *File) FileEntry {
 		e.SHA256 = f.ChecksumInfo.Checksum
 	}
 	return e
+}
+
+// fallocate(2) modes, as Linux numbers them.
+const (
+	AllocKeepSize  = 0x01 // FALLOC_FL_KEEP_SIZE
+	AllocPunchHole = 0x02 // FALLOC_FL_PUNCH_HOLE
+	AllocZeroRange = 0x10 // FALLOC_FL_ZERO_RANGE
+)
+
+// Allocate is fallocate(2) on the node. Space is not reserved (a staged
+// file grows as it is written), so preallocation succeeds without a
+// change: mode 0 only extends a file it reaches past, with zeros, and
+// KEEP_SIZE alone does nothing. Punching a hole or zeroing a range writes
+// zeros over it. changed tells whether the content changed, a change its
+// handle's close commits. Other modes (collapse, insert, unshare) are
+// Unsupported.
+func (d *Draft) Allocate(ctx context.Context, off, length int64, mode uint32) (changed bool, err error) {
+	if off < 0 || length <= 0 {
+		return false, errorf(KindInvalidArgument, "fallocate of %d bytes at %d", length, off)
+	}
+	end := off + length
+	d.mu.Lock()
+	size, err := d.sizeLocked(ctx)
+	if d.removed && d.orphan != nil {
+		size, err = d.orphan.size, nil
+		if d.orphan.f == nil && d.base != nil {
+			size = d.base.Size()
+		}
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	switch mode {
+	case 0:
+		if end <= size {
+			return false, nil
+		}
+		return true, d.Truncate(ctx, end)
+	case AllocKeepSize:
+		return false, nil
+	case AllocPunchHole | AllocKeepSize:
+		return true, d.zeroRange(ctx, off, min(end, size))
+	case AllocZeroRange, AllocZeroRange | AllocKeepSize:
+		if mode&AllocKeepSize != 0 {
+			end = min(end, size)
+		} else if end > size {
+			if err := d.Truncate(ctx, end); err != nil {
+				return true, err
+			}
+			end = size // past the old end it reads as zeros already
+		}
+		return true, d.zeroRange(ctx, off, end)
+	}
+	return false, errorf(KindUnsupported, "fallocate mode %#x is not supported (only preallocation, KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE)", mode)
+}
+
+// zeroRange writes zeros over [off, end).
+func (d *Draft) zeroRange(ctx context.Context, off, end int64) error {
+	zeros := make([]byte, min(max(end-off, 0), 1<<20))
+	for off < end {
+		n, err := d.WriteAt(ctx, zeros[:min(int64(len(zeros)), end-off)], off)
+		if err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	return nil
 }

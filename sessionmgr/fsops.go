@@ -145,10 +145,19 @@ func (m *Manager) readSessionFor(ctx context.Context, it *Item) (*readSession, e
 	return rs, nil
 }
 
+// releaseReadSession lets go of one reader of a read session; the last
+// one ends it (the session is deleted), so that `clfs session ls` shows the
+// mount's download sessions only while something reads through them.
 func (m *Manager) releaseReadSession(ctx context.Context, itemID string, rs *readSession) {
 	m.mu.Lock()
 	rs.readers--
-	done := rs.readers == 0 && rs.stale
+	done := rs.readers == 0
+	if done {
+		rs.stale = true
+		if m.readers[itemID] == rs {
+			delete(m.readers, itemID)
+		}
+	}
 	m.mu.Unlock()
 	if done {
 		if err := m.DeleteDownloadSession(ctx, rs.id); err != nil && !errors.Is(err, ErrNotFound) {

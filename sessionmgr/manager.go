@@ -358,7 +358,12 @@ func nsTime(ns int64) time.Time {
 }
 
 func posixOf(ino uint64, a meta.Attr) Posix {
-	return Posix{Ino: ino, Mode: a.Mode, UID: a.UID, GID: a.GID, Mtime: nsTime(a.Mtime), Ctime: nsTime(a.Ctime)}
+	p := Posix{Ino: ino, Mode: a.Mode, UID: a.UID, GID: a.GID, Mtime: nsTime(a.Mtime), Ctime: nsTime(a.Ctime)}
+	p.Atime = p.Mtime
+	if a.Atime != nil {
+		p.Atime = nsTime(*a.Atime)
+	}
+	return p
 }
 
 // nextIDs returns n fresh IDs.

@@ -11,23 +11,59 @@ func TestReplacedReadSessionIsDeletedBeforeOpenReturns(t *testing.T) {
 		e := newTestEnv(t)
 		it := e.item(e.library("lib"), "item")
 		e.commit(it, "f", "v1")
-		r, err := e.m.OpenFileReader(e.ctx, it, "f")
+		r1, err := e.m.OpenFileReader(e.ctx, it, "f")
 		e.must(err)
-		e.must(r.Close())
 		e.commit(it, "f", "v2")
-		r, err = e.m.OpenFileReader(e.ctx, it, "f")
+		r2, err := e.m.OpenFileReader(e.ctx, it, "f")
 		e.must(err)
-		got, err := e.readAll(r.DownloadReader)
+		e.must(r1.Close()) // the last reader of the replaced session
+		got, err := e.readAll(r2.DownloadReader)
 		e.must(err)
 		if got != "v2" {
 			t.Fatalf("read %q, want v2", got)
 		}
-		e.must(r.Close())
-		ds, err := e.m.ListDownloadSessions(e.ctx, it)
-		e.must(err)
-		if len(ds) != 1 {
-			t.Fatalf("%d download sessions after the second open, want 1 (the replaced one deleted): %+v", len(ds), ds)
+		if ds := e.downloadSessions(it); len(ds) != 1 {
+			t.Fatalf("%d download sessions with one reader open, want 1 (the replaced one deleted): %+v", len(ds), ds)
 		}
+		e.must(r2.Close())
 		e.close() // nothing may still be running on the catalog
 	}
+}
+
+// A read session ends with its last reader: `clfs session ls` shows the
+// mount's download sessions only while something reads through them.
+func TestReadSessionEndsWithItsLastReader(t *testing.T) {
+	e := newTestEnv(t)
+	it := e.item(e.library("lib"), "item")
+	e.commit(it, "f", "v1")
+	e.commit(it, "g", "v1")
+	r1, err := e.m.OpenFileReader(e.ctx, it, "f")
+	e.must(err)
+	r2, err := e.m.OpenFileReader(e.ctx, it, "g")
+	e.must(err)
+	if ds := e.downloadSessions(it); len(ds) != 1 {
+		t.Fatalf("%d download sessions with two readers of one content version, want 1: %+v", len(ds), ds)
+	}
+	e.must(r1.Close())
+	if ds := e.downloadSessions(it); len(ds) != 1 {
+		t.Fatalf("%d download sessions with one reader left, want 1: %+v", len(ds), ds)
+	}
+	e.must(r2.Close())
+	if ds := e.downloadSessions(it); len(ds) != 0 {
+		t.Fatalf("%d download sessions after the last reader closed, want 0: %+v", len(ds), ds)
+	}
+	// And a new reader gets a session again.
+	r3, err := e.m.OpenFileReader(e.ctx, it, "f")
+	e.must(err)
+	if got, err := e.readAll(r3.DownloadReader); err != nil || got != "v1" {
+		t.Fatalf("read %q, %v; want v1", got, err)
+	}
+	e.must(r3.Close())
+}
+
+func (e *testEnv) downloadSessions(item string) []DownloadSession {
+	e.t.Helper()
+	ds, err := e.m.ListDownloadSessions(e.ctx, item)
+	e.must(err)
+	return ds
 }

@@ -16,6 +16,8 @@ type Posix struct {
 	GID   uint32    `json:"gid"`
 	Mtime time.Time `json:"mtime"`
 	Ctime time.Time `json:"ctime"`
+	// Atime is the access time utimensat(2) set, else Mtime.
+	Atime time.Time `json:"atime,omitzero"`
 }
 
 // Message is a LocalizableMessage.
