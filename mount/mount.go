@@ -116,6 +116,24 @@ func start(opts Options) (*Mount, error) {
 		// O_TRUNC arrives with OPEN, so truncation belongs to the handle.
 		// Write handles are DIRECT_IO; shared writable mmap still works.
 		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
+		// Reads are answered from our own buffers, never from a file
+		// descriptor, so splicing would only copy them into a pipe
+		// first; and a 1 MiB read plus its header does not fit the
+		// default largest pipe, so go-fuse logged a failed try on each.
+		DisableSplice: true,
+	}
+	// go-fuse's own messages go through the daemon's structured log.
+	fuseLevel := slog.LevelWarn
+	if opts.Debug {
+		fuseLevel = slog.LevelInfo // the request trace
+	}
+	mo.Logger = slog.NewLogLogger(log.Handler(), fuseLevel)
+	// Reads do not move atime (it is stored as utimensat sets it), and
+	// /proc/mounts says so.
+	if mo.DirectMount {
+		mo.DirectMountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOATIME
+	} else {
+		mo.Options = append(mo.Options, "noatime")
 	}
 	if opts.ReadOnly {
 		mo.Options = append(mo.Options, "ro")
@@ -146,6 +164,8 @@ func start(opts Options) (*Mount, error) {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &negative,
+		// Mode 0 is a mode: without this go-fuse shows it as 0644.
+		NullPermissions: true,
 	})
 	if err != nil {
 		if api != nil {

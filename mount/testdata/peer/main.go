@@ -17,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: peer dial|stat|readdir|read|write|create|mkdir|chmod|chown|unlink PATH")
+		fmt.Fprintln(os.Stderr, "usage: peer dial|stat|readdir|read|write|append|truncate|create|mkdir|chmod|chown|unlink PATH")
 		os.Exit(2)
 	}
 	op, path := os.Args[1], os.Args[2]
@@ -42,6 +42,10 @@ func main() {
 		_, err = os.ReadFile(path)
 	case "write":
 		err = write(path, os.O_WRONLY)
+	case "append":
+		err = write(path, os.O_WRONLY|os.O_APPEND)
+	case "truncate":
+		err = os.Truncate(path, 1)
 	case "create":
 		err = write(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	case "mkdir":
