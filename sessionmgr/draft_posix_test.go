@@ -253,9 +253,9 @@ func TestDraftAllocate(t *testing.T) {
 		size     int64
 		contains string
 	}{
-		{0, 5, 0, false, 10, "0123456789"},                          // inside: nothing to do
-		{0, 100, AllocKeepSize, false, 10, "0123456789"},            // preallocation only
-		{8, 4, 0, true, 12, "01234567890\x00"[:10] + "\x00\x00"},    // grows with zeros
+		{0, 5, 0, false, 10, "0123456789"},                       // inside: nothing to do
+		{0, 100, AllocKeepSize, false, 10, "0123456789"},         // preallocation only
+		{8, 4, 0, true, 12, "01234567890\x00"[:10] + "\x00\x00"}, // grows with zeros
 		{2, 3, AllocPunchHole | AllocKeepSize, true, 12, "01\x00\x00\x0056789\x00\x00"},
 		{10, 4, AllocZeroRange, true, 14, "01\x00\x00\x0056789\x00\x00\x00\x00\x00"[:14]},
 	} {

@@ -1,0 +1,25 @@
+#!/bin/sh
+# The whole test suite, as README.md's second command and CI run it: it
+# installs the tools the tests drive for real when they are missing
+# (Debian packages, as root), then runs every test with the race detector.
+# Extra arguments go to go test (sh testdata/test.sh -run TestPOSIX).
+set -eu
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+pkgs="rsync restic fio fuse3 attr util-linux coreutils tar sed python3"
+missing=""
+for p in $pkgs; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "test.sh: the tests drive$missing; run as root to install them (apt-get), or install them first" >&2
+		exit 1
+	fi
+	echo "test.sh: installing$missing" >&2
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
+exec go test -race -count=1 "$@" ./...
