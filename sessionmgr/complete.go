@@ -440,7 +440,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 		f := &meta.File{
 			ID: fileIDs[i], ItemID: it.ID, Name: c.Name, Size: c.Size, Version: 1,
 			SHA256: c.SHA256, BackingID: p.backingID, Requested: c.Requested,
-			Attr: meta.Attr{Mode: 0o644, Mtime: now, Ctime: now},
+			Attr: meta.Attr{Mode: 0o644, Mtime: now, Ctime: now, Atime: &now},
 		}
 		if old != nil {
 			f.ID, f.Version = old.ID, old.Version+1

@@ -298,3 +298,40 @@ func TestDraftDropSetID(t *testing.T) {
 		t.Fatalf("mode after an unprivileged write: %o, want 755", f.Posix.Mode)
 	}
 }
+
+// Records of releases that kept no atime read it as mtime, as they did;
+// the first change of such a file keeps that value rather than let atime
+// follow the new mtime.
+func TestAtimeOfOlderRecords(t *testing.T) {
+	if p := posixOf(1, meta.Attr{Mtime: 5e9}); !p.Atime.Equal(time.Unix(5, 0)) {
+		t.Fatalf("atime of a record without one: %v, want its mtime", p.Atime)
+	}
+	e := newTestEnv(t)
+	item := e.item(e.library("lib"), "item")
+	e.commit(item, "f", "data")
+	old := e.mtime(item, "f")
+	// Make the record look like an earlier release's.
+	e.must(e.m.store.Update(func(tx *meta.Tx) error {
+		it, err := e.m.itemRec(tx, item)
+		if err != nil {
+			return err
+		}
+		f, err := tx.File(it.ID, "f")
+		if err != nil {
+			return err
+		}
+		f.Attr.Atime = nil
+		return tx.PutFile(f)
+	}))
+	e.clock.Advance(time.Second)
+	d, err := e.m.OpenDraft(e.ctx, item, "f")
+	e.must(err)
+	_, err = d.WriteAt(e.ctx, []byte("more"), 4)
+	e.must(err)
+	e.must(d.Close(e.ctx))
+	f, err := e.m.GetFile(e.ctx, item, "f")
+	e.must(err)
+	if !f.Posix.Atime.Equal(old) || !f.Posix.Mtime.After(old) {
+		t.Fatalf("after a write: atime %v mtime %v, want atime %v (the old mtime) and a later mtime", f.Posix.Atime, f.Posix.Mtime, old)
+	}
+}

@@ -52,7 +52,7 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 			Description: spec.Description, Type: spec.Type,
 			ContentVersion: 1, MetadataVersion: 1, Version: 1,
 			CreationTime: now, LastModifiedTime: now,
-			Attr:      meta.Attr{Mode: 0o755, Mtime: now, Ctime: now},
+			Attr:      meta.Attr{Mode: 0o755, Mtime: now, Ctime: now, Atime: &now},
 			SizeKnown: true,
 		}
 		out = it.UUID

@@ -68,7 +68,7 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 		lib := &meta.Library{
 			ID: id, UUID: newUUID(), Name: spec.Name, Description: spec.Description,
 			BackingID: backingID, CreationTime: now, LastModifiedTime: now, Version: 1,
-			Attr: meta.Attr{Mode: 0o755, Mtime: now, Ctime: now},
+			Attr: meta.Attr{Mode: 0o755, Mtime: now, Ctime: now, Atime: &now},
 		}
 		out = lib.UUID
 		for _, f := range []func() error{
