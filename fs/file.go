@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -30,6 +31,49 @@ type fileNode struct {
 
 	mu       sync.Mutex
 	lastName string // GUARDED_BY(mu)
+	// last is what the node last answered: once its name is gone, what
+	// fstat(2) of a reader still open on it shows.
+	last *sessionmgr.FileEntry // GUARDED_BY(mu)
+	// writer is the draft the node's write handles share, while there
+	// are some: fchmod, fchown and futimens come without a handle, and
+	// once the name is gone it is the only way to the file.
+	writer  *sessionmgr.Draft // GUARDED_BY(mu)
+	writers int               // GUARDED_BY(mu)
+}
+
+// newWriteHandle is a write handle of the node over d.
+func (n *fileNode) newWriteHandle(d *sessionmgr.Draft) *writeHandle {
+	n.mu.Lock()
+	n.writer = d
+	n.writers++
+	n.mu.Unlock()
+	return &writeHandle{fsys: n.fsys, d: d, node: n}
+}
+
+func (n *fileNode) dropWriter() {
+	n.mu.Lock()
+	if n.writers--; n.writers == 0 {
+		n.writer = nil
+	}
+	n.mu.Unlock()
+}
+
+func (n *fileNode) remember(e *sessionmgr.FileEntry) {
+	n.mu.Lock()
+	c := *e
+	n.last = &c
+	n.mu.Unlock()
+}
+
+// unlinked notes that the node's name is gone: the link count is 0 and
+// ctime moves, as for an unlinked inode that is still open.
+func (n *fileNode) unlinked(now time.Time) {
+	n.mu.Lock()
+	if n.last != nil {
+		n.last.Unlinked = true
+		n.last.Posix.Ctime = now
+	}
+	n.mu.Unlock()
 }
 
 var (
@@ -53,6 +97,42 @@ func (n *fileNode) name() (name string, detached bool) {
 	}
 	n.lastName = name
 	return name, false
+}
+
+// setUnlinkedAttr applies fchmod, fchown or futimens to a file whose name
+// is gone and that only readers hold: nothing stores it any more, but their
+// fstat shows it, as on any filesystem. nil when the node is not such a file.
+func (n *fileNode) setUnlinkedAttr(in *fuse.SetAttrIn) *sessionmgr.FileEntry {
+	if _, detached := n.name(); !detached {
+		return nil
+	}
+	if _, ok := in.GetSize(); ok {
+		return nil // ftruncate needs a write handle, which has a draft
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.last == nil || !n.last.Unlinked {
+		return nil
+	}
+	p := &n.last.Posix
+	if m, ok := in.GetMode(); ok {
+		p.Mode = m & 0o7777
+	}
+	if uid, ok := in.GetUID(); ok {
+		p.UID = uid
+	}
+	if gid, ok := in.GetGID(); ok {
+		p.GID = gid
+	}
+	if t, ok := in.GetMTime(); ok {
+		p.Mtime = t
+	}
+	if t, ok := in.GetATime(); ok {
+		p.Atime = t
+	}
+	p.Ctime = time.Now()
+	e := *n.last
+	return &e
 }
 
 // current is the node's committed or pending entry under its name, or
@@ -90,7 +170,12 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	case *readHandle:
 		// Unlinked or replaced: fstat(2) on the handle goes on working.
 		if e, err = n.current(ctx); errnoOf(err) == syscall.ESTALE {
-			e, err = &h.entry, nil
+			n.mu.Lock()
+			e, err = n.last, nil
+			n.mu.Unlock()
+			if e == nil {
+				e = &h.entry
+			}
 		}
 	default:
 		e, err = n.current(ctx)
@@ -98,6 +183,7 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	if err != nil {
 		return n.fsys.toErrno("getattr", n.path(), err)
 	}
+	n.remember(e)
 	fillFileAttr(&out.Attr, e)
 	return 0
 }
@@ -109,6 +195,12 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 		return n.fsys.erofs("setattr", n.path())
 	}
 	d, own, err := n.draft(ctx, f)
+	if errnoOf(err) == syscall.ENOENT {
+		if e := n.setUnlinkedAttr(in); e != nil {
+			fillFileAttr(&out.Attr, e)
+			return 0
+		}
+	}
 	if err != nil {
 		return n.fsys.toErrno("setattr", n.path(), err)
 	}
@@ -120,7 +212,11 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 		}()
 	}
 	if size, ok := in.GetSize(); ok {
-		if err := d.Truncate(ctx, int64(size)); err != nil {
+		truncate := d.Truncate
+		if _, ok := in.GetFh(); ok {
+			truncate = d.Ftruncate // the kernel names the descriptor
+		}
+		if err := truncate(ctx, int64(size)); err != nil {
 			return n.fsys.toErrno("truncate", n.path(), err)
 		}
 		// ftruncate(2) on a handle is a change by that handle: its close
@@ -149,6 +245,7 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 	if err != nil {
 		return n.fsys.toErrno("setattr", n.path(), err)
 	}
+	n.remember(e)
 	fillFileAttr(&out.Attr, e)
 	return 0
 }
@@ -159,7 +256,15 @@ func (n *fileNode) draft(ctx context.Context, f fusefs.FileHandle) (d *sessionmg
 	if h, ok := f.(*writeHandle); ok {
 		return h.d, true, nil
 	}
-	name, _ := n.name()
+	name, detached := n.name()
+	if detached {
+		n.mu.Lock()
+		d = n.writer
+		n.mu.Unlock()
+		if d != nil {
+			return d, true, nil
+		}
+	}
 	d, err = n.fsys.m.OpenDraft(ctx, n.item.id, name)
 	return d, false, err
 }
@@ -180,7 +285,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 		}
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
-	h := &writeHandle{fsys: n.fsys, d: d, node: n}
+	h := n.newWriteHandle(d)
 	if flags&syscall.O_TRUNC != 0 {
 		if err := d.TruncateAtOpen(ctx); err != nil {
 			h.release(ctx)
@@ -403,6 +508,9 @@ func (h *writeHandle) release(ctx context.Context) {
 	}
 	h.closed = true
 	h.mu.Unlock()
+	if h.node != nil {
+		h.node.dropWriter()
+	}
 	if err := h.d.Close(ctx); err != nil {
 		h.fsys.toErrno("release", h.path(), err)
 	}

@@ -86,7 +86,11 @@ func (n *itemNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 
 func (n *itemNode) fileInode(ctx context.Context, e *sessionmgr.FileEntry, out *fuse.EntryOut) *fusefs.Inode {
 	fillFileAttr(&out.Attr, e)
-	return n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n, ino: e.Posix.Ino, lastName: e.Name}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino)})
+	child := n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n, ino: e.Posix.Ino, lastName: e.Name}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino)})
+	if f, ok := child.Operations().(*fileNode); ok {
+		f.remember(e)
+	}
+	return child
 }
 
 func (n *itemNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
@@ -121,14 +125,34 @@ func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode u
 		return nil, nil, 0, n.fsys.toErrno("create", n.path(name), err)
 	}
 	// DIRECT_IO as in fileNode.Open: no uncommitted pages in the cache.
-	return n.fileInode(ctx, e, out), &writeHandle{fsys: n.fsys, d: d}, fuse.FOPEN_DIRECT_IO, 0
+	child := n.fileInode(ctx, e, out)
+	f, ok := child.Operations().(*fileNode)
+	if !ok {
+		d.Close(ctx)
+		return nil, nil, 0, n.fsys.reject("create", n.path(name), syscall.EIO, "the new name's inode is not a file")
+	}
+	return child, f.newWriteHandle(d), fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *itemNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if n.fsys.readOnly {
 		return n.fsys.erofs("unlink", n.path(name))
 	}
-	return n.fsys.toErrno("unlink", n.path(name), n.fsys.m.RemoveFile(ctx, n.id, name))
+	if err := n.fsys.m.RemoveFile(ctx, n.id, name); err != nil {
+		return n.fsys.toErrno("unlink", n.path(name), err)
+	}
+	n.forgetName(name)
+	return 0
+}
+
+// forgetName tells the node a name had, if the kernel knows it, that the
+// name is gone (unlink, or a rename over it).
+func (n *itemNode) forgetName(name string) {
+	if c := n.GetChild(name); c != nil {
+		if f, ok := c.Operations().(*fileNode); ok {
+			f.unlinked(time.Now())
+		}
+	}
 }
 
 // Rename within the item is an atomic, metadata-only replace; anywhere
@@ -143,7 +167,13 @@ func (n *itemNode) Rename(ctx context.Context, name string, newParent fusefs.Ino
 	if p, ok := newParent.(*itemNode); !ok || p.id != n.id {
 		return n.fsys.reject("rename", n.path(name), syscall.EXDEV, "a file can only be renamed within its item")
 	}
+	victim := n.GetChild(newName)
 	err := n.fsys.m.RenameFile(ctx, n.id, name, newName, flags&renameNoReplace != 0)
+	if err == nil && victim != nil && victim != n.GetChild(name) {
+		if f, ok := victim.Operations().(*fileNode); ok {
+			f.unlinked(time.Now())
+		}
+	}
 	return n.fsys.toErrno("rename", n.path(name), err)
 }
 

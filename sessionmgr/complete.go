@@ -461,6 +461,11 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 			if attr.Atime != nil {
 				f.Attr.Atime = attr.Atime
 			}
+			if attr.Ctime != 0 {
+				// The mount's: the time of the last change, which
+				// may be well before its commit at close.
+				f.Attr.Ctime = attr.Ctime
+			}
 		}
 		k := meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256}
 		if up != nil && up.inMemory {

@@ -500,6 +500,12 @@ func (d *Draft) Truncate(ctx context.Context, size int64) error {
 	return d.truncate(ctx, size, false)
 }
 
+// Ftruncate is ftruncate(2), which moves mtime and ctime even when the
+// size stays.
+func (d *Draft) Ftruncate(ctx context.Context, size int64) error {
+	return d.truncate(ctx, size, true)
+}
+
 // TruncateAtOpen empties the file for open(2) with O_TRUNC, which moves
 // mtime and ctime even when the file was empty already.
 func (d *Draft) TruncateAtOpen(ctx context.Context) error {
@@ -663,8 +669,7 @@ func (d *Draft) commitLocked(ctx context.Context) error {
 	// Sealed here and recorded READY by the commit's own transaction.
 	up, ferr := sf.seal()
 	sf.Close()
-	attr := d.attr
-	attr.Ctime = d.m.now()
+	attr := d.attr // ctime is the last change's, not the commit's
 	over := map[string]fileOverride{d.name: {attr: &attr, fileID: d.ino, sealed: up}}
 	if ferr == nil && up.err != nil {
 		ferr = up.err
@@ -978,23 +983,39 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 }
 
 // ItemEntries lists an item as the mount shows it: committed files plus
-// new names not committed yet.
+// new names not committed yet, each with its pending size and attributes
+// while a writer of the mount changes it.
+//
+// The kernel keeps one size per inode, and puts a writer's O_APPEND
+// writes at it: were a listing or a lookup to show the committed size
+// while GETATTR (which go-fuse answers with the writer's handle) shows the
+// writer's, the size would flip with whichever came last and appends would
+// land at the wrong offset. What others read stays the committed version
+// (readers are pinned), so no uncommitted byte is ever read.
 func (m *Manager) ItemEntries(ctx context.Context, itemID string) ([]FileEntry, error) {
-	// New names first, then the catalog: a name whose first commit runs
-	// in between is then in the catalog (see ItemEntry).
-	pending := m.pendingNames(itemID)
+	// Drafts first, then the catalog: a name whose first commit runs in
+	// between is then in the catalog (see ItemEntry).
+	pending := m.pendingEntries(itemID)
 	files, err := m.ListFiles(ctx, itemID)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]FileEntry, 0, len(files))
-	seen := map[string]bool{}
+	byName := map[string]FileEntry{}
+	for _, e := range pending {
+		byName[e.Name] = e
+	}
 	for i := range files {
+		if e, ok := byName[files[i].Name]; ok && e.Posix.Ino == files[i].Posix.Ino {
+			e.Version, e.SHA256 = files[i].Version, files[i].ChecksumInfo.Checksum
+			out = append(out, e)
+			delete(byName, e.Name)
+			continue
+		}
 		out = append(out, entryOf(&files[i]))
-		seen[files[i].Name] = true
 	}
 	for _, e := range pending {
-		if !seen[e.Name] {
+		if _, ok := byName[e.Name]; ok && e.Pending {
 			out = append(out, e)
 		}
 	}
@@ -1009,8 +1030,11 @@ func (m *Manager) ItemEntries(ctx context.Context, itemID string) ([]FileEntry, 
 // always found in one or the other. The other order loses it when the
 // commit lands between the two looks (rsync's stat of a new empty file
 // racing its commit at RELEASE got ENOENT).
+//
+// A name a writer of the mount is changing shows the writer's size and
+// attributes (see ItemEntries).
 func (m *Manager) ItemEntry(ctx context.Context, itemID, name string) (*FileEntry, error) {
-	for _, e := range m.pendingNames(itemID) {
+	for _, e := range m.pendingEntries(itemID) {
 		if e.Name == name {
 			return &e, nil
 		}
@@ -1023,7 +1047,9 @@ func (m *Manager) ItemEntry(ctx context.Context, itemID, name string) (*FileEntr
 	return &e, nil
 }
 
-func (m *Manager) pendingNames(itemID string) []FileEntry {
+// pendingEntries are the drafts of an item with a pending change, as their
+// own handles see them.
+func (m *Manager) pendingEntries(itemID string) []FileEntry {
 	m.mu.Lock()
 	mi := m.items[itemID]
 	var drafts []*Draft
@@ -1036,8 +1062,12 @@ func (m *Manager) pendingNames(itemID string) []FileEntry {
 	var out []FileEntry
 	for _, d := range drafts {
 		d.mu.Lock()
-		if d.pending && !d.committed && !d.removed {
-			out = append(out, FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Pending: true})
+		if d.pending && !d.removed {
+			e := FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Pending: !d.committed}
+			if d.staged != nil {
+				e.Size = d.staged.Size()
+			}
+			out = append(out, e)
 		}
 		d.mu.Unlock()
 	}

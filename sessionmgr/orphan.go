@@ -33,6 +33,7 @@ func (d *Draft) detachIfOpen(ctx context.Context) {
 			d.orphan = &orphanFile{}
 		}
 	}
+	d.attr.Ctime = d.m.now() // its link count changed
 }
 
 func (d *Draft) detach(ctx context.Context) error {
