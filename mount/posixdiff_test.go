@@ -25,14 +25,18 @@ package mount
 //     by utimensat and is compared to the nanosecond; atime only right
 //     after a utimensat (exact when set explicitly), never after reads;
 //     times POSIX leaves open are not ordered: truncation to the same
-//     size, the ctime of a renamed file, the ctime of an unlinked file;
+//     size, fallocate that changes no size, the ctime of a renamed file,
+//     the ctime of an unlinked file;
 //   - at the end, with everything closed, the content of every name, by
 //     a fresh open.
 //
 // Part one is fixed cases, each the smallest reproduction of one defect.
 // Part two is random sequences: CLFS_POSIXDIFF_SEEDS=N runs seeds 1..N
-// (default 20), CLFS_POSIXDIFF_SEED=S replays seed S alone and logs every
-// operation, CLFS_POSIXDIFF_SKIP=mmap,fallocate,... leaves kinds of
+// (default 20; for thousands give go test a -timeout of hours, and
+// -run TestPOSIXDifferential/random leaves out the native-vs-native
+// half), CLFS_POSIXDIFF_SEED=S replays seed S alone, logs every operation
+// and, if it fails, shrinks it to the fewest operations that fail the
+// same way, CLFS_POSIXDIFF_SKIP=mmap,fallocate,... leaves kinds of
 // operation out of the random sequences, CLFS_POSIXDIFF_NOORDER=1 makes
 // them compare no time orders (explicit times still): both to look past
 // a known defect for the next one. The subtest native-vs-native
@@ -45,6 +49,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -1229,28 +1234,60 @@ func (g *pdGen) make(kind string) pdOp {
 	panic("unknown kind " + kind)
 }
 
-// runRandom runs seed's sequence on two fresh sides; it returns "" or
-// the first mismatch.
-func pdRunRandom(t *testing.T, seed uint64, a, b *pdSide, cfg pdConfig, verbose bool) string {
+// pdSeq is a sequence: its names, the files it starts with, its
+// operations.
+type pdSeq struct {
+	names []string
+	files []pdFile
+	ops   []pdOp
+}
+
+// pdRunRandom runs seed's sequence on two fresh sides, drawing each
+// operation from the state the previous ones left. It returns "" or the
+// first mismatch, with the sequence up to it and the mismatch's
+// signature (for pdShrink).
+func pdRunRandom(t *testing.T, seed uint64, a, b *pdSide, cfg pdConfig, verbose bool) (msg string, seq pdSeq, sig string) {
 	rng := rand.New(rand.NewPCG(seed, 0x706f73697864696d))
-	names := []string{"a", "b", "tmp"}[:2+rng.IntN(2)]
+	seq.names = []string{"a", "b", "tmp"}[:2+rng.IntN(2)]
 	g := &pdGen{rng: rng, skip: cfg.skip}
-	files := []pdFile{{"a", string(g.data(g.length())), 0o644, pdOmit}}
+	seq.files = []pdFile{{"a", string(g.data(g.length())), 0o644, pdOmit}}
 	if rng.IntN(2) == 0 {
-		files = append(files, pdFile{"b", string(g.data(g.length())), 0o640, pdT(0)})
+		seq.files = append(seq.files, pdFile{"b", string(g.data(g.length())), 0o640, pdT(0)})
 	}
-	r := newPDRun(t, names, files, a, b, verbose)
-	r.noOrder = cfg.noOrder
-	g.r = r
+	head := fmt.Sprintf("seed %d (replay: CLFS_POSIXDIFF_SEED=%d go test -count=1 -run 'TestPOSIXDifferential/random' ./mount/)", seed, seed)
+	msg, seq.ops, sig = pdRunSeq(t, head, seq, a, b, cfg.noOrder, verbose, func(r *pdRun, i int) pdOp {
+		if i < pdOps {
+			g.r = r
+			return g.next()
+		}
+		return nil
+	})
+	return msg, seq, sig
+}
+
+// pdRunSeq runs a sequence on two sides: seq.ops, or the operations next
+// draws when it is given; then it closes what is open and compares the
+// content. It returns "" or the first mismatch, the operations run up to
+// it, and its signature: the kind of operation and the first
+// difference, numbers left out.
+func pdRunSeq(t *testing.T, head string, seq pdSeq, a, b *pdSide, noOrder, verbose bool, next func(*pdRun, int) pdOp) (string, []pdOp, string) {
+	r := newPDRun(t, seq.names, seq.files, a, b, verbose)
+	r.noOrder = noOrder
 	defer a.closeAll()
 	defer b.closeAll()
-	head := fmt.Sprintf("seed %d (replay: CLFS_POSIXDIFF_SEED=%d go test -count=1 -run 'TestPOSIXDifferential/random' ./mount/)", seed, seed)
+	var ops []pdOp
 	for i := 0; ; i++ {
 		var op pdOp
 		switch {
-		case i < pdOps:
-			op = g.next()
-		default:
+		case next != nil:
+			op = next(r, i)
+		case i < len(seq.ops):
+			op = seq.ops[i]
+			if o, ok := op.(pdOpen); ok && r.m.open(o.slot) {
+				continue // a shrunk sequence lost the close before it
+			}
+		}
+		if op == nil {
 			for s := range pdSlots {
 				if r.m.open(s) {
 					op = pdClose{s}
@@ -1261,14 +1298,62 @@ func pdRunRandom(t *testing.T, seed uint64, a, b *pdSide, cfg pdConfig, verbose 
 		if op == nil {
 			break
 		}
+		ops = append(ops, op)
 		if sr := r.step(op); len(sr.diffs) > 0 {
-			return r.report(head, i, op, sr)
+			return r.report(head, len(r.hist)-1, op, sr), ops, op.kind() + ": " + pdSignature(sr.diffs[0])
 		}
 	}
 	if d := r.final(); len(d) > 0 {
-		return head + ": at the end, everything closed:\n    " + strings.Join(d, "\n    ") + "\n  operations:\n    " + strings.Join(r.hist, "\n    ")
+		return head + ": at the end, everything closed:\n    " + strings.Join(d, "\n    ") + "\n  operations:\n    " + strings.Join(r.hist, "\n    "), ops, "final: " + pdSignature(d[0])
 	}
-	return ""
+	return "", ops, ""
+}
+
+var pdNumbers = regexp.MustCompile(`[0-9][0-9.]*`)
+
+func pdSignature(diff string) string { return pdNumbers.ReplaceAllString(diff, "N") }
+
+// pdShrink makes a failing sequence shorter while it still fails the same
+// way (same signature), removing ever smaller runs of operations
+// (delta debugging); fresh makes two fresh sides for each attempt.
+func pdShrink(t *testing.T, seq pdSeq, sig string, noOrder bool, fresh func() (*pdSide, *pdSide)) pdSeq {
+	fails := func(ops []pdOp) bool {
+		a, b := fresh()
+		_, _, s := pdRunSeq(t, "shrink", pdSeq{seq.names, seq.files, ops}, a, b, noOrder, false, nil)
+		return s == sig
+	}
+	ops := seq.ops
+	for n := 2; len(ops) >= 2; {
+		chunk := (len(ops) + n - 1) / n
+		removed := false
+		for start := 0; start < len(ops); start += chunk {
+			try := append(slices.Clone(ops[:start]), ops[min(start+chunk, len(ops)):]...)
+			if fails(try) {
+				ops, removed = try, true
+				break
+			}
+		}
+		switch {
+		case removed:
+			n = max(n-1, 2)
+		case chunk == 1:
+			return pdSeq{seq.names, seq.files, ops}
+		default:
+			n = min(2*n, len(ops))
+		}
+	}
+	return pdSeq{seq.names, seq.files, ops}
+}
+
+func (s pdSeq) String() string {
+	var b strings.Builder
+	for _, f := range s.files {
+		fmt.Fprintf(&b, "    (start: %s, %d bytes, mode %04o, mtime %v)\n", pdName(f.name), len(f.content), f.mode, f.mtime)
+	}
+	for i, op := range s.ops {
+		fmt.Fprintf(&b, "    #%d %v\n", i, op)
+	}
+	return b.String()
 }
 
 // ------------------------------------------------------------------- test
@@ -1331,6 +1416,7 @@ func TestPOSIXDifferential(t *testing.T) {
 	t.Cleanup(func() { syscall.Umask(old) })
 	cfg := pdConfigFromEnv(t)
 	base := t.TempDir()
+	tm := newMount(t)
 
 	// The harness on itself: a native directory against another.
 	t.Run("native-vs-native", func(t *testing.T) {
@@ -1342,13 +1428,12 @@ func TestPOSIXDifferential(t *testing.T) {
 		}
 		for _, seed := range cfg.seeds {
 			n := fmt.Sprintf("seed-%d", seed)
-			if msg := pdRunRandom(t, seed, pdNative(t, base, "native", n), pdNative(t, base, "native2", n), cfg, false); msg != "" {
+			if msg, _, _ := pdRunRandom(t, seed, pdNative(t, base, "native", n), pdNative(t, base, "native2", n), cfg, false); msg != "" {
 				t.Error(msg)
 			}
 		}
 	})
 
-	tm := newMount(t)
 	t.Run("fixed", func(t *testing.T) {
 		if cfg.replay {
 			t.Log("replaying one seed: fixed cases not run")
@@ -1365,8 +1450,19 @@ func TestPOSIXDifferential(t *testing.T) {
 		for _, seed := range cfg.seeds {
 			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 				n := fmt.Sprintf("seed-%d", seed)
-				if msg := pdRunRandom(t, seed, pdNative(t, base, "native", "rand-"+n), newPDSide("clfs", tm.mkItem(t, "random", n), true), cfg, cfg.replay); msg != "" {
-					t.Error(msg)
+				msg, seq, sig := pdRunRandom(t, seed, pdNative(t, base, "native", "rand-"+n), newPDSide("clfs", tm.mkItem(t, "random", n), true), cfg, cfg.replay)
+				if msg == "" {
+					return
+				}
+				t.Error(msg)
+				if cfg.replay {
+					k := 0
+					small := pdShrink(t, seq, sig, cfg.noOrder, func() (*pdSide, *pdSide) {
+						k++
+						m := fmt.Sprintf("shrink-%d-%d", seed, k)
+						return pdNative(t, base, "native", m), newPDSide("clfs", tm.mkItem(t, "random", m), true)
+					})
+					t.Errorf("seed %d, shrunk to %d operations that fail the same way (%s):\n%v", seed, len(small.ops), sig, small)
 				}
 			})
 		}
