@@ -324,8 +324,17 @@ type pdRun struct {
 	fdB     [2][pdSlots]*pdTimes
 	hist    []string
 	verbose bool
-	noOrder bool // times are not ordered (a case about something else)
+	scope   pdScope
 }
+
+// pdScope is what a run compares.
+type pdScope int
+
+const (
+	pdEverything pdScope = iota
+	pdNoOrder            // no time orders (explicit times still): a case about something else
+	pdContent            // only results, bytes read and the content at the end
+)
 
 // pdFile is a file a sequence starts with, made outside the comparison
 // (so that a defect in making it does not hide what the case is about).
@@ -498,7 +507,7 @@ func (r *pdRun) compare(op pdOp, res [2]pdRes, pre, post [2]pdObs, rebase map[*p
 		if (pdExplicit(a.mtime) || pdExplicit(b.mtime)) && a.mtime != b.mtime {
 			add("%s: mtime %s %s, %s %s", what, l0, pdTS(a.mtime), l1, pdTS(b.mtime))
 		}
-		if base[0] != nil && base[1] != nil && !r.noOrder {
+		if base[0] != nil && base[1] != nil && r.scope == pdEverything {
 			for _, f := range []struct {
 				name      string
 				skip      bool
@@ -520,6 +529,9 @@ func (r *pdRun) compare(op pdOp, res [2]pdRes, pre, post [2]pdObs, rebase map[*p
 	}
 	for i := range nameB {
 		nameB[i] = map[string]*pdTimes{}
+	}
+	if r.scope == pdContent {
+		return diffs, nameB, fdB
 	}
 	for _, n := range r.names {
 		a, b := post[0].names[n], post[1].names[n]
@@ -645,11 +657,11 @@ type pdStep struct {
 }
 
 type pdCase struct {
-	name    string
-	names   []string
-	files   []pdFile
-	steps   []pdStep
-	noOrder bool // not about times: compare no time orders (explicit times still)
+	name  string
+	names []string
+	files []pdFile
+	steps []pdStep
+	scope pdScope
 }
 
 func pdSt(op pdOp, want ...pdWant) pdStep { return pdStep{op, want} }
@@ -789,52 +801,52 @@ func pdFixedCases() []pdCase {
 			pdSt(pdOpen{0, f, unix.O_WRONLY | unix.O_APPEND, 0}, ok),
 			pdSt(pdWrite{0, []byte(" world")}, ok, pdWantFdMtime(0, "later"), pdWantFdSize(0, 11)),
 			pdSt(pdClose{0}, ok, pdWantMtimeAfter(f, pdT(1)), pdWantSize(f, 11)),
-		), false},
+		), pdEverything},
 		{"mtime/O_TRUNC-rewrite", []string{f}, old, pdSteps(
 			pdSt(pdOpen{0, f, unix.O_WRONLY | unix.O_TRUNC, 0}, ok, pdWantMtime(f, "later"), pdWantFdSize(0, 0)),
 			pdSt(pdWrite{0, []byte("new")}, ok),
 			pdSt(pdClose{0}, ok, pdWantMtimeAfter(f, pdT(1)), pdWantSize(f, 3)),
-		), false},
+		), pdEverything},
 		{"mtime/truncate", []string{f}, old, pdSteps(
 			pdSt(pdTruncate{f, 2}, ok, pdWantMtime(f, "later"), pdWantSize(f, 2)),
-		), false},
+		), pdEverything},
 		{"mtime/ftruncate", []string{f}, old, pdSteps(
 			pdSt(pdOpen{0, f, unix.O_WRONLY, 0}, ok),
 			pdSt(pdFtruncate{0, 2}, ok, pdWantFdMtime(0, "later"), pdWantFdSize(0, 2)),
 			pdSt(pdClose{0}, ok, pdWantMtimeAfter(f, pdT(1)), pdWantSize(f, 2)),
-		), false},
+		), pdEverything},
 		{"mtime/pwrite", []string{f}, old, pdSteps(
 			pdSt(pdOpen{0, f, unix.O_WRONLY, 0}, ok),
 			pdSt(pdPwrite{0, 0, []byte("J")}, ok, pdWantFdMtime(0, "later")),
 			pdSt(pdClose{0}, ok, pdWantMtimeAfter(f, pdT(1))),
-		), false},
+		), pdEverything},
 		{"mtime/mmap-write", []string{f}, old, pdSteps(
 			pdSt(pdOpen{0, f, unix.O_RDWR, 0}, ok),
 			pdSt(pdMmapWrite{0, 0, []byte("J")}, ok, pdWantFdMtime(0, "later")),
 			pdSt(pdClose{0}, ok, pdWantMtimeAfter(f, pdT(1))),
-		), false},
+		), pdEverything},
 		// A write after utimensat moves mtime again.
 		{"mtime/utimensat-then-append", []string{f}, plain("hello"), pdSteps(
 			pdSt(pdOpen{0, f, unix.O_WRONLY | unix.O_APPEND, 0}, ok),
 			pdSt(pdUtimens{f, pdT(2), pdT(2)}, ok, pdWantMtimeIs(f, pdT(2))),
 			pdSt(pdWrite{0, []byte("!")}, ok, pdWantFdMtime(0, "later")),
 			pdSt(pdClose{0}, ok, pdWantMtimeAfter(f, pdT(2)), pdWantSize(f, 6)),
-		), false},
+		), pdEverything},
 		// cp -p, rsync -a: write, utimensat, close; the time set stays.
 		{"mtime/write-utimensat-close", []string{f}, nil, pdSteps(
 			pdSt(pdOpen{0, f, unix.O_CREAT | unix.O_WRONLY | unix.O_TRUNC, 0o644}, ok),
 			pdSt(pdWrite{0, []byte("data")}, ok),
 			pdSt(pdUtimens{f, pdT(3), pdT(3)}, ok, pdWantMtimeIs(f, pdT(3))),
 			pdSt(pdClose{0}, ok, pdWantMtimeIs(f, pdT(3)), pdWantSize(f, 4)),
-		), true},
+		), pdNoOrder},
 		// Mode 0 is a mode (the test runs with umask 0).
 		{"mode0/create", []string{f}, nil, pdSteps(
 			pdSt(pdOpen{0, f, unix.O_CREAT | unix.O_WRONLY, 0}, ok, pdWantMode(f, 0)),
 			pdSt(pdClose{0}, ok, pdWantMode(f, 0)),
-		), false},
+		), pdEverything},
 		{"mode0/chmod", []string{f}, plain("x"), pdSteps(
 			pdSt(pdChmod{f, 0}, ok, pdWantMode(f, 0)),
-		), false},
+		), pdEverything},
 		// An unlinked file stays usable through its descriptor.
 		{"unlink-while-open", []string{f}, nil, pdSteps(
 			pdSt(pdOpen{0, f, unix.O_CREAT | unix.O_RDWR, 0o644}, ok),
@@ -844,7 +856,7 @@ func pdFixedCases() []pdCase {
 			pdSt(pdWrite{0, []byte(", world")}, ok, pdWantFdSize(0, 12)),
 			pdSt(pdPread{0, 0, 100}, ok, pdWantData("Hello, world")),
 			pdSt(pdClose{0}, ok, pdWantSize(f, -1)),
-		), true},
+		), pdNoOrder},
 		// The writer reads its own bytes, also after a close of a dup
 		// committed them.
 		{"writer-reads-own-bytes", []string{f}, plain("old content"), pdSteps(
@@ -854,30 +866,71 @@ func pdFixedCases() []pdCase {
 			pdSt(pdDupClose{0}, ok),
 			pdSt(pdPread{0, 0, 64}, ok, pdWantData("NEW content")),
 			pdSt(pdClose{0}, ok),
-		), true},
+		), pdNoOrder},
 		// atime is stored as set.
 		{"utimensat/explicit-atime", []string{f}, plain("x"), pdSteps(
 			pdSt(pdUtimens{f, pdT(4), pdT(5)}, ok, pdWantAtimeIs(f, pdT(4)), pdWantMtimeIs(f, pdT(5))),
-		), false},
+		), pdEverything},
 		{"utimensat/omit-atime", []string{f}, plain("x"), pdSteps(
 			pdSt(pdUtimens{f, pdOmit, pdT(6)}, ok, pdWantAtime(f, "same"), pdWantMtimeIs(f, pdT(6))),
-		), false},
+		), pdEverything},
 		{"utimensat/now-atime", []string{f}, plain("x"), pdSteps(
 			pdSt(pdUtimens{f, pdNow, pdOmit}, ok, pdWantAtime(f, "later"), pdWantMtime(f, "same")),
-		), false},
+		), pdEverything},
 		// fallocate on a write descriptor.
 		{"fallocate/grow", []string{f}, plain("hello"), pdSteps(
 			pdSt(pdOpen{0, f, unix.O_RDWR, 0}, ok),
 			pdSt(pdFallocate{0, 0, 0, 4096}, ok, pdWantFdSize(0, 4096)),
 			pdSt(pdPread{0, 0, 8192}, ok, pdWantData("hello"+strings.Repeat("\x00", 4091))),
 			pdSt(pdClose{0}, ok, pdWantSize(f, 4096)),
-		), false},
+		), pdEverything},
 		{"fallocate/keep-size", []string{f}, plain("hello"), pdSteps(
 			pdSt(pdOpen{0, f, unix.O_RDWR, 0}, ok),
 			pdSt(pdFallocate{0, unix.FALLOC_FL_KEEP_SIZE, 0, 8192}, ok, pdWantFdSize(0, 5)),
 			pdSt(pdClose{0}, ok, pdWantSize(f, 5)),
-		), false},
+		), pdEverything},
 	}
+	// Found by the random sequences (shrunk), beyond the defects above.
+	ab := []pdFile{{"a", "hello", 0o644, pdOmit}, {"b", "other", 0o640, pdOmit}}
+	cases = append(cases,
+		// The writer's fstat shows its own size, also when a reader
+		// opened the file first.
+		pdCase{"found/writer-fstat-with-reader-open", []string{"a"}, ab, pdSteps(
+			pdSt(pdOpen{1, "a", unix.O_RDONLY, 0}, ok),
+			pdSt(pdOpen{0, "a", unix.O_WRONLY, 0}, ok),
+			pdSt(pdFtruncate{0, 100}, ok, pdWantFdSize(0, 100)),
+		), pdNoOrder},
+		// An append is not lost when another writer closed and a
+		// reader is open (only the content is compared: the writer's
+		// fstat is wrong here too, as above).
+		pdCase{"found/append-lost-with-reader-open", []string{"a"}, ab, pdSteps(
+			pdSt(pdOpen{1, "a", unix.O_WRONLY | unix.O_APPEND, 0}, ok),
+			pdSt(pdOpen{0, "a", unix.O_WRONLY | unix.O_APPEND, 0}, ok),
+			pdSt(pdOpen{2, "a", unix.O_RDONLY, 0}, ok),
+			pdSt(pdClose{1}, ok),
+			pdSt(pdWrite{0, []byte("1")}, ok),
+			pdSt(pdWrite{0, []byte("2")}, ok, pdWantFdSize(0, 7)),
+			pdSt(pdClose{0}, ok),
+			pdSt(pdClose{2}, ok, pdWantSize("a", 7)),
+		), pdContent},
+		// A file renamed over keeps its own attributes on the
+		// descriptors still open on it.
+		pdCase{"found/rename-over-open-file", []string{"a", "b"}, ab, pdSteps(
+			pdSt(pdOpen{0, "a", unix.O_RDWR, 0}, ok),
+			pdSt(pdRename{"b", "a", 0}, ok, pdWantMode("a", 0o640)),
+			pdSt(pdPread{0, 0, 100}, ok, pdWantData("hello")),
+		), pdNoOrder},
+		// A shared mapping of a file written, then renamed, is readable
+		// (clfs: SIGBUS, also from another process).
+		pdCase{"found/mmap-after-rename", []string{"a", "b"}, []pdFile{{"a", "x", 0o644, pdOmit}}, pdSteps(
+			pdSt(pdOpen{0, "a", unix.O_RDWR, 0}, ok),
+			pdSt(pdTruncate{"a", 0}, ok),
+			pdSt(pdPread{0, 0, 10}, ok, pdWantData("")),
+			pdSt(pdWrite{0, bytes.Repeat([]byte("z"), 3789)}, ok),
+			pdSt(pdRename{"a", "b", 0}, ok),
+			pdSt(pdMmapWrite{0, 400, []byte("X")}, ok),
+		), pdNoOrder},
+	)
 	// Names over 255 bytes: ENAMETOOLONG, whatever the operation.
 	for _, c := range []struct {
 		name string
@@ -893,7 +946,8 @@ func pdFixedCases() []pdCase {
 		{"rmdir", pdRmdir{long}},
 		{"rename-from", pdRename{long, f, 0}},
 	} {
-		cases = append(cases, pdCase{"long-name/" + c.name, []string{f, long}, plain("x"), pdSteps(pdSt(c.op, tooLong)), false})
+		// Only f is lstat after it: each case fails on its own result.
+		cases = append(cases, pdCase{"long-name/" + c.name, []string{f}, plain("x"), pdSteps(pdSt(c.op, tooLong)), pdEverything})
 	}
 	return cases
 }
@@ -903,7 +957,7 @@ func pdFixedCases() []pdCase {
 // expectation on the native side.
 func pdRunFixed(t *testing.T, c pdCase, a, b *pdSide) {
 	r := newPDRun(t, c.names, c.files, a, b, false)
-	r.noOrder = c.noOrder
+	r.scope = c.scope
 	defer a.closeAll()
 	defer b.closeAll()
 	first, later := "", 0
@@ -1272,7 +1326,9 @@ func pdRunRandom(t *testing.T, seed uint64, a, b *pdSide, cfg pdConfig, verbose 
 // difference, numbers left out.
 func pdRunSeq(t *testing.T, head string, seq pdSeq, a, b *pdSide, noOrder, verbose bool, next func(*pdRun, int) pdOp) (string, []pdOp, string) {
 	r := newPDRun(t, seq.names, seq.files, a, b, verbose)
-	r.noOrder = noOrder
+	if noOrder {
+		r.scope = pdNoOrder
+	}
 	defer a.closeAll()
 	defer b.closeAll()
 	var ops []pdOp
