@@ -164,10 +164,19 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	// the committed end; a pinned reader's view must not, or readers of
 	// newer versions would be cut short. Readers are DIRECT_IO, so their
 	// reads do not depend on the kernel's size.
+	n.mu.Lock()
+	writer := n.writer
+	n.mu.Unlock()
 	switch h := f.(type) {
 	case *writeHandle:
 		e, err = h.d.Entry(ctx)
 	case *readHandle:
+		if writer != nil {
+			// go-fuse hands us the node's first open handle, which
+			// may be a reader's: the writer's view wins (above).
+			e, err = writer.Entry(ctx)
+			break
+		}
 		// Unlinked or replaced: fstat(2) on the handle goes on working.
 		if e, err = n.current(ctx); errnoOf(err) == syscall.ESTALE {
 			n.mu.Lock()
@@ -212,11 +221,7 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 		}()
 	}
 	if size, ok := in.GetSize(); ok {
-		truncate := d.Truncate
-		if _, ok := in.GetFh(); ok {
-			truncate = d.Ftruncate // the kernel names the descriptor
-		}
-		if err := truncate(ctx, int64(size)); err != nil {
+		if err := d.Truncate(ctx, int64(size)); err != nil {
 			return n.fsys.toErrno("truncate", n.path(), err)
 		}
 		// ftruncate(2) on a handle is a change by that handle: its close
@@ -258,15 +263,26 @@ func (n *fileNode) draft(ctx context.Context, f fusefs.FileHandle) (d *sessionmg
 	}
 	name, detached := n.name()
 	if detached {
+		// Its name is gone, and may hold another file now: only the
+		// node's own write handles lead to its file.
 		n.mu.Lock()
 		d = n.writer
 		n.mu.Unlock()
 		if d != nil {
 			return d, true, nil
 		}
+		return nil, false, syscall.ENOENT
 	}
-	d, err = n.fsys.m.OpenDraft(ctx, n.item.id, name)
-	return d, false, err
+	if d, err = n.fsys.m.OpenDraft(ctx, n.item.id, name); err != nil {
+		return nil, false, err
+	}
+	if d.Ino() != n.ino {
+		// The name holds another file than the one the kernel asks
+		// about (changed through the API meanwhile).
+		d.Close(ctx)
+		return nil, false, syscall.ESTALE
+	}
+	return d, false, nil
 }
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
@@ -287,7 +303,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	}
 	h := n.newWriteHandle(d)
 	if flags&syscall.O_TRUNC != 0 {
-		if err := d.TruncateAtOpen(ctx); err != nil {
+		if err := d.Truncate(ctx, 0); err != nil {
 			h.release(ctx)
 			return nil, 0, n.fsys.toErrno("open", n.path(), err)
 		}

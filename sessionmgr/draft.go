@@ -493,43 +493,24 @@ func (d *Draft) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// Truncate sets the pending version's size (truncate(2), ftruncate(2));
-// mtime and ctime move when the size changes. Truncating to zero needs no
-// copy of the committed content.
+// Truncate sets the pending version's size: truncate(2), ftruncate(2) and
+// O_TRUNC, which move mtime and ctime even when the size stays (POSIX
+// says so of truncate(2) and O_TRUNC; Linux does it for ftruncate too).
+// Truncating to zero needs no copy of the committed content.
 func (d *Draft) Truncate(ctx context.Context, size int64) error {
-	return d.truncate(ctx, size, false)
-}
-
-// Ftruncate is ftruncate(2), which moves mtime and ctime even when the
-// size stays.
-func (d *Draft) Ftruncate(ctx context.Context, size int64) error {
-	return d.truncate(ctx, size, true)
-}
-
-// TruncateAtOpen empties the file for open(2) with O_TRUNC, which moves
-// mtime and ctime even when the file was empty already.
-func (d *Draft) TruncateAtOpen(ctx context.Context) error {
-	return d.truncate(ctx, 0, true)
-}
-
-func (d *Draft) truncate(ctx context.Context, size int64, always bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.removed {
-		return d.orphanTruncate(ctx, size, always)
-	}
-	old, err := d.sizeLocked(ctx)
-	if err != nil {
-		return err
+		return d.orphanTruncate(ctx, size)
 	}
 	if err := d.beginChange(ctx, size > 0); err != nil {
 		return err
 	}
-	err = d.staged.Truncate(size)
+	err := d.staged.Truncate(size)
 	if err != nil && d.broken == nil {
 		d.broken = err
 	}
-	if err == nil && (always || size != old) {
+	if err == nil {
 		contentChanged(&d.attr, d.m.now())
 	}
 	return err
@@ -1091,8 +1072,9 @@ const (
 
 // Allocate is fallocate(2) on the node. Space is not reserved (a staged
 // file grows as it is written), so preallocation succeeds without a
-// change: mode 0 only extends a file it reaches past, with zeros, and
-// KEEP_SIZE alone does nothing. Punching a hole or zeroing a range writes
+// change of content: mode 0 only extends a file it reaches past, with
+// zeros, and KEEP_SIZE alone only moves mtime and ctime, as every
+// successful fallocate does on Linux filesystems. Punching a hole or zeroing a range writes
 // zeros over it. changed tells whether the content changed, a change its
 // handle's close commits. Other modes (collapse, insert, unshare) are
 // Unsupported.
@@ -1114,13 +1096,14 @@ func (d *Draft) Allocate(ctx context.Context, off, length int64, mode uint32) (c
 		return false, err
 	}
 	switch mode {
-	case 0:
-		if end <= size {
-			return false, nil
+	case 0, AllocKeepSize:
+		if mode == 0 && end > size {
+			return true, d.Truncate(ctx, end)
 		}
-		return true, d.Truncate(ctx, end)
-	case AllocKeepSize:
-		return false, nil
+		// Nothing to store, but Linux filesystems move mtime and
+		// ctime on every fallocate that succeeds.
+		now := d.m.clock.Now()
+		return false, d.SetPosix(ctx, PosixChange{Mtime: &now})
 	case AllocPunchHole | AllocKeepSize:
 		return true, d.zeroRange(ctx, off, min(end, size))
 	case AllocZeroRange, AllocZeroRange | AllocKeepSize:

@@ -124,7 +124,7 @@ func (d *Draft) orphanWriteAt(ctx context.Context, p []byte, off int64) (int, er
 	return n, nil
 }
 
-func (d *Draft) orphanTruncate(ctx context.Context, size int64, always bool) error {
+func (d *Draft) orphanTruncate(ctx context.Context, size int64) error {
 	if size < 0 {
 		return errorf(KindInvalidArgument, "negative size %d", size)
 	}
@@ -134,9 +134,7 @@ func (d *Draft) orphanTruncate(ctx context.Context, size int64, always bool) err
 	if err := d.orphan.f.Truncate(size); err != nil {
 		return storageErr("truncate staging", err)
 	}
-	if always || size != d.orphan.size {
-		contentChanged(&d.attr, d.m.now())
-	}
+	contentChanged(&d.attr, d.m.now())
 	d.orphan.size = size
 	return nil
 }

@@ -263,15 +263,18 @@ func (sf *StagedFile) spillLocked() error {
 	if err != nil {
 		return storageErr("create staging", err)
 	}
-	if _, err := f.WriteAt(sf.mem, 0); err != nil {
+	// Only up to size: a truncation keeps the buffer, whose tail is
+	// not content.
+	data := sf.mem[:sf.size]
+	if _, err := f.WriteAt(data, 0); err != nil {
 		f.Close()
 		os.Remove(sf.path)
 		return storageErr("write staging", err)
 	}
 	sf.f = f
 	sf.pipe = sf.newPipe()
-	sf.pipe.write(sf.mem)
-	sf.hashed = int64(len(sf.mem))
+	sf.pipe.write(data)
+	sf.hashed = sf.size
 	sf.releaseMemLocked()
 	return nil
 }
