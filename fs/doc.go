@@ -24,8 +24,22 @@
 // clients of the same session manager are pushed to the kernel through
 // Invalidate, from a goroutine, never from inside a request handler.
 //
+// # File nodes outlive their names
+//
+// The kernel names a file by its inode, which may outlive its name: a
+// rename over it or an unlink leaves descriptors open on it, and an
+// open(2) that looked the name up just before a rename arrives for the
+// replaced inode. A file node therefore keeps the catalog ID it was looked
+// up with and the name it was last seen under. Its attributes are the
+// name's only while the name still holds that ID (else ESTALE, and the
+// kernel looks the name up again); once the name is gone, its write
+// handles' sessionmgr.Draft, and for readers the attributes it last
+// answered, stand for the file until the last close.
+//
 // # Locking
 //
-// Nodes hold no locks of their own; a file node's pending state is its
-// sessionmgr.Draft, which serializes itself.
+// A file node's mutex guards only what it remembers (its last name and
+// answer, its write handles' draft) and is never held across a call into
+// sessionmgr; its pending state is its sessionmgr.Draft, which serializes
+// itself.
 package fs
