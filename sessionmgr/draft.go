@@ -26,9 +26,16 @@ import (
 //     of other files of the item move to a successor session;
 //   - a change to an existing file that does not start by truncating it
 //     starts from a copy of the committed content;
-//   - until its commit, nobody but the draft's own handles sees the change:
-//     entries and readers show the last committed version, and a new name
-//     shows as an empty file.
+//   - until its commit, nobody but the draft's own handles reads the
+//     change: readers read the last committed version, a new name reads
+//     as empty. Entries show the pending size and attributes (the kernel
+//     keeps one size per inode, and puts O_APPEND writes at it);
+//   - times follow POSIX: a write, a truncate or an fallocate moves mtime
+//     and ctime to the time of the change, setattr moves ctime, atime
+//     moves only by setattr; the commit keeps them;
+//   - a file unlinked or renamed over while handles are open on it lives
+//     on through them (orphan.go), and nothing is committed under the
+//     removed name.
 //
 // LOCK ORDERING: Draft.mu, then mountItem.mu, then the Manager's locks.
 
