@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"syscall"
+	"time"
 
 	"clfs/meta"
 )
@@ -73,7 +74,15 @@ type readSession struct {
 	contentVersion string
 	readers        int // GUARDED_BY(Manager.mu)
 	stale          bool
+	// idleSince is when the last reader closed; zero while one reads.
+	idleSince time.Time // GUARDED_BY(Manager.mu)
 }
+
+// readLinger is how long a read session outlives its last reader: long
+// enough that tar, cp -r or cat * opening one file after another reuse it
+// (a session per open made reading 1,000 small files a third slower),
+// short enough that `clfs session ls` is soon clean.
+const readLinger = 500 * time.Millisecond
 
 // OpenFileReader opens a committed file for reading through a download
 // session pinned to the item's current content version.
@@ -116,6 +125,7 @@ func (m *Manager) readSessionFor(ctx context.Context, it *Item) (*readSession, e
 	rs := m.readers[it.ID]
 	if rs != nil && rs.contentVersion == it.ContentVersion {
 		rs.readers++
+		rs.idleSince = time.Time{}
 		m.mu.Unlock()
 		return rs, nil
 	}
@@ -145,25 +155,78 @@ func (m *Manager) readSessionFor(ctx context.Context, it *Item) (*readSession, e
 	return rs, nil
 }
 
-// releaseReadSession lets go of one reader of a read session; the last
-// one ends it (the session is deleted), so that `clfs session ls` shows the
-// mount's download sessions only while something reads through them.
+// releaseReadSession lets go of one reader of a read session. The last one
+// ends a session a newer content version replaced at once, and any other
+// once it has been idle for readLinger (endIdleReadSessions): `clfs session
+// ls` shows the mount's download sessions only while something reads
+// through them.
 func (m *Manager) releaseReadSession(ctx context.Context, itemID string, rs *readSession) {
 	m.mu.Lock()
 	rs.readers--
-	done := rs.readers == 0
-	if done {
-		rs.stale = true
-		if m.readers[itemID] == rs {
-			delete(m.readers, itemID)
-		}
+	done := rs.readers == 0 && rs.stale
+	idle := rs.readers == 0 && !rs.stale
+	if idle {
+		rs.idleSince = m.clock.Now()
 	}
 	m.mu.Unlock()
+	if idle {
+		select {
+		case m.readIdle <- struct{}{}:
+		default:
+		}
+	}
 	if done {
 		if err := m.DeleteDownloadSession(ctx, rs.id); err != nil && !errors.Is(err, ErrNotFound) {
 			m.log.Warn("delete read session", "session", rs.id, "err", err)
 		}
 	}
+}
+
+// runReadSessionSweeper ends idle read sessions, waking only while some
+// are idle.
+func (m *Manager) runReadSessionSweeper() {
+	defer m.reaper.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-m.readIdle:
+		}
+		for m.endIdleReadSessions(readLinger) > 0 {
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(readLinger / 2):
+			}
+		}
+	}
+}
+
+// endIdleReadSessions deletes the read sessions idle for at least linger
+// and returns how many others are idle still.
+func (m *Manager) endIdleReadSessions(linger time.Duration) (waiting int) {
+	now := m.clock.Now()
+	var end []string
+	m.mu.Lock()
+	for itemID, rs := range m.readers {
+		if rs.readers > 0 || rs.idleSince.IsZero() {
+			continue
+		}
+		if now.Sub(rs.idleSince) < linger {
+			waiting++
+			continue
+		}
+		rs.stale = true
+		delete(m.readers, itemID)
+		end = append(end, rs.id)
+	}
+	m.mu.Unlock()
+	for _, id := range end {
+		if err := m.DeleteDownloadSession(context.Background(), id); err != nil && !errors.Is(err, ErrNotFound) {
+			m.log.Warn("delete read session", "session", id, "err", err)
+		}
+	}
+	return waiting
 }
 
 // FileReader is a DownloadReader of the mount's shared read session.

@@ -92,6 +92,8 @@ type Manager struct {
 	roots []string                // GUARDED_BY(mu); backing roots, once read (see backingRoots)
 	// readers holds the mount's shared read session of each item.
 	readers map[string]*readSession // GUARDED_BY(mu)
+	// readIdle wakes the sweeper of read sessions nobody reads through.
+	readIdle chan struct{}
 	// subscribers are told of changes (see Subscribe).
 	subscribers []func(Change) // GUARDED_BY(mu)
 
@@ -159,6 +161,7 @@ func Open(opts Options) (*Manager, error) {
 		live:           map[uint64]*liveSession{},
 		items:          map[string]*mountItem{},
 		readers:        map[string]*readSession{},
+		readIdle:       make(chan struct{}, 1),
 		owner:          ownerMountPrefix + newUUID(),
 		stop:           make(chan struct{}),
 	}
@@ -195,6 +198,8 @@ func Open(opts Options) (*Manager, error) {
 		m.reaper.Add(1)
 		go m.runReaper(interval)
 	}
+	m.reaper.Add(1)
+	go m.runReadSessionSweeper()
 	return m, nil
 }
 
@@ -209,6 +214,7 @@ func (m *Manager) Close() error {
 	m.pullsWG.Wait()
 	close(m.stop)
 	m.reaper.Wait()
+	m.endIdleReadSessions(0)
 	m.mu.Lock()
 	for _, ls := range m.live {
 		for _, sf := range ls.uploads {

@@ -1,6 +1,9 @@
 package sessionmgr
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // The mount's read session of an item is replaced when a reader opens
 // after a commit; the replaced one, with nobody reading through it, is
@@ -30,8 +33,9 @@ func TestReplacedReadSessionIsDeletedBeforeOpenReturns(t *testing.T) {
 	}
 }
 
-// A read session ends with its last reader: `clfs session ls` shows the
-// mount's download sessions only while something reads through them.
+// A read session ends with its last reader, after a short linger:
+// `clfs session ls` shows the mount's download sessions only while
+// something reads through them.
 func TestReadSessionEndsWithItsLastReader(t *testing.T) {
 	e := newTestEnv(t)
 	it := e.item(e.library("lib"), "item")
@@ -49,8 +53,23 @@ func TestReadSessionEndsWithItsLastReader(t *testing.T) {
 		t.Fatalf("%d download sessions with one reader left, want 1: %+v", len(ds), ds)
 	}
 	e.must(r2.Close())
+	// It lingers a moment, for the next file of a tar or cp -r.
+	r2, err = e.m.OpenFileReader(e.ctx, it, "g")
+	e.must(err)
+	e.must(r2.Close())
+	if ds := e.downloadSessions(it); len(ds) != 1 {
+		t.Fatalf("%d download sessions right after the last reader closed, want the same 1: %+v", len(ds), ds)
+	}
+	e.clock.Advance(readLinger - time.Millisecond)
+	if waiting := e.m.endIdleReadSessions(readLinger); waiting != 1 || len(e.downloadSessions(it)) != 1 {
+		t.Fatalf("before the linger ended: %d waiting, %d sessions; want 1 and 1", waiting, len(e.downloadSessions(it)))
+	}
+	e.clock.Advance(time.Millisecond)
+	if waiting := e.m.endIdleReadSessions(readLinger); waiting != 0 {
+		t.Fatalf("%d read sessions still waiting after the linger", waiting)
+	}
 	if ds := e.downloadSessions(it); len(ds) != 0 {
-		t.Fatalf("%d download sessions after the last reader closed, want 0: %+v", len(ds), ds)
+		t.Fatalf("%d download sessions once the last reader closed and the linger passed, want 0: %+v", len(ds), ds)
 	}
 	// And a new reader gets a session again.
 	r3, err := e.m.OpenFileReader(e.ctx, it, "f")
