@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,15 +40,54 @@ type fileNode struct {
 	// once the name is gone it is the only way to the file.
 	writer  *sessionmgr.Draft // GUARDED_BY(mu)
 	writers int               // GUARDED_BY(mu)
+	// firstOpen is the node's oldest open handle: the kernel asks for
+	// attributes without saying for which descriptor, and go-fuse answers
+	// GETATTR with that handle, so LOOKUP and READDIRPLUS answer with it
+	// too, or the kernel's one size per inode would flip between the
+	// writer's and the committed one.
+	opened []fusefs.FileHandle // GUARDED_BY(mu); in the order they opened
+}
+
+func (n *fileNode) addHandle(h fusefs.FileHandle) {
+	n.mu.Lock()
+	n.opened = append(n.opened, h)
+	n.mu.Unlock()
+}
+
+func (n *fileNode) dropHandle(h fusefs.FileHandle) {
+	n.mu.Lock()
+	n.opened = slices.DeleteFunc(n.opened, func(o fusefs.FileHandle) bool { return o == h })
+	n.mu.Unlock()
+}
+
+// entryFor is the entry the kernel gets for the node in a LOOKUP or a
+// READDIRPLUS: e, the committed one, unless the node's oldest open handle
+// is a writer's, whose view GETATTR shows.
+func (n *fileNode) entryFor(ctx context.Context, e *sessionmgr.FileEntry) *sessionmgr.FileEntry {
+	n.mu.Lock()
+	var w *writeHandle
+	if len(n.opened) > 0 {
+		w, _ = n.opened[0].(*writeHandle)
+	}
+	n.mu.Unlock()
+	if w == nil || n.ino != e.Posix.Ino {
+		return e
+	}
+	if we, err := w.d.Entry(ctx); err == nil {
+		return we
+	}
+	return e
 }
 
 // newWriteHandle is a write handle of the node over d.
 func (n *fileNode) newWriteHandle(d *sessionmgr.Draft) *writeHandle {
+	h := &writeHandle{fsys: n.fsys, d: d, node: n}
 	n.mu.Lock()
 	n.writer = d
 	n.writers++
+	n.opened = append(n.opened, h)
 	n.mu.Unlock()
-	return &writeHandle{fsys: n.fsys, d: d, node: n}
+	return h
 }
 
 func (n *fileNode) dropWriter() {
@@ -171,14 +211,11 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	case *writeHandle:
 		e, err = h.d.Entry(ctx)
 	case *readHandle:
-		if writer != nil {
-			// go-fuse hands us the node's first open handle, which
-			// may be a reader's: the writer's view wins (above).
+		// Unlinked or replaced: fstat(2) on the handle goes on working,
+		// with the writer's view if there is a writer.
+		if e, err = n.current(ctx); errnoOf(err) == syscall.ESTALE && writer != nil {
 			e, err = writer.Entry(ctx)
-			break
-		}
-		// Unlinked or replaced: fstat(2) on the handle goes on working.
-		if e, err = n.current(ctx); errnoOf(err) == syscall.ESTALE {
+		} else if errnoOf(err) == syscall.ESTALE {
 			n.mu.Lock()
 			e, err = n.last, nil
 			n.mu.Unlock()
@@ -326,7 +363,9 @@ func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, sys
 	if e.Pending {
 		// A new name not committed yet reads as empty for everybody
 		// but its writer.
-		return &readHandle{fsys: n.fsys, entry: *e, path: n.path()}, fuse.FOPEN_DIRECT_IO, 0
+		h := &readHandle{fsys: n.fsys, entry: *e, path: n.path(), node: n}
+		n.addHandle(h)
+		return h, fuse.FOPEN_DIRECT_IO, 0
 	}
 	r, err := n.fsys.m.OpenFileReader(ctx, n.item.id, name)
 	if err != nil {
@@ -335,7 +374,9 @@ func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, sys
 	// DIRECT_IO: the page cache is one per inode, but readers pinned to
 	// different versions of the file must not share pages, nor be cut
 	// at a size the kernel learned from another version.
-	return &readHandle{fsys: n.fsys, r: r, entry: r.Entry(), path: n.path()}, fuse.FOPEN_DIRECT_IO, 0
+	h := &readHandle{fsys: n.fsys, r: r, entry: r.Entry(), path: n.path(), node: n}
+	n.addHandle(h)
+	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
 // xattrs: user.clfs.* names answer from the catalog and are not listed, so
@@ -383,6 +424,7 @@ type readHandle struct {
 	r     *sessionmgr.FileReader // nil for a new name not committed yet
 	entry sessionmgr.FileEntry
 	path  string
+	node  *fileNode
 }
 
 var (
@@ -408,6 +450,7 @@ func (h *readHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Err
 }
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
+	h.node.dropHandle(h)
 	if h.r != nil {
 		h.r.Close()
 	}
@@ -450,7 +493,13 @@ func (h *writeHandle) markChanged() {
 }
 
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	n, err := h.d.WriteAt(ctx, data, off)
+	var n int
+	var err error
+	if off == appendOffset {
+		n, err = h.d.Append(ctx, data)
+	} else {
+		n, err = h.d.WriteAt(ctx, data, off)
+	}
 	h.markChanged()
 	if n > 0 && !privileged(ctx) {
 		_, gid := caller(ctx)
@@ -524,9 +573,8 @@ func (h *writeHandle) release(ctx context.Context) {
 	}
 	h.closed = true
 	h.mu.Unlock()
-	if h.node != nil {
-		h.node.dropWriter()
-	}
+	h.node.dropWriter()
+	h.node.dropHandle(h)
 	if err := h.d.Close(ctx); err != nil {
 		h.fsys.toErrno("release", h.path(), err)
 	}

@@ -1,7 +1,9 @@
 package fs
 
 import (
+	"math"
 	"sync"
+	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -30,12 +32,33 @@ type flushFilter struct {
 
 func (f *flushFilter) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
 	f.noteWriter(in)
+	markAppend(in)
 	return f.RawFileSystem.Write(cancel, in, data)
 }
 
 func (f *flushFilter) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
 	f.noteWriter(in)
+	markAppend(in)
 	return f.RawFileSystem.Writev(cancel, in, data)
+}
+
+// appendOffset stands for "at the end" in a WRITE passed on to the file
+// handle. A descriptor opened (or fcntl'd) O_APPEND writes at the end of
+// the file, which the kernel takes from the size it keeps per inode: the
+// committed size when the file's oldest handle is a reader's (see
+// fileNode.opened), so two appends in a row landed on the same offset and
+// one was lost. The daemon knows the pending end; go-fuse passes a handle
+// only the offset, so the offset says it. No real write starts there:
+// the kernel refuses writes past the largest file size.
+const appendOffset = math.MaxInt64
+
+// markAppend marks a write by an O_APPEND descriptor. Pages written back
+// from a shared mapping (WRITE_CACHE) go where they belong, whatever the
+// descriptor's flags.
+func markAppend(in *fuse.WriteIn) {
+	if in.Flags&syscall.O_APPEND != 0 && in.WriteFlags&fuse.WRITE_CACHE == 0 {
+		in.Offset = appendOffset
+	}
 }
 
 func (f *flushFilter) noteWriter(in *fuse.WriteIn) {

@@ -85,6 +85,11 @@ func (n *itemNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 }
 
 func (n *itemNode) fileInode(ctx context.Context, e *sessionmgr.FileEntry, out *fuse.EntryOut) *fusefs.Inode {
+	if c := n.GetChild(e.Name); c != nil {
+		if f, ok := c.Operations().(*fileNode); ok {
+			e = f.entryFor(ctx, e)
+		}
+	}
 	fillFileAttr(&out.Attr, e)
 	child := n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n, ino: e.Posix.Ino, lastName: e.Name}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino)})
 	if f, ok := child.Operations().(*fileNode); ok {

@@ -26,10 +26,10 @@ import (
 //     of other files of the item move to a successor session;
 //   - a change to an existing file that does not start by truncating it
 //     starts from a copy of the committed content;
-//   - until its commit, nobody but the draft's own handles reads the
-//     change: readers read the last committed version, a new name reads
-//     as empty. Entries show the pending size and attributes (the kernel
-//     keeps one size per inode, and puts O_APPEND writes at it);
+//   - until its commit, nobody but the draft's own handles sees the change:
+//     entries and readers show the last committed version, and a new name
+//     shows as an empty file; an O_APPEND write goes to the pending end,
+//     whatever size the kernel believes (Append);
 //   - times follow POSIX: a write, a truncate or an fallocate moves mtime
 //     and ctime to the time of the change, setattr moves ctime, atime
 //     moves only by setattr; the commit keeps them;
@@ -500,6 +500,38 @@ func (d *Draft) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// Append writes p at the end of the pending version, for a handle opened
+// with O_APPEND. The kernel puts such a write at the size it knows, which
+// is the committed one when another descriptor's stat refreshed it (it
+// keeps one size per inode): the end is decided here, under the draft's
+// lock, so appends by several descriptors all land, one after another.
+func (d *Draft) Append(ctx context.Context, p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.removed {
+		if d.orphan != nil && d.orphan.f == nil && d.base != nil {
+			d.orphan.size = d.base.Size()
+		}
+		var end int64
+		if d.orphan != nil {
+			end = d.orphan.size
+		}
+		return d.orphanWriteAt(ctx, p, end)
+	}
+	if err := d.beginChange(ctx, true); err != nil {
+		return 0, err
+	}
+	n, err := d.staged.WriteAt(p, d.staged.Size())
+	if n > 0 {
+		d.dataWritten = true
+		contentChanged(&d.attr, d.m.now())
+	}
+	if err != nil && d.broken == nil {
+		d.broken = err
+	}
+	return n, err
+}
+
 // Truncate sets the pending version's size: truncate(2), ftruncate(2) and
 // O_TRUNC, which move mtime and ctime even when the size stays (POSIX
 // says so of truncate(2) and O_TRUNC; Linux does it for ftruncate too).
@@ -625,14 +657,26 @@ func (d *Draft) Entry(ctx context.Context) (*FileEntry, error) {
 // SetPosix changes mode, owner or mtime: of the pending version while there
 // is one (they are committed with it), else of the committed file, as
 // metadata without a new version.
+//
+// Mode and owner also change on the committed file at once, as chmod and
+// chown do on any filesystem: they protect the content others read now.
+// Times wait for the commit: a new mtime on the old content would make
+// rsync and backups take the old bytes for the new version.
 func (d *Draft) SetPosix(ctx context.Context, ch PosixChange) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.pending || d.removed {
+	if d.removed || (d.pending && !d.committed) {
 		ch.apply(&d.attr, d.m.now())
 		return nil
 	}
-	return d.m.SetFilePosix(ctx, d.item.id, d.name, ch)
+	if !d.pending {
+		return d.m.SetFilePosix(ctx, d.item.id, d.name, ch)
+	}
+	ch.apply(&d.attr, d.m.now())
+	if ch.Mode == nil && ch.UID == nil && ch.GID == nil {
+		return nil
+	}
+	return d.m.SetFilePosix(ctx, d.item.id, d.name, PosixChange{Mode: ch.Mode, UID: ch.UID, GID: ch.GID})
 }
 
 // Commit completes the pending change of this file, if any: validated,
@@ -971,39 +1015,23 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 }
 
 // ItemEntries lists an item as the mount shows it: committed files plus
-// new names not committed yet, each with its pending size and attributes
-// while a writer of the mount changes it.
-//
-// The kernel keeps one size per inode, and puts a writer's O_APPEND
-// writes at it: were a listing or a lookup to show the committed size
-// while GETATTR (which go-fuse answers with the writer's handle) shows the
-// writer's, the size would flip with whichever came last and appends would
-// land at the wrong offset. What others read stays the committed version
-// (readers are pinned), so no uncommitted byte is ever read.
+// new names not committed yet (empty until their first commit).
 func (m *Manager) ItemEntries(ctx context.Context, itemID string) ([]FileEntry, error) {
-	// Drafts first, then the catalog: a name whose first commit runs in
-	// between is then in the catalog (see ItemEntry).
-	pending := m.pendingEntries(itemID)
+	// New names first, then the catalog: a name whose first commit runs
+	// in between is then in the catalog (see ItemEntry).
+	pending := m.pendingNames(itemID)
 	files, err := m.ListFiles(ctx, itemID)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]FileEntry, 0, len(files))
-	byName := map[string]FileEntry{}
-	for _, e := range pending {
-		byName[e.Name] = e
-	}
+	seen := map[string]bool{}
 	for i := range files {
-		if e, ok := byName[files[i].Name]; ok && e.Posix.Ino == files[i].Posix.Ino {
-			e.Version, e.SHA256 = files[i].Version, files[i].ChecksumInfo.Checksum
-			out = append(out, e)
-			delete(byName, e.Name)
-			continue
-		}
 		out = append(out, entryOf(&files[i]))
+		seen[files[i].Name] = true
 	}
 	for _, e := range pending {
-		if _, ok := byName[e.Name]; ok && e.Pending {
+		if !seen[e.Name] {
 			out = append(out, e)
 		}
 	}
@@ -1018,11 +1046,8 @@ func (m *Manager) ItemEntries(ctx context.Context, itemID string) ([]FileEntry, 
 // always found in one or the other. The other order loses it when the
 // commit lands between the two looks (rsync's stat of a new empty file
 // racing its commit at RELEASE got ENOENT).
-//
-// A name a writer of the mount is changing shows the writer's size and
-// attributes (see ItemEntries).
 func (m *Manager) ItemEntry(ctx context.Context, itemID, name string) (*FileEntry, error) {
-	for _, e := range m.pendingEntries(itemID) {
+	for _, e := range m.pendingNames(itemID) {
 		if e.Name == name {
 			return &e, nil
 		}
@@ -1035,9 +1060,8 @@ func (m *Manager) ItemEntry(ctx context.Context, itemID, name string) (*FileEntr
 	return &e, nil
 }
 
-// pendingEntries are the drafts of an item with a pending change, as their
-// own handles see them.
-func (m *Manager) pendingEntries(itemID string) []FileEntry {
+// pendingNames are an item's new names not committed yet.
+func (m *Manager) pendingNames(itemID string) []FileEntry {
 	m.mu.Lock()
 	mi := m.items[itemID]
 	var drafts []*Draft
@@ -1050,12 +1074,8 @@ func (m *Manager) pendingEntries(itemID string) []FileEntry {
 	var out []FileEntry
 	for _, d := range drafts {
 		d.mu.Lock()
-		if d.pending && !d.removed {
-			e := FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Pending: !d.committed}
-			if d.staged != nil {
-				e.Size = d.staged.Size()
-			}
-			out = append(out, e)
+		if d.pending && !d.committed && !d.removed {
+			out = append(out, FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Pending: true})
 		}
 		d.mu.Unlock()
 	}

@@ -84,6 +84,12 @@ type readSession struct {
 // short enough that `clfs session ls` is soon clean.
 const readLinger = 500 * time.Millisecond
 
+// maxPinAttempts bounds how often an open tries again when the item's
+// content version moved between reading it and pinning the file: a writer
+// renaming over a name in a loop (rsync, os.replace) moves it every few
+// milliseconds, and four tries were not enough under load (EIO).
+const maxPinAttempts = 64
+
 // OpenFileReader opens a committed file for reading through a download
 // session pinned to the item's current content version.
 func (m *Manager) OpenFileReader(ctx context.Context, itemID, name string) (*FileReader, error) {
@@ -110,7 +116,7 @@ func (m *Manager) OpenFileReader(ctx context.Context, itemID, name string) (*Fil
 		switch {
 		case KindOf(err) == KindInvalidArgument:
 			return nil, errorf(KindNotFound, "file %q not found", name)
-		case errors.Is(err, ErrNotAllowedInCurrentState) && attempt < 4:
+		case errors.Is(err, ErrNotAllowedInCurrentState) && attempt < maxPinAttempts:
 			// Canceled or expired under us, or the item changed
 			// between reading its version and pinning the file:
 			// try again, fresh.
