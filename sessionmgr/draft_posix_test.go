@@ -366,3 +366,37 @@ func TestDraftShrinkThenFsync(t *testing.T) {
 		t.Fatalf("content %q, want \"01X345\"", got)
 	}
 }
+
+// TestDraftAppendAndChmodWhileWriting: O_APPEND writes land at the pending
+// end; mode set while a change is pending protects the committed file at
+// once, times wait for the commit.
+func TestDraftAppendAndChmodWhileWriting(t *testing.T) {
+	e := newTestEnv(t)
+	item := e.item(e.library("lib"), "item")
+	e.commit(item, "f", "hello")
+	before := e.mtime(item, "f")
+	d, err := e.m.OpenDraft(e.ctx, item, "f")
+	e.must(err)
+	for _, p := range []string{"1", "2"} {
+		_, err := d.Append(e.ctx, []byte(p))
+		e.must(err)
+	}
+	mode, mt := uint32(0o600), time.Unix(42, 0)
+	e.must(d.SetPosix(e.ctx, PosixChange{Mode: &mode, Mtime: &mt}))
+	f, err := e.m.GetFile(e.ctx, item, "f")
+	e.must(err)
+	if f.Posix.Mode != 0o600 || !f.Posix.Mtime.Equal(before) || f.Size != 5 {
+		t.Fatalf("committed file while the change is pending: mode %o mtime %v size %d; want 600, %v, 5", f.Posix.Mode, f.Posix.Mtime, f.Size, before)
+	}
+	e.must(d.Commit(e.ctx))
+	e.must(d.Close(e.ctx))
+	r, err := e.m.OpenFileReader(e.ctx, item, "f")
+	e.must(err)
+	defer r.Close()
+	if got, err := e.readAll(r.DownloadReader); err != nil || got != "hello12" {
+		t.Fatalf("after two appends: %q, %v; want hello12", got, err)
+	}
+	if f := r.Entry(); !f.Posix.Mtime.Equal(mt) || f.Posix.Mode != 0o600 {
+		t.Fatalf("committed: mtime %v mode %o, want %v and 600", f.Posix.Mtime, f.Posix.Mode, mt)
+	}
+}
