@@ -56,20 +56,36 @@ func (n *fileNode) addHandle(h fusefs.FileHandle) {
 
 func (n *fileNode) dropHandle(h fusefs.FileHandle) {
 	n.mu.Lock()
+	wasFirst := len(n.opened) > 0 && n.opened[0] == h
 	n.opened = slices.DeleteFunc(n.opened, func(o fusefs.FileHandle) bool { return o == h })
+	writerNext := false
+	if len(n.opened) > 0 {
+		_, writerNext = n.opened[0].(*writeHandle)
+	}
 	n.mu.Unlock()
+	if wasFirst && writerNext {
+		// A writer's view answers from now on; the kernel holds the
+		// committed one the closed reader gave it.
+		n.fsys.invalidateAttrs(&n.Inode)
+	}
+}
+
+// oldestWriter is the node's oldest open handle if it is a writer's.
+func (n *fileNode) oldestWriter() *writeHandle {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.opened) == 0 {
+		return nil
+	}
+	w, _ := n.opened[0].(*writeHandle)
+	return w
 }
 
 // entryFor is the entry the kernel gets for the node in a LOOKUP or a
 // READDIRPLUS: e, the committed one, unless the node's oldest open handle
 // is a writer's, whose view GETATTR shows.
 func (n *fileNode) entryFor(ctx context.Context, e *sessionmgr.FileEntry) *sessionmgr.FileEntry {
-	n.mu.Lock()
-	var w *writeHandle
-	if len(n.opened) > 0 {
-		w, _ = n.opened[0].(*writeHandle)
-	}
-	n.mu.Unlock()
+	w := n.oldestWriter()
 	if w == nil || n.ino != e.Posix.Ino {
 		return e
 	}
@@ -175,6 +191,12 @@ func (n *fileNode) setUnlinkedAttr(in *fuse.SetAttrIn) *sessionmgr.FileEntry {
 	return &e
 }
 
+func (n *fileNode) renamed(name string) {
+	n.mu.Lock()
+	n.lastName = name
+	n.mu.Unlock()
+}
+
 // current is the node's committed or pending entry under its name, or
 // ESTALE when the name now holds another file or none: the kernel then
 // looks the name up again (stat(2) and open(2) retry once).
@@ -207,6 +229,11 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	n.mu.Lock()
 	writer := n.writer
 	n.mu.Unlock()
+	if first := n.oldestWriter(); first != nil {
+		// go-fuse's choice of handle may be a reader released a moment
+		// ago; the node's own list is current.
+		f = first
+	}
 	switch h := f.(type) {
 	case *writeHandle:
 		e, err = h.d.Entry(ctx)
@@ -354,6 +381,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, syscall.Errno) {
 	name, detached := n.name()
 	e, err := n.fsys.m.ItemEntry(ctx, n.item.id, name)
+	if err == nil && detached && e.Posix.Ino != n.ino && e.Pending {
+		// The name the node had now holds a new file nobody has
+		// committed yet: not what the kernel looked up.
+		err = syscall.ENOENT
+	}
 	if err != nil {
 		if detached && errnoOf(err) == syscall.ENOENT {
 			err = syscall.ESTALE

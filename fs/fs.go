@@ -26,6 +26,7 @@ type FS struct {
 	// kernel wrong for that long.
 	changesMu       sync.Mutex
 	pending         []sessionmgr.Change // GUARDED_BY(changesMu)
+	pendingAttrs    []*fusefs.Inode     // GUARDED_BY(changesMu)
 	closed          bool                // GUARDED_BY(changesMu)
 	wake            chan struct{}       // a change is pending, or closed
 	invalidatorDone chan struct{}

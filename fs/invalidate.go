@@ -1,6 +1,8 @@
 package fs
 
 import (
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+
 	"clfs/sessionmgr"
 )
 
@@ -32,15 +34,32 @@ func (fsys *FS) runInvalidator() {
 	defer close(fsys.invalidatorDone)
 	for range fsys.wake {
 		fsys.changesMu.Lock()
-		batch, closed := fsys.pending, fsys.closed
-		fsys.pending = nil
+		batch, nodes, closed := fsys.pending, fsys.pendingAttrs, fsys.closed
+		fsys.pending, fsys.pendingAttrs = nil, nil
 		fsys.changesMu.Unlock()
 		for _, c := range batch {
 			fsys.invalidate(c)
 		}
+		for _, n := range nodes {
+			n.NotifyContent(-1, 0) // attributes only: not a writer's mapped pages
+		}
 		if closed {
 			return
 		}
+	}
+}
+
+// invalidateAttrs makes the kernel ask for a node's attributes again, from
+// the invalidator's goroutine.
+func (fsys *FS) invalidateAttrs(n *fusefs.Inode) {
+	fsys.changesMu.Lock()
+	if !fsys.closed {
+		fsys.pendingAttrs = append(fsys.pendingAttrs, n)
+	}
+	fsys.changesMu.Unlock()
+	select {
+	case fsys.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -49,7 +68,7 @@ func (fsys *FS) Close() {
 	fsys.closeOnce.Do(func() {
 		fsys.changesMu.Lock()
 		fsys.closed = true
-		fsys.pending = nil // unmounted: nobody to tell
+		fsys.pending, fsys.pendingAttrs = nil, nil // unmounted: nobody to tell
 		fsys.changesMu.Unlock()
 		select {
 		case fsys.wake <- struct{}{}:

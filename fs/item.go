@@ -172,11 +172,18 @@ func (n *itemNode) Rename(ctx context.Context, name string, newParent fusefs.Ino
 	if p, ok := newParent.(*itemNode); !ok || p.id != n.id {
 		return n.fsys.reject("rename", n.path(name), syscall.EXDEV, "a file can only be renamed within its item")
 	}
-	victim := n.GetChild(newName)
+	victim, moved := n.GetChild(newName), n.GetChild(name)
 	err := n.fsys.m.RenameFile(ctx, n.id, name, newName, flags&renameNoReplace != 0)
-	if err == nil && victim != nil && victim != n.GetChild(name) {
+	if err == nil && victim != nil && victim != moved {
 		if f, ok := victim.Operations().(*fileNode); ok {
 			f.unlinked(time.Now())
+		}
+	}
+	if err == nil && moved != nil {
+		// Its last name must be the new one before go-fuse moves it: a
+		// late open of it, once renamed over in turn, looks that up.
+		if f, ok := moved.Operations().(*fileNode); ok {
+			f.renamed(newName)
 		}
 	}
 	return n.fsys.toErrno("rename", n.path(name), err)
