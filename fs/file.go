@@ -371,6 +371,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 			h.release(ctx)
 			return nil, 0, n.fsys.toErrno("open", n.path(), err)
 		}
+		if !privileged(ctx) {
+			_, gid := caller(ctx)
+			d.DropSetID(gid)
+		}
 	}
 	// Written bytes go to the daemon, not the page cache: written pages
 	// left in the inode's page cache would be read by other descriptors

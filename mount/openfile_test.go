@@ -117,6 +117,7 @@ func TestSetIDClearedByOthersChanges(t *testing.T) {
 		{"append by another user", 0o6777, func(p string) { wantPeer(t, other, "append", p, "ok") }},
 		{"append by another user, setgid without group exec", 0o6767, func(p string) { wantPeer(t, other, "append", p, "ok") }},
 		{"truncate by another user", 0o6777, func(p string) { wantPeer(t, other, "truncate", p, "ok") }},
+		{"O_TRUNC by another user", 0o6777, func(p string) { wantPeer(t, other, "rewrite", p, "ok") }},
 		{"append by root", 0o6777, func(p string) {
 			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {

@@ -17,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: peer dial|stat|readdir|read|write|append|truncate|create|mkdir|chmod|chown|unlink PATH")
+		fmt.Fprintln(os.Stderr, "usage: peer dial|stat|readdir|read|write|rewrite|append|truncate|create|mkdir|chmod|chown|unlink PATH")
 		os.Exit(2)
 	}
 	op, path := os.Args[1], os.Args[2]
@@ -42,6 +42,8 @@ func main() {
 		_, err = os.ReadFile(path)
 	case "write":
 		err = write(path, os.O_WRONLY)
+	case "rewrite":
+		err = write(path, os.O_WRONLY|os.O_TRUNC)
 	case "append":
 		err = write(path, os.O_WRONLY|os.O_APPEND)
 	case "truncate":
