@@ -35,12 +35,7 @@ type fileNode struct {
 	// last is what the node last answered: once its name is gone, what
 	// fstat(2) of a reader still open on it shows.
 	last *sessionmgr.FileEntry // GUARDED_BY(mu)
-	// writer is the draft the node's write handles share, while there
-	// are some: fchmod, fchown and futimens come without a handle, and
-	// once the name is gone it is the only way to the file.
-	writer  *sessionmgr.Draft // GUARDED_BY(mu)
-	writers int               // GUARDED_BY(mu)
-	// firstOpen is the node's oldest open handle: the kernel asks for
+	// opened are the node's open handles, oldest first: the kernel asks for
 	// attributes without saying for which descriptor, and go-fuse answers
 	// GETATTR with that handle, so LOOKUP and READDIRPLUS answer with it
 	// too, or the kernel's one size per inode would flip between the
@@ -98,20 +93,22 @@ func (n *fileNode) entryFor(ctx context.Context, e *sessionmgr.FileEntry) *sessi
 // newWriteHandle is a write handle of the node over d.
 func (n *fileNode) newWriteHandle(d *sessionmgr.Draft) *writeHandle {
 	h := &writeHandle{fsys: n.fsys, d: d, node: n}
-	n.mu.Lock()
-	n.writer = d
-	n.writers++
-	n.opened = append(n.opened, h)
-	n.mu.Unlock()
+	n.addHandle(h)
 	return h
 }
 
-func (n *fileNode) dropWriter() {
+// writer is the draft the node's write handles share, if it has any:
+// fchmod, fchown and futimens come without a handle, and once the name is
+// gone it is the only way to the file.
+func (n *fileNode) writer() *sessionmgr.Draft {
 	n.mu.Lock()
-	if n.writers--; n.writers == 0 {
-		n.writer = nil
+	defer n.mu.Unlock()
+	for _, h := range n.opened {
+		if w, ok := h.(*writeHandle); ok {
+			return w.d
+		}
 	}
-	n.mu.Unlock()
+	return nil
 }
 
 func (n *fileNode) remember(e *sessionmgr.FileEntry) {
@@ -226,9 +223,7 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	// the committed end; a pinned reader's view must not, or readers of
 	// newer versions would be cut short. Readers are DIRECT_IO, so their
 	// reads do not depend on the kernel's size.
-	n.mu.Lock()
-	writer := n.writer
-	n.mu.Unlock()
+	writer := n.writer()
 	if first := n.oldestWriter(); first != nil {
 		// go-fuse's choice of handle may be a reader released a moment
 		// ago; the node's own list is current.
@@ -329,10 +324,7 @@ func (n *fileNode) draft(ctx context.Context, f fusefs.FileHandle) (d *sessionmg
 	if detached {
 		// Its name is gone, and may hold another file now: only the
 		// node's own write handles lead to its file.
-		n.mu.Lock()
-		d = n.writer
-		n.mu.Unlock()
-		if d != nil {
+		if d = n.writer(); d != nil {
 			return d, true, nil
 		}
 		return nil, false, syscall.ENOENT
@@ -609,7 +601,6 @@ func (h *writeHandle) release(ctx context.Context) {
 	}
 	h.closed = true
 	h.mu.Unlock()
-	h.node.dropWriter()
 	h.node.dropHandle(h)
 	if err := h.d.Close(ctx); err != nil {
 		h.fsys.toErrno("release", h.path(), err)

@@ -145,18 +145,15 @@ func (fsys *FS) statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	out.Frsize = uint32(st.BlockSize)
 	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.BlocksFree, st.BlocksUser
 	out.Files, out.Ffree = st.Files, st.FilesFree
-	out.NameLen = nameMax
+	out.NameLen = sessionmgr.MaxNameBytes
 	return 0
 }
-
-// nameMax is NAME_MAX, which statfs reports and no name may exceed.
-const nameMax = 255
 
 // checkNameLen refuses a name no entry can have, with ENAMETOOLONG as on
 // any Linux filesystem: every call on a path (stat, open, unlink, chmod,
 // rename) looks its last name up first.
 func (fsys *FS) checkNameLen(path, name string) syscall.Errno {
-	if len(name) <= nameMax {
+	if len(name) <= sessionmgr.MaxNameBytes {
 		return 0
 	}
 	return fsys.reject("lookup", path, syscall.ENAMETOOLONG, "a name is at most 255 bytes")

@@ -22,12 +22,16 @@ func (fsys *FS) startInvalidator() {
 			fsys.pending = append(fsys.pending, c)
 		}
 		fsys.changesMu.Unlock()
-		select {
-		case fsys.wake <- struct{}{}:
-		default: // already awake
-		}
+		fsys.wakeInvalidator()
 	})
 	go fsys.runInvalidator()
+}
+
+func (fsys *FS) wakeInvalidator() {
+	select {
+	case fsys.wake <- struct{}{}:
+	default: // already awake
+	}
 }
 
 func (fsys *FS) runInvalidator() {
@@ -57,10 +61,7 @@ func (fsys *FS) invalidateAttrs(n *fusefs.Inode) {
 		fsys.pendingAttrs = append(fsys.pendingAttrs, n)
 	}
 	fsys.changesMu.Unlock()
-	select {
-	case fsys.wake <- struct{}{}:
-	default:
-	}
+	fsys.wakeInvalidator()
 }
 
 // Close stops telling the kernel about changes; call it after unmount.
@@ -70,10 +71,7 @@ func (fsys *FS) Close() {
 		fsys.closed = true
 		fsys.pending, fsys.pendingAttrs = nil, nil // unmounted: nobody to tell
 		fsys.changesMu.Unlock()
-		select {
-		case fsys.wake <- struct{}{}:
-		default:
-		}
+		fsys.wakeInvalidator()
 		<-fsys.invalidatorDone
 	})
 }

@@ -489,6 +489,12 @@ func (d *Draft) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if err := d.beginChange(ctx, true); err != nil {
 		return 0, err
 	}
+	return d.writeStagedLocked(p, off)
+}
+
+// writeStagedLocked writes p into the staged bytes at off. Caller holds
+// d.mu, and beginChange has succeeded.
+func (d *Draft) writeStagedLocked(p []byte, off int64) (int, error) {
 	n, err := d.staged.WriteAt(p, off)
 	if n > 0 {
 		d.dataWritten = true
@@ -509,27 +515,13 @@ func (d *Draft) Append(ctx context.Context, p []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.removed {
-		if d.orphan != nil && d.orphan.f == nil && d.base != nil {
-			d.orphan.size = d.base.Size()
-		}
-		var end int64
-		if d.orphan != nil {
-			end = d.orphan.size
-		}
+		end, _ := d.sizeLocked(ctx)
 		return d.orphanWriteAt(ctx, p, end)
 	}
 	if err := d.beginChange(ctx, true); err != nil {
 		return 0, err
 	}
-	n, err := d.staged.WriteAt(p, d.staged.Size())
-	if n > 0 {
-		d.dataWritten = true
-		contentChanged(&d.attr, d.m.now())
-	}
-	if err != nil && d.broken == nil {
-		d.broken = err
-	}
-	return n, err
+	return d.writeStagedLocked(p, d.staged.Size())
 }
 
 // Truncate sets the pending version's size: truncate(2), ftruncate(2) and
@@ -558,6 +550,8 @@ func (d *Draft) Truncate(ctx context.Context, size int64) error {
 // sizeLocked is the size the node's own handles see. Caller holds d.mu.
 func (d *Draft) sizeLocked(ctx context.Context) (int64, error) {
 	switch {
+	case d.removed:
+		return d.orphanSizeLocked(), nil
 	case d.staged != nil:
 		return d.staged.Size(), nil
 	case !d.committed:
@@ -632,14 +626,7 @@ func (d *Draft) Entry(ctx context.Context) (*FileEntry, error) {
 	d.mu.Lock()
 	if d.removed {
 		defer d.mu.Unlock()
-		e := &FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Unlinked: true}
-		switch {
-		case d.orphan != nil && d.orphan.f != nil:
-			e.Size = d.orphan.size
-		case d.base != nil:
-			e.Size = d.base.Size()
-		}
-		return e, nil
+		return &FileEntry{Name: d.name, Size: d.orphanSizeLocked(), Posix: posixOf(d.ino, d.attr), Unlinked: true}, nil
 	}
 	if d.pending {
 		e := &FileEntry{Name: d.name, Posix: posixOf(d.ino, d.attr), Pending: !d.committed}
@@ -1112,12 +1099,6 @@ func (d *Draft) Allocate(ctx context.Context, off, length int64, mode uint32) (c
 	end := off + length
 	d.mu.Lock()
 	size, err := d.sizeLocked(ctx)
-	if d.removed && d.orphan != nil {
-		size, err = d.orphan.size, nil
-		if d.orphan.f == nil && d.base != nil {
-			size = d.base.Size()
-		}
-	}
 	d.mu.Unlock()
 	if err != nil {
 		return false, err

@@ -6,8 +6,11 @@ import (
 	"unicode/utf8"
 )
 
+// MaxNameBytes is the longest name of a library, item or file: NAME_MAX.
+const MaxNameBytes = 255
+
 const (
-	maxNameBytes        = 255
+	maxNameBytes        = MaxNameBytes
 	maxItemNameChars    = 80
 	maxDescriptionChars = 2000
 )

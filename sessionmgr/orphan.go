@@ -139,6 +139,18 @@ func (d *Draft) orphanTruncate(ctx context.Context, size int64) error {
 	return nil
 }
 
+// orphanSizeLocked is an unlinked file's size: its own file's once
+// written, else the committed version's it still reads. Caller holds d.mu.
+func (d *Draft) orphanSizeLocked() int64 {
+	switch {
+	case d.orphan != nil && d.orphan.f != nil:
+		return d.orphan.size
+	case d.base != nil:
+		return d.base.Size()
+	}
+	return 0
+}
+
 // copyAt copies all of src into dst from offset 0.
 func copyAt(dst *os.File, src io.ReaderAt) (int64, error) {
 	buf := make([]byte, 1<<20)
