@@ -10,7 +10,10 @@ export PATH="$PATH:/usr/local/go/bin"
 pkgs="rsync restic fio fuse3 attr util-linux coreutils tar sed python3"
 missing=""
 for p in $pkgs; do
-	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+	# Not dpkg -s: it succeeds for a removed package whose configuration
+	# files are left ("deinstall ok config-files").
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+		missing="$missing $p"
 done
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ]; then
