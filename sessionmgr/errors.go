@@ -79,6 +79,11 @@ var (
 	// ErrReadOnly is the cause of a change refused by a manager opened
 	// with Options.ReadOnly (KindUnauthorized).
 	ErrReadOnly = errors.New("the home is served read-only")
+	// ErrNotEmpty is the cause of refusing to delete a library or item
+	// that still has content, as rmdir(2) must.
+	ErrNotEmpty = errors.New("not empty")
+	// ErrNameTooLong is the cause of refusing a name over MaxNameBytes.
+	ErrNameTooLong = errors.New("name too long")
 )
 
 func errorf(kind Kind, format string, args ...any) error {

@@ -10,10 +10,6 @@ import (
 	"clfs/meta"
 )
 
-// ErrNotEmpty is the cause of refusing to delete a library or item that
-// still has content, as rmdir(2) must.
-var ErrNotEmpty = errors.New("not empty")
-
 // DeleteItemIfEmpty deletes an item that has no files (rmdir).
 func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
 	entries, err := m.ItemEntries(ctx, id)

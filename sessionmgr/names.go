@@ -1,7 +1,6 @@
 package sessionmgr
 
 import (
-	"errors"
 	"strings"
 	"unicode/utf8"
 )
@@ -37,9 +36,6 @@ func ValidateName(what, name string) error {
 	}
 	return nil
 }
-
-// ErrNameTooLong is the cause of refusing a name over 255 bytes.
-var ErrNameTooLong = errors.New("name too long")
 
 func validateItemName(name string) error {
 	if err := ValidateName("item", name); err != nil {
