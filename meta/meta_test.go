@@ -90,6 +90,46 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 	}
 }
 
+// A transaction that loses every round gives up after maxTxnAttempts
+// with ErrConflict, having committed nothing.
+func TestUpdateGivesUpWithErrConflict(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	key := ContentKey{BackingID: 2, SHA256: bytes.Repeat([]byte{9}, 32)}
+	rounds := 0
+	err := s.UpdateBuffered(func(tx *Tx) error {
+		rounds++
+		if _, err := tx.ContentRef(key); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		// Another writer of the key read above commits first.
+		if err := s.UpdateBuffered(func(other *Tx) error {
+			_, err := other.AddContentRef(key, 1, 1)
+			return err
+		}); err != nil {
+			return err
+		}
+		_, err := tx.AddContentRef(key, 100, 1)
+		return err
+	})
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("got %v, want ErrConflict", err)
+	}
+	if rounds != maxTxnAttempts {
+		t.Errorf("%d rounds, want %d", rounds, maxTxnAttempts)
+	}
+	err = s.View(func(tx *Tx) error {
+		r, err := tx.ContentRef(key)
+		if err == nil && r.Refs != int64(rounds) {
+			t.Errorf("refs = %d, want %d (the other writer's only)", r.Refs, rounds)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestContentRefDisappearsAtZero(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	defer s.Close()

@@ -310,7 +310,7 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	if err != nil {
 		succ.undoStaging(moved)
 		m.rollbackPlaced(p.root, placed)
-		if KindOf(err) == KindError {
+		if serverSide(err) {
 			unlock()
 			unlock = func() {}
 			return "", m.failCommit(p, succ, err)

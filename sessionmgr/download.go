@@ -370,11 +370,8 @@ func (m *Manager) pinOnOpenTx(tx *meta.Tx, s *meta.DownloadSession, name string)
 		return nil, errorf(KindNotAllowedInCurrentState, "%s serves content version %d of its item, which is now at %d", downloadLabel(s.UUID), s.ItemContentVersion, it.ContentVersion)
 	}
 	f, err := tx.File(it.ID, name)
-	if errors.Is(err, meta.ErrNotFound) {
-		return nil, errorf(KindInvalidArgument, "file %q is not in %s", name, downloadLabel(s.UUID))
-	}
 	if err != nil {
-		return nil, err
+		return nil, notFoundAs(err, KindInvalidArgument, "file %q is not in %s", name, downloadLabel(s.UUID))
 	}
 	return pinTx(tx, s, f)
 }
@@ -385,10 +382,10 @@ func (m *Manager) downloadFileRec(tx *meta.Tx, id, name string) (*meta.DownloadS
 		return nil, nil, err
 	}
 	f, err := tx.DownloadSessionFile(s.ID, name)
-	if errors.Is(err, meta.ErrNotFound) {
-		return nil, nil, errorf(KindInvalidArgument, "file %q is not in %s", name, downloadLabel(s.UUID))
+	if err != nil {
+		return nil, nil, notFoundAs(err, KindInvalidArgument, "file %q is not in %s", name, downloadLabel(s.UUID))
 	}
-	return s, f, err
+	return s, f, nil
 }
 
 func (m *Manager) downloadInfo(tx *meta.Tx, s *meta.DownloadSession) (*DownloadSession, error) {
@@ -708,7 +705,7 @@ func (r *DownloadReader) Close() error {
 			f.BytesTransferred += served
 			return tx.PutDownloadSessionFile(f)
 		})
-		if uerr != nil && !errors.Is(uerr, meta.ErrNotFound) {
+		if uerr != nil && !errors.Is(uerr, ErrNotFound) {
 			r.m.log.Warn("record download progress", "session", r.label, "file", r.name, "err", uerr)
 		}
 	})

@@ -717,7 +717,7 @@ func (d *Draft) commitLocked(ctx context.Context) error {
 	}
 	next, err := d.m.complete(ctx, sid, []string{d.name}, over)
 	if err != nil {
-		if KindOf(err) == KindError {
+		if serverSide(err) {
 			mi.session = next // the session failed; a successor carries on
 		}
 		return err
@@ -814,11 +814,8 @@ func (m *Manager) removeAtOnce(mi *mountItem, name string) (done bool, err error
 			return err // busy, or the removal joins the mount's session
 		}
 		f, err := tx.File(it.ID, name)
-		if errors.Is(err, meta.ErrNotFound) {
-			return errorf(KindNotFound, "file %s/%s not found", itemLabel(tx, it), name)
-		}
 		if err != nil {
-			return err
+			return notFoundAs(err, KindNotFound, "file %s/%s not found", itemLabel(tx, it), name)
 		}
 		if s, err = m.newUpdateSessionTx(tx, it, id, m.owner); err != nil {
 			return err

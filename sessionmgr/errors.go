@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+
+	"clfs/meta"
 )
 
 // Kind is an error kind of the vSphere API (com.vmware.vapi.std.errors.*).
@@ -121,6 +123,47 @@ func (e *StateError) Error() string {
 }
 
 func (e *StateError) Is(target error) bool { return target == ErrNotAllowedInCurrentState }
+
+// fromMeta is where the catalog's errors become the API's: every
+// transaction's error passes through it on its way out (see catalog).
+// A transaction that kept conflicting with others is ConcurrentChange,
+// the API's name for a change that raced another; a record that was not
+// there is NotFound. The meta sentinel stays the cause, for errors.Is.
+// Errors that are the API's already pass unchanged, and so does anything
+// else (a corrupt record, a failing disk): a server error.
+//
+// A lookup whose absence the API describes in its own words (a library by
+// id, a file by name) says so inside the transaction, with notFoundAs.
+func fromMeta(err error) error {
+	var api *Error
+	var state *StateError
+	switch {
+	case err == nil, errors.As(err, &api), errors.As(err, &state):
+		return err
+	case errors.Is(err, meta.ErrConflict):
+		return wrapf(KindConcurrentChange, err, "%v", err)
+	case errors.Is(err, meta.ErrNotFound):
+		return wrapf(KindNotFound, err, "%v", err)
+	}
+	return err
+}
+
+// notFoundAs is a catalog lookup's error as the API reports it: a record
+// that is not there becomes the API error of kind, with the message that
+// names what the caller asked for; any other error is left to fromMeta.
+func notFoundAs(err error, kind Kind, format string, args ...any) error {
+	if errors.Is(err, meta.ErrNotFound) {
+		return errorf(kind, format, args...)
+	}
+	return err
+}
+
+// serverSide reports whether err is a failure of the server, its storage
+// or its catalog, rather than the API refusing the call: a commit that
+// fails so puts its session in ERROR.
+func serverSide(err error) bool {
+	return KindOf(err) == KindError || errors.Is(err, meta.ErrConflict) || errors.Is(err, meta.ErrNotFound)
+}
 
 // storageErr classifies an I/O error on the storage backing: a full disk
 // keeps its identity so the mount can report ENOSPC.

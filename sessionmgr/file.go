@@ -3,7 +3,6 @@ package sessionmgr
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 
 	"clfs/meta"
 )
@@ -109,10 +108,10 @@ func (m *Manager) fileRec(tx *meta.Tx, itemID, name string) (*meta.File, error) 
 		return nil, err
 	}
 	f, err := tx.File(it.ID, name)
-	if errors.Is(err, meta.ErrNotFound) {
-		return nil, errorf(KindNotFound, "file %s/%s not found", itemLabel(tx, it), name)
+	if err != nil {
+		return nil, notFoundAs(err, KindNotFound, "file %s/%s not found", itemLabel(tx, it), name)
 	}
-	return f, err
+	return f, nil
 }
 
 func (m *Manager) storageInfo(tx *meta.Tx, f *meta.File) (Storage, error) {

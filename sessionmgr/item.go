@@ -105,11 +105,8 @@ func (m *Manager) ItemByName(ctx context.Context, libraryID, name string) (*Item
 			return err
 		}
 		n, err := tx.ItemIDByName(lib.ID, name)
-		if errors.Is(err, meta.ErrNotFound) {
-			return errorf(KindNotFound, "item %s/%s not found", lib.Name, name)
-		}
 		if err != nil {
-			return err
+			return notFoundAs(err, KindNotFound, "item %s/%s not found", lib.Name, name)
 		}
 		it, err := tx.Item(n)
 		if err != nil {

@@ -137,11 +137,8 @@ func (m *Manager) LibraryByName(ctx context.Context, name string) (*Library, err
 	var out *Library
 	err := m.store.View(func(tx *meta.Tx) error {
 		n, err := tx.LibraryIDByName(name)
-		if errors.Is(err, meta.ErrNotFound) {
-			return errorf(KindNotFound, "library %q not found", name)
-		}
 		if err != nil {
-			return err
+			return notFoundAs(err, KindNotFound, "library %q not found", name)
 		}
 		lib, err := tx.Library(n)
 		if err != nil {

@@ -76,7 +76,7 @@ type Endpoints interface {
 // between another session placing it and referencing it.
 type Manager struct {
 	// dependencies
-	store     *meta.Store
+	store     catalog
 	clock     Clock
 	log       *slog.Logger
 	endpoints Endpoints
@@ -128,6 +128,23 @@ type Manager struct {
 	// afterLastClose, if set, runs when a draft's last handle closes,
 	// before its commit (tests open the next handle there).
 	afterLastClose func()
+}
+
+// catalog is the meta.Store as the manager sees it: the error of every
+// transaction comes out in the API's terms (fromMeta), so no meta sentinel
+// reaches a caller as a bare server error.
+type catalog struct{ *meta.Store }
+
+func (c catalog) Update(fn func(tx *meta.Tx) error) error {
+	return fromMeta(c.Store.Update(fn))
+}
+
+func (c catalog) UpdateBuffered(fn func(tx *meta.Tx) error) error {
+	return fromMeta(c.Store.UpdateBuffered(fn))
+}
+
+func (c catalog) View(fn func(tx *meta.Tx) error) error {
+	return fromMeta(c.Store.View(fn))
 }
 
 // liveSession is the in-memory part of a session: activity that is not
@@ -191,10 +208,11 @@ func Open(opts Options) (*Manager, error) {
 	if m.timeout <= 0 {
 		m.timeout = DefaultSessionTimeout
 	}
-	m.store, err = meta.Open(meta.Options{Dir: filepath.Join(home, "meta"), Logger: m.log})
+	st, err := meta.Open(meta.Options{Dir: filepath.Join(home, "meta"), Logger: m.log})
 	if err != nil {
 		return nil, err
 	}
+	m.store = catalog{st}
 	if err := m.recover(); err != nil {
 		m.pullStop()
 		m.store.Close()
@@ -345,10 +363,10 @@ func rememberToken(tx *meta.Tx, op byte, token, specHash, id string) error {
 
 func resolve(tx *meta.Tx, kind meta.ObjectKind, what, id string) (uint64, error) {
 	n, err := tx.ResolveUUID(id, kind)
-	if errors.Is(err, meta.ErrNotFound) {
-		return 0, errorf(KindNotFound, "%s %s not found", what, id)
+	if err != nil {
+		return 0, notFoundAs(err, KindNotFound, "%s %s not found", what, id)
 	}
-	return n, err
+	return n, nil
 }
 
 func (m *Manager) libraryRec(tx *meta.Tx, id string) (*meta.Library, error) {

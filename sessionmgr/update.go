@@ -119,11 +119,8 @@ func (m *Manager) ActiveUpdateSession(ctx context.Context, itemID string) (strin
 			return err
 		}
 		n, err := tx.ActiveUpdate(it.ID)
-		if errors.Is(err, meta.ErrNotFound) {
-			return errorf(KindNotFound, "item %s has no active update session", itemLabel(tx, it))
-		}
 		if err != nil {
-			return err
+			return notFoundAs(err, KindNotFound, "item %s has no active update session", itemLabel(tx, it))
 		}
 		s, err := tx.UpdateSession(n)
 		if err == nil {
