@@ -66,7 +66,7 @@ func (m *Manager) deferComplete(id string) (sessionID uint64, deferred bool, err
 			return err
 		}
 		sessionID = s.ID
-		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opComplete); err != nil {
+		if err := checkUpdate(s, opComplete); err != nil {
 			return err
 		}
 		files, err := tx.UpdateSessionFiles(s.ID)
@@ -344,7 +344,7 @@ func (m *Manager) planCommit(id string, only []string, op string) (*commitPlan, 
 		if p.s, err = m.updateRec(tx, id); err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(p.s.UUID), updateState(p.s), op); err != nil {
+		if err := checkUpdate(p.s, op); err != nil {
 			return err
 		}
 		changes, err := tx.UpdateSessionFiles(p.s.ID)
@@ -400,7 +400,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 	if err != nil {
 		return nil, err
 	}
-	if _, err := next(updateTransitions, updateLabel(cur.UUID), updateState(cur), p.op); err != nil {
+	if err := checkUpdate(cur, p.op); err != nil {
 		return nil, err
 	}
 	now := m.now()

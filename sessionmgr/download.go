@@ -123,7 +123,7 @@ func (m *Manager) KeepAliveDownloadSession(ctx context.Context, id string, progr
 		if err != nil {
 			return err
 		}
-		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opKeepAlive); err != nil {
+		if err := checkDownload(s, opKeepAlive); err != nil {
 			return err
 		}
 		if progress != nil && *progress > s.ClientProgress {
@@ -175,7 +175,7 @@ func (m *Manager) DeleteDownloadSession(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opDelete); err != nil {
+		if err := checkDownload(s, opDelete); err != nil {
 			return err
 		}
 		ended = endedSession{s.ID, s.UUID}
@@ -207,7 +207,7 @@ func deleteDownloadTx(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, 
 // endDownloadTx moves an ACTIVE session to the state op leads to and drops
 // its pins; the record lingers one more timeout.
 func (m *Manager) endDownloadTx(tx *meta.Tx, s *meta.DownloadSession, op, message string) ([]meta.ContentKey, error) {
-	to, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), op)
+	to, err := downloadTransition(s, op)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +307,7 @@ func (m *Manager) PrepareDownloadFile(ctx context.Context, id, name, endpointTyp
 		if err != nil {
 			return err
 		}
-		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opPrepare); err != nil {
+		if err := checkDownload(s, opPrepare); err != nil {
 			return err
 		}
 		f.Status = string(Prepared)
@@ -517,7 +517,7 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 		if s, err = m.downloadRec(tx, id); err != nil {
 			return err
 		}
-		if _, err := next(downloadTransitions, downloadLabel(s.UUID), State(s.State), opTransfer); err != nil {
+		if err := checkDownload(s, opTransfer); err != nil {
 			return err
 		}
 		f, err = tx.DownloadSessionFile(s.ID, name)

@@ -419,7 +419,7 @@ func (m *Manager) recordPullError(p *pull, transferred int64, cause error) {
 		if err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opPull); err != nil {
+		if err := checkUpdate(s, opPull); err != nil {
 			return err
 		}
 		r, err := tx.UpdateSessionFile(s.ID, p.name)

@@ -87,7 +87,7 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 		if s, err = m.updateRec(tx, sessionID); err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opTransfer); err != nil {
+		if err := checkUpdate(s, opTransfer); err != nil {
 			return err
 		}
 		rec, err = tx.UpdateSessionFile(s.ID, name)
@@ -614,7 +614,7 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		if sf.pull {
 			op = opPull // may end while a complete waits for it
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), op); err != nil {
+		if err := checkUpdate(s, op); err != nil {
 			return err
 		}
 		r, err := tx.UpdateSessionFile(s.ID, sf.name)

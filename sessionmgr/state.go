@@ -130,6 +130,30 @@ func next(table map[string]transition, session string, cur State, op string) (St
 	return cur, &StateError{Session: session, Op: op, State: cur}
 }
 
+// checkUpdate refuses op on an update session whose state the update
+// state machine does not allow it from, with a *StateError.
+func checkUpdate(s *meta.UpdateSession, op string) error {
+	_, err := updateTransition(s, op)
+	return err
+}
+
+// updateTransition is the state op moves an update session to, or the
+// *StateError that refuses it.
+func updateTransition(s *meta.UpdateSession, op string) (State, error) {
+	return next(updateTransitions, updateLabel(s.UUID), updateState(s), op)
+}
+
+// checkDownload is checkUpdate for download sessions.
+func checkDownload(s *meta.DownloadSession, op string) error {
+	_, err := downloadTransition(s, op)
+	return err
+}
+
+// downloadTransition is updateTransition for download sessions.
+func downloadTransition(s *meta.DownloadSession, op string) (State, error) {
+	return next(downloadTransitions, downloadLabel(s.UUID), State(s.State), op)
+}
+
 // updateState is the state an update session's operations are checked
 // against: the stored one, or stateCompleting while a complete waits for
 // pulls.

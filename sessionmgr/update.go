@@ -194,7 +194,7 @@ func (m *Manager) UpdateUpdateSession(ctx context.Context, id string, spec Updat
 		if err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opUpdate); err != nil {
+		if err := checkUpdate(s, opUpdate); err != nil {
 			return err
 		}
 		s.WarningBehavior, s.WarningBehaviorIgnore = nil, nil
@@ -221,7 +221,7 @@ func (m *Manager) KeepAliveUpdateSession(ctx context.Context, id string, progres
 		if err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opKeepAlive); err != nil {
+		if err := checkUpdate(s, opKeepAlive); err != nil {
 			return err
 		}
 		if progress != nil && *progress > s.ClientProgress {
@@ -287,7 +287,7 @@ func (m *Manager) DeleteUpdateSession(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opDelete); err != nil {
+		if err := checkUpdate(s, opDelete); err != nil {
 			return err
 		}
 		ended = endedSession{s.ID, s.UUID}
@@ -314,7 +314,7 @@ func deleteUpdateTx(tx *meta.Tx, s *meta.UpdateSession) error {
 // the item's lock and lets the record linger one more timeout so get can
 // still explain what happened (spec §12 #4, #6).
 func (m *Manager) endUpdateTx(tx *meta.Tx, s *meta.UpdateSession, op, message string) error {
-	to, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), op)
+	to, err := updateTransition(s, op)
 	if err != nil {
 		return err
 	}
@@ -539,7 +539,7 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 			return err
 		}
 		owner = s.Owner
-		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opAddFile); err != nil {
+		if err := checkUpdate(s, opAddFile); err != nil {
 			return err
 		}
 		sid, uuid = s.ID, s.UUID
@@ -665,7 +665,7 @@ func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string)
 			return err
 		}
 		owner = s.Owner
-		if _, err := next(updateTransitions, updateLabel(s.UUID), updateState(s), opRemoveFile); err != nil {
+		if err := checkUpdate(s, opRemoveFile); err != nil {
 			return err
 		}
 		sid = s.ID
@@ -721,7 +721,7 @@ func (m *Manager) ValidateUpdateSession(ctx context.Context, sessionID string) (
 		if err != nil {
 			return err
 		}
-		_, err = next(updateTransitions, updateLabel(s.UUID), updateState(s), opValidate)
+		err = checkUpdate(s, opValidate)
 		return err
 	})
 	if err != nil {
