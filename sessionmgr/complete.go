@@ -232,7 +232,10 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 		if verdict == nil {
 			verdict = judge(c, up.size, up.requested, up.err)
 		}
-		c.Status, c.ErrorMessage = string(TransferReady), ""
+		if err := setTransferStatus(c, TransferReady); err != nil {
+			return "", err
+		}
+		c.ErrorMessage = ""
 		c.Size, c.SHA256, c.BytesTransferred = up.size, up.sha, up.transferred
 		if p.sealed == nil {
 			p.sealed = map[string]*sealedUpload{}
@@ -381,10 +384,7 @@ func (m *Manager) checkReady(s *meta.UpdateSession, c *meta.UpdateSessionFile) e
 	if !live && TransferStatus(c.Status) == TransferReady {
 		return nil
 	}
-	status := TransferStatus(c.Status)
-	if status == TransferWaiting && live {
-		status = TransferTransferring
-	}
+	status := shownTransferStatus(c, live)
 	detail := ""
 	if c.ErrorMessage != "" {
 		detail = ": " + c.ErrorMessage

@@ -310,7 +310,9 @@ func (m *Manager) PrepareDownloadFile(ctx context.Context, id, name, endpointTyp
 		if err := checkDownload(s, opPrepare); err != nil {
 			return err
 		}
-		f.Status = string(Prepared)
+		if err := setPrepareStatus(f, Prepared); err != nil {
+			return err
+		}
 		if err := tx.PutDownloadSessionFile(f); err != nil {
 			return err
 		}
@@ -353,8 +355,10 @@ func pinTx(tx *meta.Tx, s *meta.DownloadSession, f *meta.File) (*meta.DownloadSe
 	}
 	df := &meta.DownloadSessionFile{
 		SessionID: s.ID, Name: f.Name, Size: f.Size, Version: f.Version,
-		SHA256: f.SHA256, BackingID: f.BackingID, Status: string(PrepareUnprepared),
-		FileID: f.ID, Attr: f.Attr,
+		SHA256: f.SHA256, BackingID: f.BackingID, FileID: f.ID, Attr: f.Attr,
+	}
+	if err := setPrepareStatus(df, PrepareUnprepared); err != nil {
+		return nil, err
 	}
 	return df, tx.PutDownloadSessionFile(df)
 }
@@ -544,7 +548,9 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 		}
 		path = contentPath(root, f.SHA256)
 		if f.Status != string(Prepared) {
-			f.Status = string(Prepared)
+			if err := setPrepareStatus(f, Prepared); err != nil {
+				return err
+			}
 			return tx.PutDownloadSessionFile(f)
 		}
 		return nil

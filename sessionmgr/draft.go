@@ -323,7 +323,10 @@ func (m *Manager) beginUpload(mi *mountItem, name string, isNew, fromCommitted b
 			return err
 		}
 		path = filepath.Join(stagingDir(root, s.UUID), strconv.FormatUint(ids[1], 10))
-		rec := &meta.UpdateSessionFile{SessionID: s.ID, Name: name, SourceType: SourcePush, Status: string(TransferTransferring), Staging: path}
+		rec := &meta.UpdateSessionFile{SessionID: s.ID, Name: name, SourceType: SourcePush, Staging: path}
+		if err := setTransferStatus(rec, TransferTransferring); err != nil {
+			return err
+		}
 		if err := tx.PutUpdateSessionFile(rec); err != nil {
 			return err
 		}

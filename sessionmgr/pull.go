@@ -429,7 +429,9 @@ func (m *Manager) recordPullError(p *pull, transferred int64, cause error) {
 		if r.Removed || r.Staging != p.staging {
 			return nil
 		}
-		r.Status = string(TransferError)
+		if err := setTransferStatus(r, TransferError); err != nil {
+			return err
+		}
 		r.ErrorMessage = msg
 		r.BytesTransferred = transferred
 		return tx.PutUpdateSessionFile(r)

@@ -97,7 +97,6 @@ func (m *Manager) recover() error {
 				f := &files[j]
 				switch TransferStatus(f.Status) {
 				case TransferTransferring, TransferValidating:
-					f.Status = string(TransferError)
 					f.ErrorMessage = "transfer interrupted: clfs restarted; add the file again"
 				case TransferReady:
 					if f.Inline {
@@ -108,10 +107,12 @@ func (m *Manager) recover() error {
 						keep[f.Staging] = true
 						continue
 					}
-					f.Status = string(TransferError)
 					f.ErrorMessage = "staged content lost: add the file again"
 				default:
 					continue
+				}
+				if err := setTransferStatus(f, TransferError); err != nil {
+					return err
 				}
 				m.log.Warn("recovery: interrupted transfer", "session", s.UUID, "file", f.Name)
 				if err := tx.PutUpdateSessionFile(f); err != nil {

@@ -179,7 +179,9 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 			return err
 		}
 		previous = r.Staging
-		r.Status = string(TransferTransferring)
+		if err := setTransferStatus(r, TransferTransferring); err != nil {
+			return err
+		}
 		r.ErrorMessage = ""
 		r.Staging = sf.path
 		return tx.PutUpdateSessionFile(r)
@@ -630,10 +632,14 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		r.Inline = false
 		verdict = judge(r, size, requested, ioErr)
 		if verdict != nil {
-			r.Status = string(TransferError)
+			if err := setTransferStatus(r, TransferError); err != nil {
+				return err
+			}
 			r.ErrorMessage = messageOf(verdict)
 		} else {
-			r.Status = string(TransferReady)
+			if err := setTransferStatus(r, TransferReady); err != nil {
+				return err
+			}
 			r.ErrorMessage = ""
 			if inMemory {
 				r.Inline = true

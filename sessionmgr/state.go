@@ -1,6 +1,11 @@
 package sessionmgr
 
-import "clfs/meta"
+import (
+	"cmp"
+	"slices"
+
+	"clfs/meta"
+)
 
 // State is the state of an update or download session, named as the API
 // names it.
@@ -43,6 +48,68 @@ const (
 	Prepared          PrepareStatus = "PREPARED"
 	PrepareError      PrepareStatus = "ERROR"
 )
+
+// statusMoves is the state machine of a file's status: the statuses each
+// one may move to. "" is the status of a record not stored yet.
+type statusMoves[S ~string] map[S][]S
+
+// transferMoves is the life of a file of an update session (spec §7.5).
+// Added, a PUSH file waits for its bytes and a PULL file is fetched at
+// once; the verdict at the end of the transfer (size, checksum, I/O) makes
+// it READY or ERROR, and the mount's commit records its own upload READY
+// directly. A new upload restarts the file from any status. A restart of
+// clfs puts a transfer it interrupted, or a READY file whose staged bytes
+// are gone, in ERROR (recover.go). VALIDATING is never entered: clfs
+// validates at the end of the transfer, in the same step.
+var transferMoves = statusMoves[TransferStatus]{
+	"":                   {TransferWaiting, TransferTransferring},
+	TransferWaiting:      {TransferTransferring},
+	TransferTransferring: {TransferTransferring, TransferReady, TransferError},
+	TransferValidating:   {TransferError},
+	TransferReady:        {TransferTransferring, TransferError},
+	TransferError:        {TransferTransferring},
+}
+
+// prepareMoves is the life of a file of a download session (spec §8.4):
+// pinned UNPREPARED, PREPARED by prepare or by the first open. Content
+// is on local disk, so it never waits in PREPARE_REQUESTED or PREPARING,
+// and preparing cannot fail.
+var prepareMoves = statusMoves[PrepareStatus]{
+	"":                {PrepareUnprepared},
+	PrepareUnprepared: {Prepared},
+	Prepared:          {Prepared},
+}
+
+// move sets *status to to, or refuses a move the table lacks: that is a
+// bug of clfs, not something a client can ask for, so a server error.
+func (t statusMoves[S]) move(file string, status *string, to S) error {
+	from := S(*status)
+	if !slices.Contains(t[from], to) {
+		return errorf(KindError, "file %q cannot go from status %s to %s", file, cmp.Or(string(from), "(none)"), to)
+	}
+	*status = string(to)
+	return nil
+}
+
+// setTransferStatus moves a file of an update session to status to.
+func setTransferStatus(f *meta.UpdateSessionFile, to TransferStatus) error {
+	return transferMoves.move(f.Name, &f.Status, to)
+}
+
+// setPrepareStatus moves a file of a download session to status to.
+func setPrepareStatus(f *meta.DownloadSessionFile, to PrepareStatus) error {
+	return prepareMoves.move(f.Name, &f.Status, to)
+}
+
+// shownTransferStatus is a file's status as the API shows it: a WAITING
+// file whose upload is already open (live) is TRANSFERRING, a moment
+// before its record says so.
+func shownTransferStatus(f *meta.UpdateSessionFile, live bool) TransferStatus {
+	if s := TransferStatus(f.Status); s != TransferWaiting || !live {
+		return s
+	}
+	return TransferTransferring
+}
 
 // Session operations, as named in transition tables and StateErrors.
 const (

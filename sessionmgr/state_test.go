@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"clfs/meta"
 )
 
 // Table tests of the session state machines (spec §6.3, §8.2 and the
@@ -434,4 +436,33 @@ func TestUnknownFileNames(t *testing.T) {
 	if _, err := m.GetFile(ctx, item, "nope"); KindOf(err) != KindNotFound {
 		t.Errorf("GetFile(unknown) = %v, want NotFound", err)
 	}
+}
+
+// File statuses move only along their tables; anything else is a bug of
+// clfs, refused as a server error and leaving the record as it was.
+func TestFileStatusMoves(t *testing.T) {
+	f := &meta.UpdateSessionFile{Name: "a"}
+	for _, to := range []TransferStatus{TransferWaiting, TransferTransferring, TransferError, TransferTransferring, TransferReady, TransferTransferring} {
+		if err := setTransferStatus(f, to); err != nil {
+			t.Fatalf("-> %s: %v", to, err)
+		}
+	}
+	for _, to := range []TransferStatus{TransferWaiting, TransferValidating} {
+		err := setTransferStatus(f, to)
+		wantKind(t, err, KindError)
+		if f.Status != string(TransferTransferring) {
+			t.Fatalf("a refused move changed the status to %s", f.Status)
+		}
+	}
+	if err := setTransferStatus(&meta.UpdateSessionFile{Name: "b"}, TransferReady); err == nil {
+		t.Error("a new file became READY without a transfer")
+	}
+
+	d := &meta.DownloadSessionFile{Name: "a"}
+	for _, to := range []PrepareStatus{PrepareUnprepared, Prepared, Prepared} {
+		if err := setPrepareStatus(d, to); err != nil {
+			t.Fatalf("-> %s: %v", to, err)
+		}
+	}
+	wantKind(t, setPrepareStatus(d, PrepareUnprepared), KindError)
 }

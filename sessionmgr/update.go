@@ -549,16 +549,20 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 		}
 		rec = &meta.UpdateSessionFile{
 			SessionID: s.ID, Name: spec.Name, SourceType: spec.SourceType,
-			ExpectedSize: spec.Size, Status: string(TransferWaiting),
+			ExpectedSize: spec.Size,
 		}
+		added := TransferWaiting
 		if src != nil {
 			root, err := m.sessionRoot(tx, s)
 			if err != nil {
 				return err
 			}
 			rec.Source = src.record()
-			rec.Status = string(TransferTransferring)
+			added = TransferTransferring
 			rec.Staging = filepath.Join(stagingDir(root, s.UUID), strconv.FormatUint(stagingID, 10))
+		}
+		if err := setTransferStatus(rec, added); err != nil {
+			return err
 		}
 		if sum != nil {
 			rec.Requested = &meta.Checksum{Algorithm: sum.Algorithm, Value: sum.Checksum}
@@ -759,13 +763,11 @@ func (m *Manager) ValidateUpdateSession(ctx context.Context, sessionID string) (
 
 func (m *Manager) sessionFileInfo(sessionID uint64, sessionUUID string, c *meta.UpdateSessionFile) UpdateSessionFile {
 	out := UpdateSessionFile{
-		Name: c.Name, SourceType: c.SourceType, Status: TransferStatus(c.Status),
+		Name: c.Name, SourceType: c.SourceType,
+		Status:           shownTransferStatus(c, m.liveUpload(sessionID, c.Name) != nil),
 		BytesTransferred: m.liveTransferred(sessionID, c),
 		ErrorMessage:     newMessage("com.vmware.content.updatesession.file.error", c.ErrorMessage),
 		KeepInStorage:    true,
-	}
-	if m.liveUpload(sessionID, c.Name) != nil && out.Status == TransferWaiting {
-		out.Status = TransferTransferring
 	}
 	if out.Status == TransferReady {
 		size := c.Size
