@@ -130,6 +130,34 @@ func TestUpdateGivesUpWithErrConflict(t *testing.T) {
 	}
 }
 
+// Session records are stored as they always were: a home written by an
+// earlier release reads back, and one written now reads in it.
+func TestSessionRecordsJSON(t *testing.T) {
+	var u UpdateSession
+	u.ID, u.UUID, u.ItemID, u.ItemContentVersion, u.State, u.ErrorMessage = 5, "u-u", 3, 2, "ACTIVE", "e"
+	u.ClientProgress, u.ExpirationTime, u.CreationTime, u.Owner = 50, 9, 1, "mount:x"
+	u.WarningBehavior, u.WarningBehaviorIgnore, u.CompletePending = []string{"w"}, []bool{true}, true
+	var d DownloadSession
+	d.ID, d.UUID, d.ItemID, d.ItemContentVersion, d.State, d.ErrorMessage = 6, "u-d", 3, 2, "CANCELED", "e"
+	d.ClientProgress, d.ExpirationTime, d.CreationTime, d.Owner = 7, 9, 1, "mount:x"
+	d.Pinned, d.PinOnOpen = true, true
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{&u, `{"id":5,"uuid":"u-u","item_id":3,"item_content_version":2,"state":"ACTIVE","error_message":"e","client_progress":50,"expiration_time":9,"creation_time":1,"owner":"mount:x","warning_behavior":["w"],"warning_behavior_ignore":[true],"complete_pending":true}`},
+		{&d, `{"id":6,"uuid":"u-d","item_id":3,"item_content_version":2,"state":"CANCELED","error_message":"e","client_progress":7,"expiration_time":9,"creation_time":1,"owner":"mount:x","pinned":true,"pin_on_open":true}`},
+	} {
+		b, err := encode(tc.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("%T:\n got %s\nwant %s", tc.v, b, tc.want)
+		}
+	}
+}
+
 func TestContentRefDisappearsAtZero(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	defer s.Close()

@@ -83,17 +83,35 @@ type File struct {
 	Attr      Attr      `json:"attr"`
 }
 
+// SessionHeader is what update and download sessions both record.
+// Embedded, its fields are stored flat, first, as they were before it
+// existed.
+type SessionHeader struct {
+	ID                 uint64 `json:"id"`
+	UUID               string `json:"uuid"`
+	ItemID             uint64 `json:"item_id"`
+	ItemContentVersion uint64 `json:"item_content_version"`
+	State              string `json:"state"`
+	ErrorMessage       string `json:"error_message,omitempty"`
+	ClientProgress     int64  `json:"client_progress"`
+	ExpirationTime     int64  `json:"expiration_time"`
+	CreationTime       int64  `json:"creation_time"`
+	// Owner tags the sessions a mount opened for itself ("" for API
+	// clients), so that the next start knows whose client is gone.
+	Owner string `json:"owner,omitempty"`
+}
+
+// Header gives code shared by both kinds of session their common fields.
+func (h *SessionHeader) Header() *SessionHeader { return h }
+
+// Session is an update or a download session's record.
+type Session interface {
+	Header() *SessionHeader
+	Kind() SessionKind
+}
+
 type UpdateSession struct {
-	ID                    uint64   `json:"id"`
-	UUID                  string   `json:"uuid"`
-	ItemID                uint64   `json:"item_id"`
-	ItemContentVersion    uint64   `json:"item_content_version"`
-	State                 string   `json:"state"`
-	ErrorMessage          string   `json:"error_message,omitempty"`
-	ClientProgress        int64    `json:"client_progress"`
-	ExpirationTime        int64    `json:"expiration_time"`
-	CreationTime          int64    `json:"creation_time"`
-	Owner                 string   `json:"owner,omitempty"`
+	SessionHeader
 	WarningBehavior       []string `json:"warning_behavior,omitempty"`
 	WarningBehaviorIgnore []bool   `json:"warning_behavior_ignore,omitempty"`
 	// CompletePending: complete was called while server-side pulls were
@@ -133,16 +151,7 @@ type TransferEndpointRecord struct {
 }
 
 type DownloadSession struct {
-	ID                 uint64 `json:"id"`
-	UUID               string `json:"uuid"`
-	ItemID             uint64 `json:"item_id"`
-	ItemContentVersion uint64 `json:"item_content_version"`
-	State              string `json:"state"`
-	ErrorMessage       string `json:"error_message,omitempty"`
-	ClientProgress     int64  `json:"client_progress"`
-	ExpirationTime     int64  `json:"expiration_time"`
-	CreationTime       int64  `json:"creation_time"`
-	Owner              string `json:"owner,omitempty"`
+	SessionHeader
 	// Pinned is true while the session holds references on its files'
 	// content; it drops them when it leaves ACTIVE.
 	Pinned bool `json:"pinned"`
@@ -150,6 +159,9 @@ type DownloadSession struct {
 	// creation (the mount's read sessions: one file of a large item).
 	PinOnOpen bool `json:"pin_on_open,omitempty"`
 }
+
+func (*UpdateSession) Kind() SessionKind   { return UpdateSessionKind }
+func (*DownloadSession) Kind() SessionKind { return DownloadSessionKind }
 
 // DownloadSessionFile is a file as it was when its download session was
 // created: the session serves exactly this content.

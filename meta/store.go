@@ -509,6 +509,31 @@ func (tx *Tx) PutDownloadSessionFile(f *DownloadSessionFile) error {
 	return tx.put(downloadFileKey(f.SessionID, f.Name), f)
 }
 
+// ---- either kind of session
+
+// PutSession stores an update or download session's record.
+func (tx *Tx) PutSession(s Session) error {
+	switch r := s.(type) {
+	case *UpdateSession:
+		return tx.PutUpdateSession(r)
+	case *DownloadSession:
+		return tx.PutDownloadSession(r)
+	}
+	return fmt.Errorf("meta: no session record of type %T", s)
+}
+
+// DeleteSession removes an update or download session's record and what
+// is stored under it (DeleteUpdateSession, DeleteDownloadSession).
+func (tx *Tx) DeleteSession(s Session) error {
+	switch s.(type) {
+	case *UpdateSession:
+		return tx.DeleteUpdateSession(s.Header().ID)
+	case *DownloadSession:
+		return tx.DeleteDownloadSession(s.Header().ID)
+	}
+	return fmt.Errorf("meta: no session record of type %T", s)
+}
+
 // ---- expiry index
 
 func (tx *Tx) PutExpiry(e ExpiryEntry) error { return tx.txn.Set(expiryKey(e.At, e.Kind, e.ID), nil) }

@@ -84,7 +84,7 @@ func (m *Manager) deferComplete(id string) (sessionID uint64, deferred bool, err
 			}
 		}
 		s.CompletePending, deferred = true, true
-		return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
+		return m.extendTx(tx, s)
 	})
 	if err == nil && deferred {
 		// Recovery must know the client was told complete succeeded.
@@ -713,11 +713,9 @@ func (s *successor) createTx(tx *meta.Tx, m *Manager, p *commitPlan, moved moved
 	if err != nil {
 		return err
 	}
-	now := m.now()
 	rec := &meta.UpdateSession{
-		ID: s.id, UUID: s.uuid, ItemID: it.ID, ItemContentVersion: it.ContentVersion,
-		State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
-		Owner: p.s.Owner, WarningBehavior: p.s.WarningBehavior, WarningBehaviorIgnore: p.s.WarningBehaviorIgnore,
+		SessionHeader:   m.newSessionHeader(s.id, s.uuid, it, p.s.Owner),
+		WarningBehavior: p.s.WarningBehavior, WarningBehaviorIgnore: p.s.WarningBehaviorIgnore,
 	}
 	for _, c := range p.carry {
 		var inline []byte
@@ -743,17 +741,10 @@ func (s *successor) createTx(tx *meta.Tx, m *Manager, p *commitPlan, moved moved
 			return err
 		}
 	}
-	for _, f := range []func() error{
-		func() error { return tx.PutUpdateSession(rec) },
-		func() error { return tx.SetActiveUpdate(it.ID, rec.ID) },
-		func() error { return tx.PutUUID(rec.UUID, meta.UpdateSessionObject, rec.ID) },
-		func() error { return tx.PutExpiry(expiryOf(meta.UpdateSessionKind, rec.ID, rec.ExpirationTime)) },
-	} {
-		if err := f(); err != nil {
-			return err
-		}
+	if err := updateSessions.createTx(tx, rec); err != nil {
+		return err
 	}
-	return nil
+	return tx.SetActiveUpdate(it.ID, rec.ID)
 }
 
 // takeLive moves the carried files' open staged files to the successor.

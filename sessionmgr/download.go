@@ -62,29 +62,17 @@ func (m *Manager) createDownloadSessionPinning(ctx context.Context, spec Downloa
 				return err
 			}
 		}
-		now := m.now()
-		s := &meta.DownloadSession{
-			ID: id, UUID: newUUID(), ItemID: it.ID, ItemContentVersion: it.ContentVersion,
-			State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
-			Pinned: true, Owner: owner, PinOnOpen: onOpen,
-		}
+		s := &meta.DownloadSession{SessionHeader: m.newSessionHeader(id, newUUID(), it, owner), Pinned: true, PinOnOpen: onOpen}
 		for i := range files {
 			if _, err := pinTx(tx, s, &files[i]); err != nil {
 				return err
 			}
 		}
 		out = s.UUID
-		for _, f := range []func() error{
-			func() error { return tx.PutDownloadSession(s) },
-			func() error { return tx.PutUUID(s.UUID, meta.DownloadSessionObject, s.ID) },
-			func() error { return tx.PutExpiry(expiryOf(meta.DownloadSessionKind, s.ID, s.ExpirationTime)) },
-			func() error { return rememberToken(tx, tokenDownload, clientToken, specHash, s.UUID) },
-		} {
-			if err := f(); err != nil {
-				return err
-			}
+		if err := downloadSessions.createTx(tx, s); err != nil {
+			return err
 		}
-		return nil
+		return rememberToken(tx, tokenDownload, clientToken, specHash, s.UUID)
 	})
 	if err == nil {
 		err = m.syncFor(owner)
@@ -115,79 +103,22 @@ func (m *Manager) ListDownloadSessions(ctx context.Context, itemID string) ([]Do
 
 // KeepAliveDownloadSession extends an ACTIVE session and records progress.
 func (m *Manager) KeepAliveDownloadSession(ctx context.Context, id string, progress *int64) error {
-	if err := checkProgress(progress); err != nil {
-		return err
-	}
-	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
-		s, err := m.downloadRec(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := checkDownload(s, opKeepAlive); err != nil {
-			return err
-		}
-		if progress != nil && *progress > s.ClientProgress {
-			s.ClientProgress = *progress
-		}
-		return m.extendTx(tx, meta.DownloadSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutDownloadSession(s) })
-	})
+	return downloadSessions.keepAlive(m, id, progress)
 }
 
 // CancelDownloadSession ends an ACTIVE session; its readers get errors.
 func (m *Manager) CancelDownloadSession(ctx context.Context, id string) error {
-	return m.endDownload(id, opCancel, "")
+	return downloadSessions.end(m, id, opCancel, "")
 }
 
 // FailDownloadSession records the client's failure.
 func (m *Manager) FailDownloadSession(ctx context.Context, id, message string) error {
-	if message == "" {
-		return errorf(KindInvalidArgument, "fail needs a client error message")
-	}
-	return m.endDownload(id, opFail, message)
-}
-
-func (m *Manager) endDownload(id, op, message string) error {
-	var drop []meta.ContentKey
-	var ended endedSession
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
-		s, err := m.downloadRec(tx, id)
-		if err != nil {
-			return err
-		}
-		ended = endedSession{s.ID, s.UUID}
-		drop, err = m.endDownloadTx(tx, s, op, message)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	m.afterEnd([]endedSession{ended})
-	m.dropUnreferenced(drop)
-	return nil
+	return downloadSessions.fail(m, id, message)
 }
 
 // DeleteDownloadSession removes a session in any state (spec §8.3).
 func (m *Manager) DeleteDownloadSession(ctx context.Context, id string) error {
-	var drop []meta.ContentKey
-	var ended endedSession
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
-		s, err := m.downloadRec(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := checkDownload(s, opDelete); err != nil {
-			return err
-		}
-		ended = endedSession{s.ID, s.UUID}
-		drop, err = deleteDownloadTx(tx, s)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	m.afterEnd([]endedSession{ended})
-	m.dropUnreferenced(drop)
-	return nil
+	return downloadSessions.delete(m, id)
 }
 
 func deleteDownloadTx(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, error) {
@@ -195,17 +126,11 @@ func deleteDownloadTx(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, 
 	if err != nil {
 		return nil, err
 	}
-	if err := tx.DeleteExpiry(expiryOf(meta.DownloadSessionKind, s.ID, s.ExpirationTime)); err != nil {
-		return nil, err
-	}
-	if err := tx.DeleteUUID(s.UUID); err != nil {
-		return nil, err
-	}
-	return drop, tx.DeleteDownloadSession(s.ID)
+	return drop, deleteSessionTx(tx, s)
 }
 
 // endDownloadTx moves an ACTIVE session to the state op leads to and drops
-// its pins; the record lingers one more timeout.
+// its pins.
 func (m *Manager) endDownloadTx(tx *meta.Tx, s *meta.DownloadSession, op, message string) ([]meta.ContentKey, error) {
 	to, err := downloadTransition(s, op)
 	if err != nil {
@@ -215,16 +140,7 @@ func (m *Manager) endDownloadTx(tx *meta.Tx, s *meta.DownloadSession, op, messag
 	if err != nil {
 		return nil, err
 	}
-	s.State = string(to)
-	s.ErrorMessage = message
-	if err := tx.DeleteExpiry(expiryOf(meta.DownloadSessionKind, s.ID, s.ExpirationTime)); err != nil {
-		return nil, err
-	}
-	s.ExpirationTime = m.now() + int64(m.timeout)
-	if err := tx.PutExpiry(expiryOf(meta.DownloadSessionKind, s.ID, s.ExpirationTime)); err != nil {
-		return nil, err
-	}
-	return drop, tx.PutDownloadSession(s)
+	return drop, m.endTx(tx, s, to, message)
 }
 
 func unpin(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, error) {
@@ -316,7 +232,7 @@ func (m *Manager) PrepareDownloadFile(ctx context.Context, id, name, endpointTyp
 		if err := tx.PutDownloadSessionFile(f); err != nil {
 			return err
 		}
-		if err := m.extendTx(tx, meta.DownloadSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutDownloadSession(s) }); err != nil {
+		if err := m.extendTx(tx, s); err != nil {
 			return err
 		}
 		out, err = m.downloadFileInfo(tx, s, f)
@@ -393,18 +309,7 @@ func (m *Manager) downloadFileRec(tx *meta.Tx, id, name string) (*meta.DownloadS
 }
 
 func (m *Manager) downloadInfo(tx *meta.Tx, s *meta.DownloadSession) (*DownloadSession, error) {
-	out := &DownloadSession{
-		ID: s.UUID, LibraryItemContentVersion: fmtCounter(s.ItemContentVersion),
-		ErrorMessage:   newMessage("com.vmware.content.downloadsession.error", s.ErrorMessage),
-		ClientProgress: s.ClientProgress, State: State(s.State),
-		ExpirationTime: nsTime(s.ExpirationTime),
-	}
-	if it, err := tx.Item(s.ItemID); err == nil {
-		out.LibraryItemID = it.UUID
-	}
-	if out.State == StateActive {
-		out.ExpirationTime = nsTime(m.expiresAt(s.ID, s.ExpirationTime))
-	}
+	out := &DownloadSession{SessionHeader: m.headerInfo(tx, s, "com.vmware.content.downloadsession.error")}
 	files, err := tx.DownloadSessionFiles(s.ID)
 	if err != nil {
 		return nil, err

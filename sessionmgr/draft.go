@@ -305,7 +305,7 @@ func (m *Manager) beginUpload(mi *mountItem, name string, isNew, fromCommitted b
 			return err
 		}
 		if s != nil {
-			if err := m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) }); err != nil {
+			if err := m.extendTx(tx, s); err != nil {
 				return err
 			}
 		} else if s, err = m.newUpdateSessionTx(tx, it, ids[0], m.owner); err != nil {

@@ -2,7 +2,6 @@ package sessionmgr
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"clfs/meta"
@@ -65,51 +64,16 @@ func (m *Manager) expireOne(e meta.ExpiryEntry, now int64) (bool, error) {
 	var ended []endedSession
 	var drop []meta.ContentKey
 	acted := false
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
-		ended, drop, acted = nil, nil, false
+	err := m.store.UpdateBuffered(func(tx *meta.Tx) (err error) {
 		switch e.Kind {
 		case meta.UpdateSessionKind:
-			s, err := tx.UpdateSession(e.ID)
-			if errors.Is(err, meta.ErrNotFound) || (err == nil && s.ExpirationTime != e.At) {
-				return tx.DeleteExpiry(e) // stale index entry
-			}
-			if err != nil {
-				return err
-			}
-			if State(s.State).Terminal() {
-				acted = true
-				ended = []endedSession{{s.ID, s.UUID}}
-				return deleteUpdateTx(tx, s)
-			}
-			if exp := m.expiresAt(s.ID, s.ExpirationTime); exp > now {
-				return m.postpone(tx, e, exp, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
-			}
-			acted = true
-			ended = []endedSession{{s.ID, s.UUID}}
-			return m.endUpdateTx(tx, s, opExpire, expiredMessage)
+			acted, ended, drop, err = updateSessions.expireTx(m, tx, e, now)
 		case meta.DownloadSessionKind:
-			s, err := tx.DownloadSession(e.ID)
-			if errors.Is(err, meta.ErrNotFound) || (err == nil && s.ExpirationTime != e.At) {
-				return tx.DeleteExpiry(e)
-			}
-			if err != nil {
-				return err
-			}
-			acted = true
-			ended = []endedSession{{s.ID, s.UUID}}
-			if State(s.State).Terminal() {
-				drop, err = deleteDownloadTx(tx, s)
-				return err
-			}
-			if exp := m.expiresAt(s.ID, s.ExpirationTime); exp > now {
-				acted, ended = false, nil
-				return m.postpone(tx, e, exp, &s.ExpirationTime, func() error { return tx.PutDownloadSession(s) })
-			}
-			drop, err = m.endDownloadTx(tx, s, opExpire, expiredMessage)
-			return err
+			acted, ended, drop, err = downloadSessions.expireTx(m, tx, e, now)
 		default:
-			return tx.DeleteExpiry(e)
+			acted, ended, drop, err = false, nil, nil, tx.DeleteExpiry(e)
 		}
+		return err
 	})
 	if err != nil {
 		return false, err
@@ -117,15 +81,4 @@ func (m *Manager) expireOne(e meta.ExpiryEntry, now int64) (bool, error) {
 	m.afterEnd(ended)
 	m.dropUnreferenced(drop)
 	return acted, nil
-}
-
-func (m *Manager) postpone(tx *meta.Tx, e meta.ExpiryEntry, to int64, exp *int64, put func() error) error {
-	if err := tx.DeleteExpiry(e); err != nil {
-		return err
-	}
-	*exp = to
-	if err := tx.PutExpiry(meta.ExpiryEntry{At: to, Kind: e.Kind, ID: e.ID}); err != nil {
-		return err
-	}
-	return put()
 }

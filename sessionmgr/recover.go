@@ -119,7 +119,7 @@ func (m *Manager) recover() error {
 					return err
 				}
 			}
-			return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
+			return m.extendTx(tx, s)
 		}); err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func (m *Manager) recover() error {
 				drop, err = m.endDownloadTx(tx, cur, opFail, "the mount that owned this session stopped")
 				return err
 			}
-			return m.extendTx(tx, meta.DownloadSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutDownloadSession(s) })
+			return m.extendTx(tx, s)
 		}); err != nil {
 			return err
 		}

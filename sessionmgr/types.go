@@ -194,16 +194,23 @@ type PreviewInfo struct {
 	State string `json:"state"`
 }
 
+// SessionHeader is what the models of update and download sessions share.
+// Embedded first, its fields come first in their JSON, flat, as the API
+// has them.
+type SessionHeader struct {
+	ID                        string    `json:"id"`
+	LibraryItemID             string    `json:"library_item_id"`
+	LibraryItemContentVersion string    `json:"library_item_content_version"`
+	ErrorMessage              *Message  `json:"error_message,omitempty"`
+	ClientProgress            int64     `json:"client_progress"`
+	State                     State     `json:"state"`
+	ExpirationTime            time.Time `json:"expiration_time"`
+}
+
 type UpdateSession struct {
-	ID                        string            `json:"id"`
-	LibraryItemID             string            `json:"library_item_id"`
-	LibraryItemContentVersion string            `json:"library_item_content_version"`
-	ErrorMessage              *Message          `json:"error_message,omitempty"`
-	ClientProgress            int64             `json:"client_progress"`
-	State                     State             `json:"state"`
-	ExpirationTime            time.Time         `json:"expiration_time"`
-	PreviewInfo               PreviewInfo       `json:"preview_info"`
-	WarningBehavior           []WarningBehavior `json:"warning_behavior"`
+	SessionHeader
+	PreviewInfo     PreviewInfo       `json:"preview_info"`
+	WarningBehavior []WarningBehavior `json:"warning_behavior"`
 	// BytesTransferred sums its files' bytes_transferred (clfs extension,
 	// what `clfs session ls` shows while a copy runs).
 	BytesTransferred int64 `json:"x_bytes_transferred"`
@@ -263,14 +270,8 @@ type ValidationResult struct {
 }
 
 type DownloadSession struct {
-	ID                        string    `json:"id"`
-	LibraryItemID             string    `json:"library_item_id"`
-	LibraryItemContentVersion string    `json:"library_item_content_version"`
-	ErrorMessage              *Message  `json:"error_message,omitempty"`
-	ClientProgress            int64     `json:"client_progress"`
-	State                     State     `json:"state"`
-	ExpirationTime            time.Time `json:"expiration_time"`
-	BytesTransferred          int64     `json:"x_bytes_transferred"`
+	SessionHeader
+	BytesTransferred int64 `json:"x_bytes_transferred"`
 }
 
 type DownloadSessionCreateSpec struct {

@@ -80,23 +80,11 @@ func (m *Manager) newUpdateSessionTx(tx *meta.Tx, it *meta.Item, id uint64, owne
 	} else if !errors.Is(err, meta.ErrNotFound) {
 		return nil, err
 	}
-	now := m.now()
-	s := &meta.UpdateSession{
-		ID: id, UUID: newUUID(), ItemID: it.ID, ItemContentVersion: it.ContentVersion,
-		State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
-		Owner: owner,
+	s := &meta.UpdateSession{SessionHeader: m.newSessionHeader(id, newUUID(), it, owner)}
+	if err := updateSessions.createTx(tx, s); err != nil {
+		return nil, err
 	}
-	for _, f := range []func() error{
-		func() error { return tx.PutUpdateSession(s) },
-		func() error { return tx.SetActiveUpdate(it.ID, s.ID) },
-		func() error { return tx.PutUUID(s.UUID, meta.UpdateSessionObject, s.ID) },
-		func() error { return tx.PutExpiry(expiryOf(meta.UpdateSessionKind, s.ID, s.ExpirationTime)) },
-	} {
-		if err := f(); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
+	return s, tx.SetActiveUpdate(it.ID, s.ID)
 }
 
 // syncFor makes session bookkeeping durable for API clients, who are told
@@ -151,39 +139,6 @@ func (m *Manager) ListUpdateSessions(ctx context.Context, itemID string) ([]Upda
 		func(s *meta.UpdateSession) uint64 { return s.ItemID }, m.updateInfo)
 }
 
-// listSessions renders the sessions all returns, only those of one item if
-// itemID is set (an unknown item is NotFound, as the API's list says).
-func listSessions[R, I any](m *Manager, itemID string, all func(*meta.Tx) ([]R, error),
-	itemOf func(*R) uint64, info func(*meta.Tx, *R) (*I, error)) ([]I, error) {
-	out := []I{}
-	err := m.store.View(func(tx *meta.Tx) error {
-		var filter uint64
-		if itemID != "" {
-			it, err := m.itemRec(tx, itemID)
-			if err != nil {
-				return err
-			}
-			filter = it.ID
-		}
-		recs, err := all(tx)
-		if err != nil {
-			return err
-		}
-		for i := range recs {
-			if filter != 0 && itemOf(&recs[i]) != filter {
-				continue
-			}
-			v, err := info(tx, &recs[i])
-			if err != nil {
-				return err
-			}
-			out = append(out, *v)
-		}
-		return nil
-	})
-	return out, err
-}
-
 // UpdateUpdateSession changes the warning behaviour of an ACTIVE session.
 func (m *Manager) UpdateUpdateSession(ctx context.Context, id string, spec UpdateSessionUpdateSpec) error {
 	if err := m.refuseIfReadOnly("update update session"); err != nil {
@@ -202,7 +157,7 @@ func (m *Manager) UpdateUpdateSession(ctx context.Context, id string, spec Updat
 			s.WarningBehavior = append(s.WarningBehavior, w.Type)
 			s.WarningBehaviorIgnore = append(s.WarningBehaviorIgnore, w.Ignored)
 		}
-		return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
+		return m.extendTx(tx, s)
 	})
 }
 
@@ -213,29 +168,7 @@ func (m *Manager) KeepAliveUpdateSession(ctx context.Context, id string, progres
 	if err := m.refuseIfReadOnly("keep update session alive"); err != nil {
 		return err
 	}
-	if err := checkProgress(progress); err != nil {
-		return err
-	}
-	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
-		s, err := m.updateRec(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := checkUpdate(s, opKeepAlive); err != nil {
-			return err
-		}
-		if progress != nil && *progress > s.ClientProgress {
-			s.ClientProgress = *progress
-		}
-		return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
-	})
-}
-
-func checkProgress(p *int64) error {
-	if p != nil && (*p < 0 || *p > 100) {
-		return errorf(KindInvalidArgument, "progress %d is outside 0..100", *p)
-	}
-	return nil
+	return updateSessions.keepAlive(m, id, progress)
 }
 
 // CancelUpdateSession abandons an ACTIVE session: staged bytes are
@@ -244,7 +177,7 @@ func (m *Manager) CancelUpdateSession(ctx context.Context, id string) error {
 	if err := m.refuseIfReadOnly("cancel update session"); err != nil {
 		return err
 	}
-	return m.endUpdate(id, opCancel, "")
+	return updateSessions.end(m, id, opCancel, "")
 }
 
 // FailUpdateSession records the client's failure: the session goes to
@@ -253,27 +186,7 @@ func (m *Manager) FailUpdateSession(ctx context.Context, id, message string) err
 	if err := m.refuseIfReadOnly("fail update session"); err != nil {
 		return err
 	}
-	if message == "" {
-		return errorf(KindInvalidArgument, "fail needs a client error message")
-	}
-	return m.endUpdate(id, opFail, message)
-}
-
-func (m *Manager) endUpdate(id, op, message string) error {
-	var ended endedSession
-	err := m.store.Update(func(tx *meta.Tx) error {
-		s, err := m.updateRec(tx, id)
-		if err != nil {
-			return err
-		}
-		ended = endedSession{s.ID, s.UUID}
-		return m.endUpdateTx(tx, s, op, message)
-	})
-	if err != nil {
-		return err
-	}
-	m.afterEnd([]endedSession{ended})
-	return nil
+	return updateSessions.fail(m, id, message)
 }
 
 // DeleteUpdateSession removes a terminal session's record.
@@ -281,83 +194,23 @@ func (m *Manager) DeleteUpdateSession(ctx context.Context, id string) error {
 	if err := m.refuseIfReadOnly("delete update session"); err != nil {
 		return err
 	}
-	var ended endedSession
-	err := m.store.Update(func(tx *meta.Tx) error {
-		s, err := m.updateRec(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := checkUpdate(s, opDelete); err != nil {
-			return err
-		}
-		ended = endedSession{s.ID, s.UUID}
-		return deleteUpdateTx(tx, s)
-	})
-	if err != nil {
-		return err
-	}
-	m.afterEnd([]endedSession{ended})
-	return nil
+	return updateSessions.delete(m, id)
 }
 
-func deleteUpdateTx(tx *meta.Tx, s *meta.UpdateSession) error {
-	if err := tx.DeleteExpiry(expiryOf(meta.UpdateSessionKind, s.ID, s.ExpirationTime)); err != nil {
-		return err
-	}
-	if err := tx.DeleteUUID(s.UUID); err != nil {
-		return err
-	}
-	return tx.DeleteUpdateSession(s.ID)
-}
-
-// endUpdateTx moves an ACTIVE session to the state op leads to, releases
-// the item's lock and lets the record linger one more timeout so get can
-// still explain what happened (spec §12 #4, #6).
+// endUpdateTx moves an ACTIVE session to the state op leads to and
+// releases the item's lock.
 func (m *Manager) endUpdateTx(tx *meta.Tx, s *meta.UpdateSession, op, message string) error {
 	to, err := updateTransition(s, op)
 	if err != nil {
 		return err
 	}
-	s.State = string(to)
-	s.ErrorMessage = message
 	s.CompletePending = false
 	if cur, err := tx.ActiveUpdate(s.ItemID); err == nil && cur == s.ID {
 		if err := tx.ClearActiveUpdate(s.ItemID); err != nil {
 			return err
 		}
 	}
-	if err := tx.DeleteExpiry(expiryOf(meta.UpdateSessionKind, s.ID, s.ExpirationTime)); err != nil {
-		return err
-	}
-	s.ExpirationTime = m.now() + int64(m.timeout)
-	if err := tx.PutExpiry(expiryOf(meta.UpdateSessionKind, s.ID, s.ExpirationTime)); err != nil {
-		return err
-	}
-	return tx.PutUpdateSession(s)
-}
-
-// extendTx moves a session's expiration to now + timeout and stores the
-// record with put.
-func (m *Manager) extendTx(tx *meta.Tx, kind meta.SessionKind, id uint64, exp *int64, put func() error) error {
-	if err := tx.DeleteExpiry(expiryOf(kind, id, *exp)); err != nil {
-		return err
-	}
-	*exp = max(*exp, m.now()+int64(m.timeout))
-	if err := tx.PutExpiry(expiryOf(kind, id, *exp)); err != nil {
-		return err
-	}
-	return put()
-}
-
-func expiryOf(kind meta.SessionKind, id uint64, at int64) meta.ExpiryEntry {
-	return meta.ExpiryEntry{At: at, Kind: kind, ID: id}
-}
-
-// endedSession names a session that left ACTIVE (or was deleted) in a
-// committed transaction, for the clean-up that follows it.
-type endedSession struct {
-	id   uint64
-	uuid string
+	return m.endTx(tx, s, to, message)
 }
 
 // afterEnd releases what ended sessions held in memory and on disk: their
@@ -446,22 +299,12 @@ func (m *Manager) updateRec(tx *meta.Tx, id string) (*meta.UpdateSession, error)
 
 func (m *Manager) updateInfo(tx *meta.Tx, s *meta.UpdateSession) (*UpdateSession, error) {
 	out := &UpdateSession{
-		ID: s.UUID, LibraryItemContentVersion: fmtCounter(s.ItemContentVersion),
-		ErrorMessage:    newMessage("com.vmware.content.updatesession.error", s.ErrorMessage),
-		ClientProgress:  s.ClientProgress,
-		State:           State(s.State),
-		ExpirationTime:  nsTime(s.ExpirationTime),
+		SessionHeader:   m.headerInfo(tx, s, "com.vmware.content.updatesession.error"),
 		PreviewInfo:     PreviewInfo{State: "NOT_APPLICABLE"},
 		WarningBehavior: []WarningBehavior{},
 	}
-	if it, err := tx.Item(s.ItemID); err == nil {
-		out.LibraryItemID = it.UUID
-	}
 	for i, t := range s.WarningBehavior {
 		out.WarningBehavior = append(out.WarningBehavior, WarningBehavior{Type: t, Ignored: s.WarningBehaviorIgnore[i]})
-	}
-	if out.State == StateActive {
-		out.ExpirationTime = nsTime(m.expiresAt(s.ID, s.ExpirationTime))
 	}
 	files, err := tx.UpdateSessionFiles(s.ID)
 	if err != nil {
@@ -574,7 +417,7 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 		if err := tx.PutUpdateSessionFile(rec); err != nil {
 			return err
 		}
-		return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
+		return m.extendTx(tx, s)
 	})
 	if err == nil {
 		err = m.syncFor(owner)
@@ -697,7 +540,7 @@ func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string)
 		if err != nil {
 			return err
 		}
-		return m.extendTx(tx, meta.UpdateSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutUpdateSession(s) })
+		return m.extendTx(tx, s)
 	})
 	if err == nil {
 		err = m.syncFor(owner)
