@@ -734,20 +734,6 @@ func (d *Draft) commitLocked(ctx context.Context) error {
 	return nil
 }
 
-// failChanges fails the named changes of a session: the session goes to
-// ERROR with cause, other changes carry on in a successor.
-func (m *Manager) failChanges(ctx context.Context, id string, names []string, cause error) (string, error) {
-	p, err := m.planCommit(id, names, opComplete)
-	if err != nil {
-		return "", err
-	}
-	succ, err := m.newSuccessor(p)
-	if err != nil {
-		return "", err
-	}
-	return succ.sessionID(), m.failCommit(p, succ, cause)
-}
-
 // RemoveFile unlinks a name of an item: a pending change of it is dropped,
 // a committed file is removed through the item's update session at once.
 func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {

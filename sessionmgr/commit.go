@@ -1,0 +1,461 @@
+package sessionmgr
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"clfs/meta"
+)
+
+// The commit of an update session's changes, all of them (complete) or
+// some (the mount commits file by file): plan, place the blobs, one catalog
+// transaction, clean-up; and what a commit that fails leaves behind.
+
+// fileOverride is what the mount knows about a file at commit time that
+// the session's record does not: the attributes set on it while pending,
+// and the inode number it was shown under.
+type fileOverride struct {
+	attr   *meta.Attr
+	fileID uint64
+	// sealed is the file's upload, finished by the caller and not
+	// recorded READY: the commit records it, in its one transaction.
+	sealed *sealedUpload
+}
+
+// commitPlan is a session's changes split into those applied now and those
+// carried to a successor session.
+type commitPlan struct {
+	op        string // opComplete, or opCommit for a pending complete
+	s         *meta.UpdateSession
+	root      string
+	backingID uint64
+	apply     []meta.UpdateSessionFile
+	carry     []meta.UpdateSessionFile
+	// names of the library and item, for the change notification
+	libName, itemName string
+	// sealed holds the uploads handed in by the caller, by name; their
+	// apply entries carry the sealed result, not the record's.
+	sealed map[string]*sealedUpload
+}
+
+// complete applies the changes of session id. With only == nil it applies
+// all of them; otherwise just the named ones, and the other changes move,
+// in the same transaction, to a successor session that takes over the
+// item's lock (the mount commits files one by one while others of the
+// same item are still being written). It returns the successor's id, if
+// there is one.
+func (m *Manager) complete(ctx context.Context, id string, only []string, over map[string]fileOverride) (string, error) {
+	return m.commit(ctx, id, only, over, opComplete)
+}
+
+// commit is complete under op: opComplete for a client's complete,
+// opCommit when the last pull ends a pending one.
+func (m *Manager) commit(ctx context.Context, id string, only []string, over map[string]fileOverride, op string) (string, error) {
+	p, err := m.planCommit(id, only, op)
+	if err != nil {
+		return "", err
+	}
+	var verdict error
+	for i := range p.apply {
+		c := &p.apply[i]
+		up := over[c.Name].sealed
+		if up == nil {
+			continue
+		}
+		if c.Removed || c.Staging != up.staging {
+			return "", errorf(KindNotAllowedInCurrentState, "%s: file %q changed while completing", updateLabel(p.s.UUID), c.Name)
+		}
+		if verdict == nil {
+			verdict = judge(c, up.size, up.requested, up.err)
+		}
+		if err := setTransferStatus(c, TransferReady); err != nil {
+			return "", err
+		}
+		c.ErrorMessage = ""
+		c.Size, c.SHA256, c.BytesTransferred = up.size, up.sha, up.transferred
+		if p.sealed == nil {
+			p.sealed = map[string]*sealedUpload{}
+		}
+		p.sealed[c.Name] = up
+	}
+	var shas [][]byte
+	for _, c := range p.apply {
+		if c.Removed {
+			continue
+		}
+		if p.sealed[c.Name] == nil {
+			if err := m.checkReady(p.s, &c); err != nil {
+				return "", err
+			}
+		}
+		shas = append(shas, c.SHA256)
+	}
+	fileIDs := make([]uint64, len(p.apply))
+	for i := range p.apply {
+		if o, ok := over[p.apply[i].Name]; ok && o.fileID != 0 {
+			fileIDs[i] = o.fileID
+		} else if fileIDs[i], err = m.store.NextID(); err != nil {
+			return "", err
+		}
+	}
+	succ, err := m.newSuccessor(p)
+	if err != nil {
+		return "", err
+	}
+	if verdict != nil {
+		return "", m.failCommit(p, succ, verdict)
+	}
+
+	unlock := m.lockContent(shas)
+	defer func() { unlock() }()
+	var placed []meta.ContentKey // blobs this call created, for roll-back
+	for _, c := range p.apply {
+		if c.Removed || c.Inline || (p.sealed[c.Name] != nil && p.sealed[c.Name].inMemory) {
+			continue // inline bytes move inside the catalog transaction
+		}
+		created, err := placeContent(p.root, c.Staging, c.SHA256)
+		if created {
+			placed = append(placed, meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256})
+		}
+		if err != nil {
+			m.rollbackPlaced(p.root, placed)
+			unlock()
+			unlock = func() {}
+			return "", m.failCommit(p, succ, fmt.Errorf("file %q: %w", c.Name, err))
+		}
+	}
+	moved, err := succ.moveStaging(m, p)
+	if err != nil {
+		m.rollbackPlaced(p.root, placed)
+		return "", err
+	}
+
+	var drop []meta.ContentKey
+	err = m.store.Update(func(tx *meta.Tx) error {
+		var err error
+		drop, err = m.applyTx(tx, p, fileIDs, over)
+		if err != nil {
+			return err
+		}
+		cur, err := tx.UpdateSession(p.s.ID)
+		if err != nil {
+			return err
+		}
+		if err := m.endUpdateTx(tx, cur, p.op, ""); err != nil {
+			return err
+		}
+		return succ.createTx(tx, m, p, moved)
+	})
+	if err != nil {
+		succ.undoStaging(moved)
+		m.rollbackPlaced(p.root, placed)
+		if serverSide(err) {
+			unlock()
+			unlock = func() {}
+			return "", m.failCommit(p, succ, err)
+		}
+		return "", err
+	}
+	unlock()
+	unlock = func() {}
+	succ.takeLive(m, p)
+	m.afterEnd([]endedSession{{p.s.ID, p.s.UUID}})
+	m.dropUnreferenced(drop)
+	if len(p.apply) > 0 {
+		names := make([]string, 0, len(p.apply))
+		for _, c := range p.apply {
+			names = append(names, c.Name)
+		}
+		if len(m.subscriberList()) > 0 {
+			// A session of the mount's own changed names the
+			// kernel already knows; anyone else's may have removed
+			// names it caches.
+			m.notify(Change{Library: p.libName, Item: p.itemName, Files: names, Gone: p.s.Owner != m.owner})
+		}
+	}
+	return succ.sessionID(), nil
+}
+
+func (m *Manager) planCommit(id string, only []string, op string) (*commitPlan, error) {
+	p := &commitPlan{op: op}
+	err := m.store.View(func(tx *meta.Tx) error {
+		var err error
+		if p.s, err = m.updateRec(tx, id); err != nil {
+			return err
+		}
+		if err := checkUpdate(p.s, op); err != nil {
+			return err
+		}
+		changes, err := tx.UpdateSessionFiles(p.s.ID)
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if only == nil || slices.Contains(only, c.Name) {
+				p.apply = append(p.apply, c)
+			} else {
+				p.carry = append(p.carry, c)
+			}
+		}
+		it, err := tx.Item(p.s.ItemID)
+		if err != nil {
+			return err
+		}
+		lib, err := tx.Library(it.LibraryID)
+		if err != nil {
+			return err
+		}
+		p.libName, p.itemName = lib.Name, it.Name
+		p.backingID = lib.BackingID
+		p.root, err = m.backingRoot(tx, lib.BackingID)
+		return err
+	})
+	return p, err
+}
+
+// checkReady refuses to complete while an added file is not received and
+// valid; the session stays ACTIVE.
+func (m *Manager) checkReady(s *meta.UpdateSession, c *meta.UpdateSessionFile) error {
+	live := m.liveUpload(s.ID, c.Name) != nil
+	if !live && TransferStatus(c.Status) == TransferReady {
+		return nil
+	}
+	status := shownTransferStatus(c, live)
+	detail := ""
+	if c.ErrorMessage != "" {
+		detail = ": " + c.ErrorMessage
+	}
+	return errorf(KindNotAllowedInCurrentState, "cannot complete %s: file %q is %s%s", updateLabel(s.UUID), c.Name, status, detail)
+}
+
+// applyTx swaps the applied changes into the item's file table and
+// returns the blobs that lost their last reference.
+func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map[string]fileOverride) ([]meta.ContentKey, error) {
+	var drop []meta.ContentKey
+	cur, err := tx.UpdateSession(p.s.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkUpdate(cur, p.op); err != nil {
+		return nil, err
+	}
+	now := m.now()
+	it, err := tx.Item(cur.ItemID)
+	if err != nil {
+		return nil, err
+	}
+	namesChanged, contentChanged := false, false
+	for i, c := range p.apply {
+		up := p.sealed[c.Name]
+		if err := unchanged(tx, cur, &c, up != nil); err != nil {
+			return nil, err
+		}
+		if up != nil {
+			// The record shows what was committed, as Finish would.
+			if err := tx.PutUpdateSessionFile(&c); err != nil {
+				return nil, err
+			}
+		}
+		old, err := tx.File(it.ID, c.Name)
+		if err != nil && !errors.Is(err, meta.ErrNotFound) {
+			return nil, err
+		}
+		if c.Removed {
+			if old == nil {
+				continue
+			}
+			d, err := dropRef(tx, old)
+			if err != nil {
+				return nil, err
+			}
+			drop = append(drop, d...)
+			if err := tx.DeleteFile(it.ID, old.Name); err != nil {
+				return nil, err
+			}
+			it.AddSize(-old.Size)
+			namesChanged, contentChanged = true, true
+			continue
+		}
+		f := &meta.File{
+			ID: fileIDs[i], ItemID: it.ID, Name: c.Name, Size: c.Size, Version: 1,
+			SHA256: c.SHA256, BackingID: p.backingID, Requested: c.Requested,
+			Attr: meta.Attr{Mode: 0o644, Mtime: now, Ctime: now, Atime: &now},
+		}
+		if old != nil {
+			f.ID, f.Version = old.ID, old.Version+1
+			f.Attr.Mode, f.Attr.UID, f.Attr.GID = old.Attr.Mode, old.Attr.UID, old.Attr.GID
+			f.Attr.Atime = old.Attr.Atime
+		} else {
+			namesChanged = true
+		}
+		attr := c.Attr
+		if o, ok := over[c.Name]; ok && o.attr != nil {
+			attr = o.attr
+		}
+		if attr != nil {
+			f.Attr.Mode, f.Attr.UID, f.Attr.GID = attr.Mode, attr.UID, attr.GID
+			if attr.Mtime != 0 {
+				f.Attr.Mtime = attr.Mtime
+			}
+			if attr.Atime != nil {
+				f.Attr.Atime = attr.Atime
+			}
+			if attr.Ctime != 0 {
+				// The mount's: the time of the last change, which
+				// may be well before its commit at close.
+				f.Attr.Ctime = attr.Ctime
+			}
+		}
+		k := meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256}
+		if up != nil && up.inMemory {
+			if _, err := tx.AddInlineContent(k, up.inline); err != nil {
+				return nil, err
+			}
+		} else if c.Inline {
+			b, err := tx.StagedBytes(cur.ID, c.Name)
+			if err != nil || int64(len(b)) != c.Size {
+				return nil, fmt.Errorf("file %q: staged bytes in the catalog: %w", c.Name, cmp.Or(err, meta.ErrCorrupt))
+			}
+			if _, err := tx.AddInlineContent(k, b); err != nil {
+				return nil, err
+			}
+			if err := tx.DeleteStagedBytes(cur.ID, c.Name); err != nil {
+				return nil, err
+			}
+		} else if _, err := tx.AddContentRef(k, 1, c.Size); err != nil {
+			return nil, err
+		}
+		if old != nil {
+			d, err := dropRef(tx, old)
+			if err != nil {
+				return nil, err
+			}
+			drop = append(drop, d...)
+		}
+		if err := tx.PutFile(f); err != nil {
+			return nil, err
+		}
+		it.AddSize(f.Size)
+		if old != nil {
+			it.AddSize(-old.Size)
+		}
+		contentChanged = true
+	}
+	if contentChanged {
+		it.ContentVersion++
+		it.LastModifiedTime = now
+		if namesChanged {
+			it.Attr.Mtime, it.Attr.Ctime = now, now
+		}
+		if err := tx.PutItem(it); err != nil {
+			return nil, err
+		}
+	}
+	return drop, nil
+}
+
+// unchanged checks that a change of the session is still the one the
+// commit was planned with: the client may re-add or remove it meanwhile.
+// A sealed upload's record is not READY yet; its staging path, unique to
+// the upload, identifies it.
+func unchanged(tx *meta.Tx, s *meta.UpdateSession, c *meta.UpdateSessionFile, sealed bool) error {
+	rec, err := tx.UpdateSessionFile(s.ID, c.Name)
+	if err == nil && sealed && rec.Staging == c.Staging && !rec.Removed {
+		return nil
+	}
+	if err != nil || sealed || rec.Staging != c.Staging || rec.Removed != c.Removed || rec.Inline != c.Inline || !bytes.Equal(rec.SHA256, c.SHA256) {
+		return errorf(KindNotAllowedInCurrentState, "%s changed while completing", updateLabel(s.UUID))
+	}
+	return nil
+}
+
+// dropRef releases a committed file's reference on its blob and returns
+// the blob if that was the last one.
+func dropRef(tx *meta.Tx, f *meta.File) ([]meta.ContentKey, error) {
+	k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
+	refs, err := tx.AddContentRef(k, -1, 0)
+	if err != nil || refs > 0 {
+		return nil, err
+	}
+	return []meta.ContentKey{k}, nil
+}
+
+// rollbackPlaced removes blobs a failed commit created; the caller holds
+// their content locks and no reference to them was committed.
+func (m *Manager) rollbackPlaced(root string, placed []meta.ContentKey) {
+	for _, k := range placed {
+		var referenced bool
+		_ = m.store.View(func(tx *meta.Tx) error {
+			_, err := tx.ContentRef(k)
+			referenced = err == nil
+			return nil
+		})
+		if !referenced {
+			os.Remove(contentPath(root, k.SHA256))
+		}
+	}
+}
+
+// failCommit puts a session whose commit failed on the server's side (full
+// disk, I/O error) in ERROR, as the mount's contract says, and returns the
+// cause. The item is untouched; changes carried to a successor survive.
+//
+// A session that was ended (cancel, expiry, item deleted) or whose changes
+// were re-added or removed since the commit was planned is left alone: its
+// staged bytes went with that, which is why placing them failed, and the
+// caller gets NotAllowedInCurrentState as from any late complete.
+func (m *Manager) failCommit(p *commitPlan, succ *successor, cause error) error {
+	msg := "commit failed: " + cause.Error()
+	moved, err := succ.moveStaging(m, p)
+	if err == nil {
+		err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+			cur, err := tx.UpdateSession(p.s.ID)
+			if err != nil {
+				return err
+			}
+			if State(cur.State) != StateActive {
+				return &StateError{Session: updateLabel(cur.UUID), Op: p.op, State: State(cur.State)}
+			}
+			for i := range p.apply {
+				if err := unchanged(tx, cur, &p.apply[i], p.sealed[p.apply[i].Name] != nil); err != nil {
+					return err
+				}
+			}
+			if err := m.endUpdateTx(tx, cur, opFail, msg); err != nil {
+				return err
+			}
+			return succ.createTx(tx, m, p, moved)
+		})
+	}
+	if err != nil && KindOf(err) == KindNotAllowedInCurrentState {
+		succ.undoStaging(moved)
+		return err
+	}
+	if err != nil {
+		succ.undoStaging(moved)
+		m.log.Warn("fail session after commit error", "session", p.s.UUID, "err", err)
+	} else {
+		succ.takeLive(m, p)
+	}
+	m.afterEnd([]endedSession{{p.s.ID, p.s.UUID}})
+	return wrapf(KindError, cause, "cannot complete %s: %v", updateLabel(p.s.UUID), cause)
+}
+
+// failChanges fails the named changes of a session: the session goes to
+// ERROR with cause, other changes carry on in a successor.
+func (m *Manager) failChanges(ctx context.Context, id string, names []string, cause error) (string, error) {
+	p, err := m.planCommit(id, names, opComplete)
+	if err != nil {
+		return "", err
+	}
+	succ, err := m.newSuccessor(p)
+	if err != nil {
+		return "", err
+	}
+	return succ.sessionID(), m.failCommit(p, succ, cause)
+}
