@@ -171,3 +171,11 @@ func copyAt(dst *os.File, src io.ReaderAt) (int64, error) {
 		}
 	}
 }
+
+// orphanFile is the content of an unlinked file that is still open: the
+// committed version it had (Draft.base) until the first change after the
+// unlink, then an unnamed file of its own.
+type orphanFile struct {
+	f    *os.File // nil while the content is base's
+	size int64
+}
