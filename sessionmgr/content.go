@@ -194,3 +194,39 @@ var errStillReferenced = errors.New("still referenced")
 // removeQuietly removes a file that may already be gone; leftovers are
 // swept from staging at the next start.
 func removeQuietly(path string) { _ = os.Remove(path) }
+
+// backingRoots lists the roots of all storage backings. Backings are
+// only ever added, so the list is read once and then kept up to date.
+func (m *Manager) backingRoots() []string {
+	m.mu.Lock()
+	roots := m.roots
+	m.mu.Unlock()
+	if roots != nil {
+		return roots
+	}
+	var backings []meta.Backing
+	if err := m.store.View(func(tx *meta.Tx) (err error) {
+		backings, err = tx.Backings()
+		return err
+	}); err != nil {
+		m.log.Warn("list storage backings", "err", err)
+		return nil
+	}
+	roots = []string{}
+	for _, b := range backings {
+		roots = append(roots, b.Root)
+	}
+	m.mu.Lock()
+	m.roots = roots
+	m.mu.Unlock()
+	return roots
+}
+
+// rememberBacking adds a new backing's root to backingRoots.
+func (m *Manager) rememberBacking(root string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.roots != nil && !slices.Contains(m.roots, root) {
+		m.roots = append(slices.Clip(m.roots), root)
+	}
+}

@@ -2,6 +2,7 @@ package sessionmgr
 
 import (
 	"errors"
+	"os"
 
 	"clfs/meta"
 )
@@ -310,4 +311,44 @@ func listSessions[R, I any](m *Manager, itemID string, all func(*meta.Tx) ([]R, 
 		return nil
 	})
 	return out, err
+}
+
+// afterEnd releases what ended sessions held in memory and on disk: their
+// readers start failing, their staged bytes are removed.
+func (m *Manager) afterEnd(ended []endedSession) {
+	for _, e := range ended {
+		m.mu.Lock()
+		ls := m.live[e.id]
+		delete(m.live, e.id)
+		var staged []*StagedFile
+		var pulls []*pull
+		if ls != nil {
+			ls.ended.Store(true)
+			for _, sf := range ls.uploads {
+				staged = append(staged, sf)
+			}
+			for p := range ls.pulls {
+				pulls = append(pulls, p)
+			}
+		}
+		m.mu.Unlock()
+		for _, p := range pulls {
+			p.cancel()
+		}
+		for _, sf := range staged {
+			sf.discard()
+		}
+		m.removeStaging(e.uuid)
+	}
+}
+
+// removeStaging removes an update session's staging directory. Backings
+// are few, so look on each rather than remember which one it used.
+func (m *Manager) removeStaging(sessionUUID string) {
+	for _, root := range m.backingRoots() {
+		d := stagingDir(root, sessionUUID)
+		if err := os.RemoveAll(d); err != nil {
+			m.log.Warn("remove staging", "dir", d, "err", err)
+		}
+	}
 }
