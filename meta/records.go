@@ -1,9 +1,7 @@
 package meta
 
-// Records are the catalog's rows. They carry no rules: sessionmgr decides
-// what a valid record is; meta only stores, indexes and returns them.
-// Times are Unix nanoseconds; counters are plain integers that the API
-// renders as decimal strings.
+// The catalog's rows (see Records in the package doc). sessionmgr decides
+// what a valid record is.
 
 // Attr is the POSIX view kept for libraries, items and files so the mount
 // can return exactly what chmod, chown and utimens set.

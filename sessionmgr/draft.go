@@ -34,7 +34,7 @@ import (
 //     on through them (orphan.go), and nothing is committed under the
 //     removed name.
 //
-// LOCK ORDERING: Draft.mu, then mountItem.mu, then the Manager's locks.
+// Draft.mu comes first in the package's lock order (doc.go).
 
 // Draft is the pending state of one file node of the mount.
 type Draft struct {

@@ -66,14 +66,8 @@ type Endpoints interface {
 }
 
 // Manager is the content library item API over one home directory. It is
-// safe for concurrent use.
-//
-// LOCK ORDERING: pendingMu, then contentLocks (sorted by stripe), then mu.
-// mu guards only
-// in-memory maps and is never held across a catalog transaction or disk
-// I/O; a content lock is held across link + catalog commit on purpose, so
-// that a blob whose last reference is being dropped cannot be unlinked
-// between another session placing it and referencing it.
+// safe for concurrent use; its locks, their order and why some are held
+// across a commit are in the package doc (Locking).
 type Manager struct {
 	// dependencies
 	store     catalog
@@ -87,7 +81,7 @@ type Manager struct {
 	timeout        time.Duration
 	readOnly       bool
 
-	contentLocks [64]sync.Mutex
+	contentLocks [64]sync.Mutex // by blob stripe (lockContent)
 	inlineLimit  int64
 	stagedMem    atomic.Int64 // bytes staged in memory by all uploads
 

@@ -1,0 +1,83 @@
+// Package meta is clfs's catalog: typed records (libraries, items, their
+// files, update and download sessions, content references) and their
+// indexes, over Badger. It stores, indexes and returns records; it knows
+// nothing of the API's rules, which are sessionmgr's, and only sessionmgr
+// imports it.
+//
+// # Records
+//
+// Records (records.go) are JSON: self-describing, tolerant of fields added
+// by later releases, and cheap next to the fsync of a durable write.
+// Decoding never panics on arbitrary bytes. Times are Unix nanoseconds;
+// counters are plain integers. Update and download session records share
+// their first fields (SessionHeader), stored flat.
+//
+// # Keys
+//
+// Every key starts with a one-byte kind; integers are big-endian
+// so that byte order is numeric order and prefix scans come out sorted.
+// No other package builds keys: callers go through the typed methods of Tx.
+//
+//	kind  key layout                                      value
+//	----  ----------------------------------------------  ------------------------
+//	'q'   'q' "ids"                                       Badger sequence (IDs)
+//	'L'   'L' libID(8)                                    Library
+//	'n'   'n' lower(libName)                              libID(8)  name index
+//	'B'   'B' backingID(8)                                Backing
+//	'b'   'b' root path                                   backingID(8)
+//	'I'   'I' itemID(8)                                   Item
+//	'i'   'i' libID(8) lower(itemName)                    itemID(8) per-library name index
+//	'F'   'F' itemID(8) fileName                          File (the item's committed file table)
+//	'U'   'U' sessionID(8)                                UpdateSession
+//	'f'   'f' sessionID(8) fileName                       UpdateSessionFile (pending change)
+//	'A'   'A' itemID(8)                                   sessionID(8) of the item's ACTIVE update session
+//	'D'   'D' sessionID(8)                                DownloadSession
+//	'd'   'd' sessionID(8) fileName                       DownloadSessionFile (pinned content)
+//	'E'   'E' unixNano(8) sessionKind(1) sessionID(8)     empty  expiry index
+//	'T'   'T' op(1) token                                 ClientToken (Badger TTL 24 h)
+//	'u'   'u' uuid                                        kind(1) id(8)  API id index
+//	'R'   'R' backingID(8) sha256(32)                     ContentRef (reference count)
+//	'C'   'C' backingID(8) sha256(32)                     raw bytes of a small blob stored inline
+//	'S'   'S' sessionID(8) fileName                       raw staged bytes of a small finished upload
+//
+// File names are stored verbatim (case-sensitive, as POSIX wants); library
+// and item name indexes are case-insensitive because the API's find is.
+//
+// # Transactions
+//
+// Every access is a closure inside a Store method, so a *badger.Txn never
+// leaves the package:
+//
+//   - Update: read-write, committed durably: it and everything committed
+//     before it are on disk when it returns;
+//   - UpdateBuffered: the same without waiting for the disk; a crash may
+//     lose it, only together with everything committed after it, which
+//     suits bookkeeping a crash makes moot (progress, expiry);
+//   - View: a read-only, consistent snapshot.
+//
+// A read-write closure that conflicts with a concurrent transaction is run
+// again from scratch, with jittered backoff, at most maxTxnAttempts times:
+// it must have no side effects outside its transaction. Values are copied
+// out of Badger. Decoded libraries, items, backings and files are cached
+// by their commit version (cache.go), so a write anywhere makes an entry
+// stale without invalidation. The Store also owns the ID sequence
+// (NextID: IDs are never zero nor reused, and double as inode numbers)
+// and value-log GC.
+//
+// # Errors
+//
+//   - ErrNotFound: no record under the key (a lookup by name or id that
+//     misses; a UUID that names an object of another kind);
+//   - ErrCorrupt: a stored value or key that cannot be decoded, wrapped
+//     with the key;
+//   - ErrConflict: a read-write transaction that still conflicted after its
+//     retries; nothing of it was committed.
+//
+// Other errors come from Badger or the disk. sessionmgr turns these into
+// the API's errors at one edge (its fromMeta).
+//
+// # Locking
+//
+// The record cache's mutex is the package's only one; it is taken inside
+// transactions and never held while calling out.
+package meta
