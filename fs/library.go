@@ -137,20 +137,11 @@ func (l *libraryNode) Rename(ctx context.Context, name string, newParent fusefs.
 	if p, ok := newParent.(*libraryNode); !ok || p.id != l.id {
 		return l.fsys.reject("rename", l.path(name), syscall.EXDEV, "an item can only be renamed within its library")
 	}
-	byName := func(n string) func() (string, error) {
-		return func() (string, error) {
-			it, err := l.fsys.m.ItemByName(ctx, l.id, n)
-			if err != nil {
-				return "", err
-			}
-			return it.ID, nil
-		}
+	noReplace, errno := l.fsys.dirRenameFlags(l.path(name), flags)
+	if errno != 0 {
+		return errno
 	}
-	return l.fsys.renameDir(ctx, l.path(""), name, newName, flags, byName(name), byName(newName),
-		l.fsys.m.DeleteItemIfEmpty,
-		func(id string) error {
-			return l.fsys.m.UpdateItem(ctx, id, sessionmgr.ItemUpdateSpec{Name: &newName})
-		})
+	return l.fsys.toErrno("rename", l.path(name), l.fsys.m.RenameItem(ctx, l.id, name, newName, noReplace))
 }
 
 func (l *libraryNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {

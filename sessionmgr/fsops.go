@@ -25,11 +25,6 @@ var ErrNotEmpty = errors.New("not empty")
 // session does not count: it goes to ERROR with the item, as for
 // DeleteItem.
 func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
-	// New names whose session ended under them (they can no longer be
-	// committed) are still listed: they keep the item too, as before.
-	if pending := m.pendingNames(id); len(pending) > 0 {
-		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "item %s has %d files", id, len(pending))
-	}
 	lib, item := m.namesOf(ctx, "", id)
 	var drop []meta.ContentKey
 	var ended []endedSession
@@ -39,15 +34,8 @@ func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		// Reading the item's record and its session lock, which every
-		// commit and every new session write, makes a commit running
-		// meanwhile conflict with this transaction.
-		n, err := m.itemFilesTx(tx, it)
-		if err != nil {
+		if err := m.checkItemEmptyTx(tx, it); err != nil {
 			return err
-		}
-		if n > 0 {
-			return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "item %s has %d files", itemLabel(tx, it), n)
 		}
 		drop, ended, err = m.deleteItemTx(tx, it)
 		return err
@@ -61,8 +49,29 @@ func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
 	return nil
 }
 
-// itemFilesTx counts the names an item shows in the mount: its committed
-// files and the new names in the mount's ACTIVE update session.
+// checkItemEmptyTx fails with ErrNotEmpty unless the item shows no name in
+// the mount: no committed file, no new name of the mount's waiting for its
+// first commit. It reads the item's record and its session lock, which
+// every commit and every new session write, so a commit running meanwhile
+// conflicts with the transaction that deletes the item.
+func (m *Manager) checkItemEmptyTx(tx *meta.Tx, it *meta.Item) error {
+	// The mount's drafts first (see ItemEntries), which also list new
+	// names whose session ended under them.
+	n := len(m.pendingNames(it.UUID))
+	if n == 0 {
+		var err error
+		if n, err = m.itemFilesTx(tx, it); err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "item %s has %d files", itemLabel(tx, it), n)
+	}
+	return nil
+}
+
+// itemFilesTx counts an item's committed files and the new names in the
+// mount's ACTIVE update session.
 func (m *Manager) itemFilesTx(tx *meta.Tx, it *meta.Item) (int, error) {
 	files, err := tx.Files(it.ID)
 	if err != nil {
@@ -111,28 +120,34 @@ func (m *Manager) DeleteLibraryIfEmpty(ctx context.Context, id string) error {
 			return err
 		}
 		name = lib.Name
-		// CreateItem writes the library's record, which this reads:
-		// one of the two conflicts, and its retry sees the other.
-		items, err := tx.ItemIDs(lib.ID)
-		if err != nil {
-			return err
-		}
-		if len(items) > 0 {
-			return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "library %s has %d items", lib.Name, len(items))
-		}
-		if err := tx.DeleteLibraryName(lib.Name); err != nil {
-			return err
-		}
-		if err := tx.DeleteUUID(lib.UUID); err != nil {
-			return err
-		}
-		return tx.DeleteLibrary(lib.ID)
+		return deleteLibraryIfEmptyTx(tx, lib)
 	})
 	if err != nil {
 		return err
 	}
 	m.notify(Change{Library: name, Gone: true})
 	return nil
+}
+
+// deleteLibraryIfEmptyTx deletes a library that has no items, else fails
+// with ErrNotEmpty. CreateItem writes the library's record, which this
+// reads: one of the two transactions conflicts, and its retry sees the
+// other.
+func deleteLibraryIfEmptyTx(tx *meta.Tx, lib *meta.Library) error {
+	items, err := tx.ItemIDs(lib.ID)
+	if err != nil {
+		return err
+	}
+	if len(items) > 0 {
+		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "library %q has %d items", lib.Name, len(items))
+	}
+	if err := tx.DeleteLibraryName(lib.Name); err != nil {
+		return err
+	}
+	if err := tx.DeleteUUID(lib.UUID); err != nil {
+		return err
+	}
+	return tx.DeleteLibrary(lib.ID)
 }
 
 // StorageStats describes the default storage backing, for statfs(2).
