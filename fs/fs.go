@@ -65,21 +65,19 @@ func libraryIno(id uint64) uint64 { return libraryTag | id }
 func itemIno(id uint64) uint64    { return itemTag | id }
 func fileIno(id uint64) uint64    { return fileTag | id }
 
-// privileged tells whether the caller may keep set-user-ID and
-// set-group-ID bits through a change of content (CAP_FSETID); FUSE does
-// not pass capabilities, so root stands for it, as fusermount's own
-// checks do.
-func privileged(ctx context.Context) bool {
-	uid, _ := caller(ctx)
-	return uid == 0
-}
-
 // caller is who asks, for the owner of what it creates.
 func caller(ctx context.Context) (uid, gid uint32) {
 	if c, ok := fuse.FromContext(ctx); ok {
 		return c.Uid, c.Gid
 	}
 	return 0, 0
+}
+
+// callerOf is who makes a change. FUSE does not pass capabilities, so
+// root stands for CAP_FSETID, as fusermount's own checks do.
+func callerOf(ctx context.Context) sessionmgr.Caller {
+	uid, gid := caller(ctx)
+	return sessionmgr.Caller{UID: uid, GID: gid, Privileged: uid == 0}
 }
 
 func fillDirAttr(out *fuse.Attr, ino uint64, p sessionmgr.Posix) {
