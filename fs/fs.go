@@ -15,7 +15,7 @@ import (
 
 // FS is a mountable view of one session manager.
 type FS struct {
-	m        *sessionmgr.Manager
+	m        Manager
 	log      *slog.Logger
 	readOnly bool
 	started  time.Time
@@ -40,7 +40,7 @@ type Options struct {
 }
 
 // New returns the filesystem over m.
-func New(m *sessionmgr.Manager, opts Options) *FS {
+func New(m Manager, opts Options) *FS {
 	fsys := &FS{m: m, log: opts.Logger, readOnly: opts.ReadOnly, started: time.Now()}
 	if fsys.log == nil {
 		fsys.log = slog.Default()
