@@ -25,6 +25,9 @@ var ErrNotEmpty = errors.New("not empty")
 // session does not count: it goes to ERROR with the item, as for
 // DeleteItem.
 func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
+	if err := m.refuseIfReadOnly("delete library item"); err != nil {
+		return err
+	}
 	lib, item := m.namesOf(ctx, "", id)
 	var drop []meta.ContentKey
 	var ended []endedSession
@@ -113,6 +116,9 @@ func (m *Manager) itemFilesTx(tx *meta.Tx, it *meta.Item) (int, error) {
 // catalog transaction with the check: an item created meanwhile either
 // makes it fail with ErrNotEmpty or fails itself (NotFound).
 func (m *Manager) DeleteLibraryIfEmpty(ctx context.Context, id string) error {
+	if err := m.refuseIfReadOnly("delete library"); err != nil {
+		return err
+	}
 	var name string
 	err := m.store.Update(func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)

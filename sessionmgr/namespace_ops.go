@@ -18,6 +18,9 @@ import (
 
 // RenameLibrary renames the library named oldName to newName.
 func (m *Manager) RenameLibrary(ctx context.Context, oldName, newName string, noReplace bool) error {
+	if err := m.refuseIfReadOnly("rename library"); err != nil {
+		return err
+	}
 	if err := ValidateName("library", newName); err != nil {
 		return err
 	}
@@ -80,6 +83,9 @@ func (m *Manager) RenameLibrary(ctx context.Context, oldName, newName string, no
 
 // RenameItem renames the item named oldName of a library to newName.
 func (m *Manager) RenameItem(ctx context.Context, libraryID, oldName, newName string, noReplace bool) error {
+	if err := m.refuseIfReadOnly("rename library item"); err != nil {
+		return err
+	}
 	if err := validateItemName(newName); err != nil {
 		return err
 	}

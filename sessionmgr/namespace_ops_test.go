@@ -220,3 +220,29 @@ func TestRenameLibraryRacesItemCreate(t *testing.T) {
 	}
 	t.Logf("%d rounds: the rename won %d, the create %d", raceRounds, replaced, kept)
 }
+
+func TestRenameReadOnly(t *testing.T) {
+	t.Parallel()
+	f := newReadOnlyFixture(t)
+	e := f.e
+	for what, err := range map[string]error{
+		"RenameLibrary":          e.m.RenameLibrary(e.ctx, "lib", "renamed", false),
+		"RenameLibrary over one": e.m.RenameLibrary(e.ctx, "lib", "empty-lib", false),
+		"RenameItem":             e.m.RenameItem(e.ctx, f.lib, "full", "renamed", false),
+		"RenameItem over one":    e.m.RenameItem(e.ctx, f.lib, "full", "empty", false),
+	} {
+		if !errors.Is(err, ErrReadOnly) || KindOf(err) != KindUnauthorized {
+			t.Errorf("%s: %v, want ErrReadOnly", what, err)
+		}
+	}
+	for _, name := range []string{"lib", "empty-lib"} {
+		if _, err := e.m.LibraryByName(e.ctx, name); err != nil {
+			t.Errorf("library %s after refused renames: %v", name, err)
+		}
+	}
+	for _, name := range []string{"full", "empty"} {
+		if _, err := e.m.ItemByName(e.ctx, f.lib, name); err != nil {
+			t.Errorf("item %s after refused renames: %v", name, err)
+		}
+	}
+}
