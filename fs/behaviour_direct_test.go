@@ -20,15 +20,15 @@ type directDriver struct {
 	m   Manager
 }
 
-func newDirectDriver(t *testing.T) driver {
-	return &directDriver{ctx: t.Context(), m: openManager(t)}
+func newDirectDriver(t *testing.T, m Manager) driver {
+	return &directDriver{ctx: t.Context(), m: m}
 }
 
-// openManager opens a session manager on a fresh home, closed at the end
-// of the test.
-func openManager(t *testing.T) *sessionmgr.Manager {
+// openManager opens a session manager on home, closed at the end of the
+// test.
+func openManager(t *testing.T, home string, readOnly bool) *sessionmgr.Manager {
 	t.Helper()
-	m, err := sessionmgr.Open(sessionmgr.Options{Home: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	m, err := sessionmgr.Open(sessionmgr.Options{Home: home, ReadOnly: readOnly, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ type mountDriver struct {
 	dir string
 }
 
-func newMountDriver(t *testing.T) driver {
-	return &mountDriver{dir: mountFS(t, openManager(t))}
+func newMountDriver(t *testing.T, m Manager) driver {
+	return &mountDriver{dir: mountFS(t, m)}
 }
 
 // mountFS mounts the filesystem over m, as mount.Start does (the same

@@ -67,19 +67,84 @@ var behaviours = []struct {
 	{"truncate", testTruncate},
 }
 
+// drivers make a driver over a session manager.
+var drivers = []struct {
+	name string
+	open func(t *testing.T, m Manager) driver
+}{
+	{"direct", newDirectDriver},
+	{"mount", newMountDriver},
+}
+
 func TestBehaviour(t *testing.T) {
-	for _, drv := range []struct {
-		name string
-		open func(t *testing.T) driver
-	}{
-		{"direct", newDirectDriver},
-		{"mount", newMountDriver},
-	} {
+	for _, drv := range drivers {
 		t.Run(drv.name, func(t *testing.T) {
 			for _, b := range behaviours {
-				t.Run(b.name, func(t *testing.T) { b.run(t, drv.open(t)) })
+				t.Run(b.name, func(t *testing.T) { b.run(t, drv.open(t, openManager(t, t.TempDir(), false))) })
 			}
 		})
+	}
+}
+
+// TestBehaviourReadOnly: over a session manager opened read-only, every
+// change is EROFS and changes nothing; reading works. The mount driver
+// does not mount "ro" (mount.Start does), so what answers there is the
+// manager's refusal through fs, not the kernel.
+func TestBehaviourReadOnly(t *testing.T) {
+	for _, drv := range drivers {
+		t.Run(drv.name, func(t *testing.T) {
+			home := t.TempDir()
+			t.Run("populate", func(t *testing.T) {
+				w := newDirectDriver(t, openManager(t, home, false))
+				must(t, "mkdir", w.Mkdir("lib", 0o755))
+				must(t, "mkdir", w.Mkdir("lib/item", 0o755))
+				must(t, "mkdir", w.Mkdir("lib/empty", 0o755))
+				must(t, "mkdir", w.Mkdir("empty", 0o755))
+				writeFile(t, w, "lib/item/f", "committed", 0o644)
+			}) // its manager closed with it
+			testReadOnly(t, drv.open(t, openManager(t, home, true)))
+		})
+	}
+}
+
+func testReadOnly(t *testing.T, d driver) {
+	create := func(path string) error {
+		w, err := d.Create(path, 0o644)
+		if err == nil {
+			w.Close()
+			t.Errorf("create %s succeeded on a read-only manager", path)
+		}
+		return err
+	}
+	for _, c := range []struct {
+		what string
+		err  error
+	}{
+		{"mkdir of a library", d.Mkdir("new", 0o755)},
+		{"mkdir of an item", d.Mkdir("lib/new", 0o755)},
+		{"rmdir of an empty library", d.Rmdir("empty")},
+		{"rmdir of an empty item", d.Rmdir("lib/empty")},
+		{"create of a new file", create("lib/item/new")},
+		{"open(O_TRUNC) of a file", create("lib/item/f")},
+		{"rename of a file", d.Rename("lib/item/f", "lib/item/g", false)},
+		{"rename of an item", d.Rename("lib/item", "lib/other", false)},
+		{"rename of an item over an empty one", d.Rename("lib/item", "lib/empty", false)},
+		{"rename of a library", d.Rename("lib", "other", false)},
+		{"unlink", d.Remove("lib/item/f")},
+		{"chmod of a file", d.Chmod("lib/item/f", 0o600)},
+		{"chmod of an item", d.Chmod("lib/item", 0o700)},
+		{"chmod of a library", d.Chmod("lib", 0o700)},
+		{"utimes of a file", d.Chtimes("lib/item/f", time.Unix(1, 0))},
+		{"truncate", d.Truncate("lib/item/f", 1)},
+	} {
+		wantErr(t, c.what, c.err, syscall.EROFS)
+	}
+	wantNames(t, d, "", "empty", "lib")
+	wantNames(t, d, "lib", "empty", "item")
+	wantNames(t, d, "lib/item", "f")
+	wantContent(t, d, "lib/item/f", "committed")
+	if st := stat(t, d, "lib/item/f"); st.Mode != 0o644 || st.Size != 9 {
+		t.Errorf("f: %+v, want mode 644, 9 bytes", st)
 	}
 }
 

@@ -246,9 +246,6 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 // handles (own) for ftruncate(2), and for a file whose name is gone, which
 // only its writers reach; otherwise it is by path.
 func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if n.fsys.readOnly {
-		return n.fsys.erofs("setattr", n.path())
-	}
 	d, own, err := n.draft(ctx, f)
 	if errnoOf(err) == syscall.ENOENT {
 		if e := n.setUnlinkedAttr(in); e != nil {
@@ -315,9 +312,6 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY
 	if !write {
 		return n.openRead(ctx)
-	}
-	if n.fsys.readOnly {
-		return nil, 0, n.fsys.erofs("open", n.path())
 	}
 	name, detached := n.name()
 	d, err := n.fsys.m.OpenDraft(ctx, n.item.id, name)

@@ -15,11 +15,10 @@ import (
 
 // FS is a mountable view of one session manager.
 type FS struct {
-	m        Manager
-	log      *slog.Logger
-	readOnly bool
-	started  time.Time
-	root     *rootNode
+	m       Manager
+	log     *slog.Logger
+	started time.Time
+	root    *rootNode
 
 	// Changes waiting to be told to the kernel: a queue without bound,
 	// because with long cache timeouts a dropped change would leave the
@@ -33,15 +32,16 @@ type FS struct {
 	closeOnce       sync.Once
 }
 
-// Options configures New.
+// Options configures New. There is no read-only option: a session
+// manager opened read-only refuses every change (sessionmgr.ErrReadOnly),
+// which the filesystem answers with EROFS.
 type Options struct {
-	ReadOnly bool
-	Logger   *slog.Logger
+	Logger *slog.Logger
 }
 
 // New returns the filesystem over m.
 func New(m Manager, opts Options) *FS {
-	fsys := &FS{m: m, log: opts.Logger, readOnly: opts.ReadOnly, started: time.Now()}
+	fsys := &FS{m: m, log: opts.Logger, started: time.Now()}
 	if fsys.log == nil {
 		fsys.log = slog.Default()
 	}
@@ -155,10 +155,6 @@ func (fsys *FS) checkNameLen(path, name string) syscall.Errno {
 		return 0
 	}
 	return fsys.reject("lookup", path, syscall.ENAMETOOLONG, "a name is at most 255 bytes")
-}
-
-func (fsys *FS) erofs(op, path string) syscall.Errno {
-	return fsys.reject(op, path, syscall.EROFS, "mounted read-only")
 }
 
 // dots are the "." and ".." entries a directory listing starts with.

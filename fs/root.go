@@ -80,9 +80,6 @@ func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 
 func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	path := "/" + name
-	if r.fsys.readOnly {
-		return nil, r.fsys.erofs("mkdir", path)
-	}
 	id, err := r.fsys.m.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: name}, "")
 	if err != nil {
 		return nil, r.fsys.toErrno("mkdir", path, err)
@@ -101,9 +98,6 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 
 func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	path := "/" + name
-	if r.fsys.readOnly {
-		return r.fsys.erofs("rmdir", path)
-	}
 	lib, err := r.fsys.m.LibraryByName(ctx, name)
 	if err == nil {
 		err = r.fsys.m.DeleteLibraryIfEmpty(ctx, lib.ID)
@@ -113,9 +107,6 @@ func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 func (r *rootNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	path := "/" + name
-	if r.fsys.readOnly {
-		return r.fsys.erofs("rename", path)
-	}
 	if _, ok := newParent.(*rootNode); !ok {
 		return r.fsys.reject("rename", path, syscall.EXDEV, "a library can only be renamed, not moved")
 	}
