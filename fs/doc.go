@@ -5,7 +5,9 @@
 // sessionmgr, fills the reply and returns toErrno(err). What a write, a
 // close or a rename means for update and download sessions is decided in
 // sessionmgr (see its Draft); nothing here touches the catalog or the
-// storage directory.
+// storage directory. The session manager is reached through Manager
+// (manager.go), the calls fs makes; behaviour_test.go runs one suite of
+// what a user observes directly against it and through a real mount.
 //
 // # Inode numbers
 //

@@ -31,6 +31,7 @@ var causeErrno = []struct {
 	errno syscall.Errno
 }{
 	{sessionmgr.ErrNoSpace, syscall.ENOSPC},
+	{sessionmgr.ErrReadOnly, syscall.EROFS},
 	{sessionmgr.ErrNotEmpty, syscall.ENOTEMPTY},
 	{sessionmgr.ErrNameTooLong, syscall.ENAMETOOLONG},
 	{sessionmgr.ErrChecksumMismatch, syscall.EIO},

@@ -31,6 +31,8 @@ func TestErrnoOf(t *testing.T) {
 		{&sessionmgr.Error{Kind: sessionmgr.KindError, Msg: "commit", Err: sessionmgr.ErrNoSpace}, syscall.ENOSPC},
 		{&sessionmgr.Error{Kind: sessionmgr.KindNotAllowedInCurrentState, Msg: "rmdir", Err: sessionmgr.ErrNotEmpty}, syscall.ENOTEMPTY},
 		{&sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: "long", Err: sessionmgr.ErrNameTooLong}, syscall.ENAMETOOLONG},
+		{&sessionmgr.Error{Kind: sessionmgr.KindUnauthorized, Msg: "cannot create file", Err: sessionmgr.ErrReadOnly}, syscall.EROFS},
+		{&sessionmgr.Error{Kind: sessionmgr.KindUnauthorized, Msg: "not yours"}, syscall.EACCES},
 		{&sessionmgr.StateError{Session: "s", Op: "read", State: sessionmgr.StateCanceled}, syscall.EIO},
 		{errors.New("anything else"), syscall.EIO},
 		{context.Canceled, syscall.EINTR},

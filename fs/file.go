@@ -167,23 +167,8 @@ func (n *fileNode) setUnlinkedAttr(in *fuse.SetAttrIn) *sessionmgr.FileEntry {
 	if n.last == nil || !n.last.Unlinked {
 		return nil
 	}
-	p := &n.last.Posix
-	if m, ok := in.GetMode(); ok {
-		p.Mode = m & 0o7777
-	}
-	if uid, ok := in.GetUID(); ok {
-		p.UID = uid
-	}
-	if gid, ok := in.GetGID(); ok {
-		p.GID = gid
-	}
-	if t, ok := in.GetMTime(); ok {
-		p.Mtime = t
-	}
-	if t, ok := in.GetATime(); ok {
-		p.Atime = t
-	}
-	p.Ctime = time.Now()
+	ch, _ := posixChange(in)
+	n.last.Posix = ch.ApplyTo(n.last.Posix, time.Now())
 	e := *n.last
 	return &e
 }
@@ -256,12 +241,11 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	return 0
 }
 
-// Setattr: a size change is a change of content (an update session);
-// mode, owner and mtime are metadata of the pending or committed version.
+// Setattr is truncate, chmod, chown and utimensat of a file; what is
+// committed when is Draft.Setattr's. The change comes through the node's
+// handles (own) for ftruncate(2), and for a file whose name is gone, which
+// only its writers reach; otherwise it is by path.
 func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if n.fsys.readOnly {
-		return n.fsys.erofs("setattr", n.path())
-	}
 	d, own, err := n.draft(ctx, f)
 	if errnoOf(err) == syscall.ENOENT {
 		if e := n.setUnlinkedAttr(in); e != nil {
@@ -279,33 +263,16 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 			}
 		}()
 	}
+	ch := sessionmgr.SetattrChange{By: callerOf(ctx), ByHandle: own}
 	if size, ok := in.GetSize(); ok {
-		if err := d.Truncate(ctx, int64(size)); err != nil {
-			return n.fsys.toErrno("truncate", n.path(), err)
-		}
-		// ftruncate(2) on a handle is a change by that handle: its close
-		// commits it, as it would a write (O_TRUNC at open is not: echo >
-		// sends a FLUSH before its first write).
-		if h, ok := f.(*writeHandle); ok {
-			h.markChanged()
-		}
-		if !privileged(ctx) {
-			_, gid := caller(ctx)
-			d.DropSetID(gid)
-		}
+		s := int64(size)
+		ch.Size = &s
 	}
-	if ch, ok := posixChange(in); ok {
-		if err := d.SetPosix(ctx, ch); err != nil {
-			return n.fsys.toErrno("setattr", n.path(), err)
-		}
+	ch.Posix, _ = posixChange(in)
+	e, changed, err := d.Setattr(ctx, ch)
+	if h, ok := f.(*writeHandle); ok && changed {
+		h.markChanged()
 	}
-	if !own && in.Valid&fuse.FATTR_SIZE != 0 {
-		// truncate(2) by path: a self-contained change, committed now.
-		if err := d.Commit(ctx); err != nil {
-			return n.fsys.toErrno("truncate", n.path(), err)
-		}
-	}
-	e, err := d.Entry(ctx)
 	if err != nil {
 		return n.fsys.toErrno("setattr", n.path(), err)
 	}
@@ -346,9 +313,6 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if !write {
 		return n.openRead(ctx)
 	}
-	if n.fsys.readOnly {
-		return nil, 0, n.fsys.erofs("open", n.path())
-	}
 	name, detached := n.name()
 	d, err := n.fsys.m.OpenDraft(ctx, n.item.id, name)
 	if err != nil {
@@ -359,13 +323,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	}
 	h := n.newWriteHandle(d)
 	if flags&syscall.O_TRUNC != 0 {
-		if err := d.Truncate(ctx, 0); err != nil {
+		if err := d.TruncateAtOpen(ctx, callerOf(ctx)); err != nil {
 			h.release(ctx)
 			return nil, 0, n.fsys.toErrno("open", n.path(), err)
-		}
-		if !privileged(ctx) {
-			_, gid := caller(ctx)
-			d.DropSetID(gid)
 		}
 	}
 	// Written bytes go to the daemon, not the page cache: written pages
@@ -523,16 +483,12 @@ func (h *writeHandle) markChanged() {
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	var n int
 	var err error
-	if off == appendOffset {
-		n, err = h.d.Append(ctx, data)
+	if by := callerOf(ctx); off == appendOffset {
+		n, err = h.d.AppendAs(ctx, by, data)
 	} else {
-		n, err = h.d.WriteAt(ctx, data, off)
+		n, err = h.d.WriteAs(ctx, by, data, off)
 	}
 	h.markChanged()
-	if n > 0 && !privileged(ctx) {
-		_, gid := caller(ctx)
-		h.d.DropSetID(gid)
-	}
 	if err != nil {
 		return uint32(n), h.fsys.toErrno("write", h.path(), err)
 	}

@@ -15,11 +15,10 @@ import (
 
 // FS is a mountable view of one session manager.
 type FS struct {
-	m        *sessionmgr.Manager
-	log      *slog.Logger
-	readOnly bool
-	started  time.Time
-	root     *rootNode
+	m       Manager
+	log     *slog.Logger
+	started time.Time
+	root    *rootNode
 
 	// Changes waiting to be told to the kernel: a queue without bound,
 	// because with long cache timeouts a dropped change would leave the
@@ -33,15 +32,16 @@ type FS struct {
 	closeOnce       sync.Once
 }
 
-// Options configures New.
+// Options configures New. There is no read-only option: a session
+// manager opened read-only refuses every change (sessionmgr.ErrReadOnly),
+// which the filesystem answers with EROFS.
 type Options struct {
-	ReadOnly bool
-	Logger   *slog.Logger
+	Logger *slog.Logger
 }
 
 // New returns the filesystem over m.
-func New(m *sessionmgr.Manager, opts Options) *FS {
-	fsys := &FS{m: m, log: opts.Logger, readOnly: opts.ReadOnly, started: time.Now()}
+func New(m Manager, opts Options) *FS {
+	fsys := &FS{m: m, log: opts.Logger, started: time.Now()}
 	if fsys.log == nil {
 		fsys.log = slog.Default()
 	}
@@ -65,21 +65,19 @@ func libraryIno(id uint64) uint64 { return libraryTag | id }
 func itemIno(id uint64) uint64    { return itemTag | id }
 func fileIno(id uint64) uint64    { return fileTag | id }
 
-// privileged tells whether the caller may keep set-user-ID and
-// set-group-ID bits through a change of content (CAP_FSETID); FUSE does
-// not pass capabilities, so root stands for it, as fusermount's own
-// checks do.
-func privileged(ctx context.Context) bool {
-	uid, _ := caller(ctx)
-	return uid == 0
-}
-
 // caller is who asks, for the owner of what it creates.
 func caller(ctx context.Context) (uid, gid uint32) {
 	if c, ok := fuse.FromContext(ctx); ok {
 		return c.Uid, c.Gid
 	}
 	return 0, 0
+}
+
+// callerOf is who makes a change. FUSE does not pass capabilities, so
+// root stands for CAP_FSETID, as fusermount's own checks do.
+func callerOf(ctx context.Context) sessionmgr.Caller {
+	uid, gid := caller(ctx)
+	return sessionmgr.Caller{UID: uid, GID: gid, Privileged: uid == 0}
 }
 
 func fillDirAttr(out *fuse.Attr, ino uint64, p sessionmgr.Posix) {
@@ -157,10 +155,6 @@ func (fsys *FS) checkNameLen(path, name string) syscall.Errno {
 		return 0
 	}
 	return fsys.reject("lookup", path, syscall.ENAMETOOLONG, "a name is at most 255 bytes")
-}
-
-func (fsys *FS) erofs(op, path string) syscall.Errno {
-	return fsys.reject(op, path, syscall.EROFS, "mounted read-only")
 }
 
 // dots are the "." and ".." entries a directory listing starts with.

@@ -55,9 +55,6 @@ func (n *itemNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 }
 
 func (n *itemNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if n.fsys.readOnly {
-		return n.fsys.erofs("setattr", n.path(""))
-	}
 	if _, ok := in.GetSize(); ok {
 		return n.fsys.reject("setattr", n.path(""), syscall.EISDIR, "an item is a directory")
 	}
@@ -116,9 +113,6 @@ func (n *itemNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.File
 
 // Create makes a new name: visible at once, committed at close.
 func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
-	if n.fsys.readOnly {
-		return nil, nil, 0, n.fsys.erofs("create", n.path(name))
-	}
 	uid, gid := caller(ctx)
 	d, err := n.fsys.m.CreateFile(ctx, n.id, name, sessionmgr.Posix{Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: time.Now()})
 	if err != nil {
@@ -140,9 +134,6 @@ func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode u
 }
 
 func (n *itemNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	if n.fsys.readOnly {
-		return n.fsys.erofs("unlink", n.path(name))
-	}
 	if err := n.fsys.m.RemoveFile(ctx, n.id, name); err != nil {
 		return n.fsys.toErrno("unlink", n.path(name), err)
 	}
@@ -163,9 +154,6 @@ func (n *itemNode) forgetName(name string) {
 // Rename within the item is an atomic, metadata-only replace; anywhere
 // else is EXDEV, so mv and rsync fall back to copy and unlink.
 func (n *itemNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	if n.fsys.readOnly {
-		return n.fsys.erofs("rename", n.path(name))
-	}
 	if flags&(renameExchange|renameWhiteout) != 0 {
 		return n.fsys.reject("rename", n.path(name), syscall.EINVAL, "RENAME_EXCHANGE and RENAME_WHITEOUT are not supported")
 	}

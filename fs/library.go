@@ -48,9 +48,6 @@ func (l *libraryNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fus
 }
 
 func (l *libraryNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if l.fsys.readOnly {
-		return l.fsys.erofs("setattr", l.path(""))
-	}
 	if _, ok := in.GetSize(); ok {
 		return l.fsys.reject("setattr", l.path(""), syscall.EISDIR, "a library is a directory")
 	}
@@ -100,9 +97,6 @@ func (l *libraryNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.F
 }
 
 func (l *libraryNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if l.fsys.readOnly {
-		return nil, l.fsys.erofs("mkdir", l.path(name))
-	}
 	id, err := l.fsys.m.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: l.id, Name: name}, "")
 	if err != nil {
 		return nil, l.fsys.toErrno("mkdir", l.path(name), err)
@@ -120,9 +114,6 @@ func (l *libraryNode) Mkdir(ctx context.Context, name string, mode uint32, out *
 }
 
 func (l *libraryNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if l.fsys.readOnly {
-		return l.fsys.erofs("rmdir", l.path(name))
-	}
 	it, err := l.fsys.m.ItemByName(ctx, l.id, name)
 	if err == nil {
 		err = l.fsys.m.DeleteItemIfEmpty(ctx, it.ID)
@@ -131,26 +122,14 @@ func (l *libraryNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (l *libraryNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	if l.fsys.readOnly {
-		return l.fsys.erofs("rename", l.path(name))
-	}
 	if p, ok := newParent.(*libraryNode); !ok || p.id != l.id {
 		return l.fsys.reject("rename", l.path(name), syscall.EXDEV, "an item can only be renamed within its library")
 	}
-	byName := func(n string) func() (string, error) {
-		return func() (string, error) {
-			it, err := l.fsys.m.ItemByName(ctx, l.id, n)
-			if err != nil {
-				return "", err
-			}
-			return it.ID, nil
-		}
+	noReplace, errno := l.fsys.dirRenameFlags(l.path(name), flags)
+	if errno != 0 {
+		return errno
 	}
-	return l.fsys.renameDir(ctx, l.path(""), name, newName, flags, byName(name), byName(newName),
-		l.fsys.m.DeleteItemIfEmpty,
-		func(id string) error {
-			return l.fsys.m.UpdateItem(ctx, id, sessionmgr.ItemUpdateSpec{Name: &newName})
-		})
+	return l.fsys.toErrno("rename", l.path(name), l.fsys.m.RenameItem(ctx, l.id, name, newName, noReplace))
 }
 
 func (l *libraryNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {

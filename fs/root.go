@@ -80,9 +80,6 @@ func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 
 func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	path := "/" + name
-	if r.fsys.readOnly {
-		return nil, r.fsys.erofs("mkdir", path)
-	}
 	id, err := r.fsys.m.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: name}, "")
 	if err != nil {
 		return nil, r.fsys.toErrno("mkdir", path, err)
@@ -101,9 +98,6 @@ func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fus
 
 func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	path := "/" + name
-	if r.fsys.readOnly {
-		return r.fsys.erofs("rmdir", path)
-	}
 	lib, err := r.fsys.m.LibraryByName(ctx, name)
 	if err == nil {
 		err = r.fsys.m.DeleteLibraryIfEmpty(ctx, lib.ID)
@@ -113,31 +107,14 @@ func (r *rootNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 
 func (r *rootNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	path := "/" + name
-	if r.fsys.readOnly {
-		return r.fsys.erofs("rename", path)
-	}
 	if _, ok := newParent.(*rootNode); !ok {
 		return r.fsys.reject("rename", path, syscall.EXDEV, "a library can only be renamed, not moved")
 	}
-	return r.fsys.renameDir(ctx, "/", name, newName, flags,
-		func() (string, error) {
-			lib, err := r.fsys.m.LibraryByName(ctx, name)
-			if err != nil {
-				return "", err
-			}
-			return lib.ID, nil
-		},
-		func() (string, error) {
-			lib, err := r.fsys.m.LibraryByName(ctx, newName)
-			if err != nil {
-				return "", err
-			}
-			return lib.ID, nil
-		},
-		r.fsys.m.DeleteLibraryIfEmpty,
-		func(id string) error {
-			return r.fsys.m.UpdateLibrary(ctx, id, sessionmgr.LibraryUpdateSpec{Name: &newName})
-		})
+	noReplace, errno := r.fsys.dirRenameFlags(path, flags)
+	if errno != 0 {
+		return errno
+	}
+	return r.fsys.toErrno("rename", path, r.fsys.m.RenameLibrary(ctx, name, newName, noReplace))
 }
 
 // Files, links and device nodes cannot live at "/".
@@ -165,31 +142,13 @@ func (r *rootNode) Link(ctx context.Context, target fusefs.InodeEmbedder, name s
 	return nil, r.fsys.reject("link", "/"+name, syscall.EPERM, "hard links are not supported")
 }
 
-// renameDir renames a library or an item: EXCHANGE and WHITEOUT are not
-// supported; over an existing name it replaces an empty one, as rename(2)
-// does for directories.
-func (fsys *FS) renameDir(ctx context.Context, dir, name, newName string, flags uint32,
-	source, target func() (string, error), deleteIfEmpty func(context.Context, string) error, rename func(id string) error) syscall.Errno {
-	path := dir + name
+// dirRenameFlags reads the flags of a rename of a library or an item:
+// RENAME_EXCHANGE and RENAME_WHITEOUT are not supported.
+func (fsys *FS) dirRenameFlags(path string, flags uint32) (noReplace bool, errno syscall.Errno) {
 	if flags&^uint32(renameNoReplace) != 0 {
-		return fsys.reject("rename", path, syscall.EINVAL, "RENAME_EXCHANGE and RENAME_WHITEOUT are not supported")
+		return false, fsys.reject("rename", path, syscall.EINVAL, "RENAME_EXCHANGE and RENAME_WHITEOUT are not supported")
 	}
-	id, err := source()
-	if err != nil {
-		return fsys.toErrno("rename", path, err)
-	}
-	if name == newName {
-		return 0
-	}
-	if other, err := target(); err == nil && other != id {
-		if flags&renameNoReplace != 0 {
-			return fsys.reject("rename", path, syscall.EEXIST, newName+" exists")
-		}
-		if err := deleteIfEmpty(ctx, other); err != nil {
-			return fsys.toErrno("rename", path, err)
-		}
-	}
-	return fsys.toErrno("rename", path, rename(id))
+	return flags&renameNoReplace != 0, 0
 }
 
 // Rename flags of renameat2(2).

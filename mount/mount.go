@@ -96,7 +96,7 @@ func start(opts Options) (*Mount, error) {
 	if err != nil {
 		return nil, err
 	}
-	fsys := fs.New(m, fs.Options{ReadOnly: opts.ReadOnly, Logger: log})
+	fsys := fs.New(m, fs.Options{Logger: log})
 	// The daemon is the only writer of its catalog (Badger's lock), and
 	// every change, from the mount or the control socket, is pushed to
 	// the kernel as an invalidation (fs/invalidate.go): the kernel may
@@ -194,7 +194,7 @@ func openHome(opts Options) (*sessionmgr.Manager, *slog.Logger, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	mo := sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval}
+	mo := sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval, ReadOnly: opts.ReadOnly}
 	if opts.API != nil {
 		mo.Endpoints = opts.API.Endpoints()
 	}

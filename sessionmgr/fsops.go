@@ -10,28 +10,146 @@ import (
 	"clfs/meta"
 )
 
-// DeleteItemIfEmpty deletes an item that has no files (rmdir).
+// DeleteItemIfEmpty deletes an item that has no files (rmdir). The check
+// and the delete are one catalog transaction: a file committed meanwhile
+// (a cp racing the rmdir) either makes it fail with ErrNotEmpty or fails
+// itself, its item gone; it is never deleted with the item after its
+// commit returned.
+//
+// Empty is what the mount lists: no committed file and no new name of the
+// mount's waiting for its first commit. A client's (the API's) update
+// session does not count: it goes to ERROR with the item, as for
+// DeleteItem.
 func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
-	entries, err := m.ItemEntries(ctx, id)
+	if err := m.refuseIfReadOnly("delete library item"); err != nil {
+		return err
+	}
+	lib, item := m.namesOf(ctx, "", id)
+	var drop []meta.ContentKey
+	var ended []endedSession
+	err := m.store.Update(func(tx *meta.Tx) error {
+		drop, ended = nil, nil
+		it, err := m.itemRec(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := m.checkItemEmptyTx(tx, it); err != nil {
+			return err
+		}
+		drop, ended, err = m.deleteItemTx(tx, it)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if len(entries) > 0 {
-		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "item %s has %d files", id, len(entries))
-	}
-	return m.DeleteItem(ctx, id)
+	m.afterEnd(ended)
+	m.dropUnreferenced(drop)
+	m.notify(Change{Library: lib, Item: item, Gone: true})
+	return nil
 }
 
-// DeleteLibraryIfEmpty deletes a library that has no items (rmdir).
+// checkItemEmptyTx fails with ErrNotEmpty unless the item shows no name in
+// the mount: no committed file, no new name of the mount's waiting for its
+// first commit. It reads the item's record and its session lock, which
+// every commit and every new session write, so a commit running meanwhile
+// conflicts with the transaction that deletes the item.
+func (m *Manager) checkItemEmptyTx(tx *meta.Tx, it *meta.Item) error {
+	// The mount's drafts first (see ItemEntries), which also list new
+	// names whose session ended under them.
+	n := len(m.pendingNames(it.UUID))
+	if n == 0 {
+		var err error
+		if n, err = m.itemFilesTx(tx, it); err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "item %s has %d files", itemLabel(tx, it), n)
+	}
+	return nil
+}
+
+// itemFilesTx counts an item's committed files and the new names in the
+// mount's ACTIVE update session.
+func (m *Manager) itemFilesTx(tx *meta.Tx, it *meta.Item) (int, error) {
+	files, err := tx.Files(it.ID)
+	if err != nil {
+		return 0, err
+	}
+	n := len(files)
+	sid, err := tx.ActiveUpdate(it.ID)
+	if errors.Is(err, meta.ErrNotFound) {
+		return n, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	s, err := tx.UpdateSession(sid)
+	if err != nil {
+		return 0, err
+	}
+	if s.Owner != m.owner {
+		return n, nil
+	}
+	changes, err := tx.UpdateSessionFiles(s.ID)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range changes {
+		if c.Removed {
+			continue
+		}
+		if _, err := tx.File(it.ID, c.Name); errors.Is(err, meta.ErrNotFound) {
+			n++
+		} else if err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// DeleteLibraryIfEmpty deletes a library that has no items (rmdir), in one
+// catalog transaction with the check: an item created meanwhile either
+// makes it fail with ErrNotEmpty or fails itself (NotFound).
 func (m *Manager) DeleteLibraryIfEmpty(ctx context.Context, id string) error {
-	items, err := m.ListItems(ctx, id)
+	if err := m.refuseIfReadOnly("delete library"); err != nil {
+		return err
+	}
+	var name string
+	err := m.store.Update(func(tx *meta.Tx) error {
+		lib, err := m.libraryRec(tx, id)
+		if err != nil {
+			return err
+		}
+		name = lib.Name
+		return deleteLibraryIfEmptyTx(tx, lib)
+	})
+	if err != nil {
+		return err
+	}
+	m.notify(Change{Library: name, Gone: true})
+	return nil
+}
+
+// deleteLibraryIfEmptyTx deletes a library that has no items, else fails
+// with ErrNotEmpty. CreateItem writes the library's record, which this
+// reads: one of the two transactions conflicts, and its retry sees the
+// other.
+func deleteLibraryIfEmptyTx(tx *meta.Tx, lib *meta.Library) error {
+	items, err := tx.ItemIDs(lib.ID)
 	if err != nil {
 		return err
 	}
 	if len(items) > 0 {
-		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "library %s has %d items", id, len(items))
+		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "library %q has %d items", lib.Name, len(items))
 	}
-	return m.DeleteLibrary(ctx, id)
+	if err := tx.DeleteLibraryName(lib.Name); err != nil {
+		return err
+	}
+	if err := tx.DeleteUUID(lib.UUID); err != nil {
+		return err
+	}
+	return tx.DeleteLibrary(lib.ID)
 }
 
 // StorageStats describes the default storage backing, for statfs(2).
