@@ -32,6 +32,9 @@ import (
 // session completing and returns: the last pull to end commits it (or
 // fails it), see finishPendingComplete.
 func (m *Manager) CompleteUpdateSession(ctx context.Context, id string) error {
+	if err := m.refuseIfReadOnly("complete update session"); err != nil {
+		return err
+	}
 	sid, deferred, err := m.deferComplete(id)
 	if err != nil {
 		return err

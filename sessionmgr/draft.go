@@ -144,6 +144,9 @@ func (d *Draft) nameIs(name string) bool {
 // OpenDraft opens a handle on the draft of a file node: the live one of
 // that name, or a new one over the committed file. The caller Closes it.
 func (m *Manager) OpenDraft(ctx context.Context, itemID, name string) (*Draft, error) {
+	if err := m.refuseIfReadOnly("open file for writing"); err != nil {
+		return nil, err
+	}
 	mi := m.mountItem(itemID)
 	for {
 		if d := m.draftByName(mi, name); d != nil {
@@ -180,6 +183,9 @@ func (m *Manager) OpenDraft(ctx context.Context, itemID, name string) (*Draft, e
 // file) and a change of the item's update session until its commit. The
 // draft comes with a handle open on it, which the caller Closes.
 func (m *Manager) CreateFile(ctx context.Context, itemID, name string, p Posix) (*Draft, error) {
+	if err := m.refuseIfReadOnly("create file"); err != nil {
+		return nil, err
+	}
 	if err := ValidateName("file", name); err != nil {
 		return nil, err
 	}
@@ -365,7 +371,14 @@ func (m *Manager) beginUpload(mi *mountItem, name string, isNew, fromCommitted b
 // mountSessionTx returns the item's ACTIVE update session if the mount
 // holds it, nil if there is none, and ResourceBusy if another client
 // (the API) holds it: the mount never writes into a client's session.
+//
+// Every change the mount makes to an item's files goes through here, so
+// a read-only manager refuses them here too, whatever the entry point
+// (RenameFile has no check of its own).
 func (m *Manager) mountSessionTx(tx *meta.Tx, it *meta.Item) (*meta.UpdateSession, error) {
+	if m.readOnly {
+		return nil, m.refuseIfReadOnly("change the files of item " + itemLabel(tx, it))
+	}
 	n, err := tx.ActiveUpdate(it.ID)
 	if errors.Is(err, meta.ErrNotFound) {
 		return nil, nil
@@ -735,6 +748,9 @@ func (m *Manager) failChanges(ctx context.Context, id string, names []string, ca
 // RemoveFile unlinks a name of an item: a pending change of it is dropped,
 // a committed file is removed through the item's update session at once.
 func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
+	if err := m.refuseIfReadOnly("remove file"); err != nil {
+		return err
+	}
 	mi := m.mountItem(itemID)
 	committed := true
 	if d := m.draftByName(mi, name); d != nil {

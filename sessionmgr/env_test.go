@@ -28,6 +28,7 @@ type testEnv struct {
 	m     *Manager
 
 	inlineLimit int64
+	readOnly    bool // the next open is read-only
 }
 
 func newTestEnv(t testing.TB) *testEnv {
@@ -54,7 +55,8 @@ func (e *testEnv) open() {
 	e.t.Helper()
 	m, err := Open(Options{
 		Home: e.home, Clock: e.clock, ReapInterval: -1, SessionTimeout: testTimeout, InlineLimit: e.inlineLimit,
-		Logger: slog.New(slog.DiscardHandler),
+		ReadOnly: e.readOnly,
+		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -76,6 +76,9 @@ var (
 	ErrSizeMismatch     = errors.New("size mismatch")
 	ErrNoSpace          = errors.New("no space left on the storage backing")
 	ErrContentCorrupt   = errors.New("stored content does not match its checksum")
+	// ErrReadOnly is the cause of a change refused by a manager opened
+	// with Options.ReadOnly (KindUnauthorized).
+	ErrReadOnly = errors.New("the home is served read-only")
 )
 
 func errorf(kind Kind, format string, args ...any) error {

@@ -47,6 +47,9 @@ func (m *Manager) GetFile(ctx context.Context, itemID, name string) (*File, erro
 // SetFilePosix stores mode, owner and mtime of a committed file. It is
 // metadata: no update session, no new version.
 func (m *Manager) SetFilePosix(ctx context.Context, itemID, name string, set PosixChange) error {
+	if err := m.refuseIfReadOnly("set file attributes"); err != nil {
+		return err
+	}
 	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		f, err := m.fileRec(tx, itemID, name)
 		if err != nil {

@@ -14,6 +14,9 @@ import (
 
 // CreateItem creates an empty item and returns its id.
 func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientToken string) (string, error) {
+	if err := m.refuseIfReadOnly("create library item"); err != nil {
+		return "", err
+	}
 	if err := validateItemName(spec.Name); err != nil {
 		return "", err
 	}
@@ -180,6 +183,9 @@ func (m *Manager) FindItems(ctx context.Context, spec ItemFindSpec) ([]string, e
 // UpdateItem changes an item's properties; version and metadata_version
 // go up together, content_version does not move.
 func (m *Manager) UpdateItem(ctx context.Context, id string, spec ItemUpdateSpec) error {
+	if err := m.refuseIfReadOnly("update library item"); err != nil {
+		return err
+	}
 	lib, item := m.namesOf(ctx, "", id)
 	err := m.updateItem(ctx, id, spec)
 	if err == nil {
@@ -241,6 +247,9 @@ func (m *Manager) updateItem(ctx context.Context, id string, spec ItemUpdateSpec
 
 // SetItemPosix stores mode, owner and mtime of an item directory.
 func (m *Manager) SetItemPosix(ctx context.Context, id string, set PosixChange) error {
+	if err := m.refuseIfReadOnly("set library item attributes"); err != nil {
+		return err
+	}
 	defer m.notifyItem(id)
 	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
@@ -256,6 +265,9 @@ func (m *Manager) SetItemPosix(ctx context.Context, id string, set PosixChange) 
 // to ERROR, readers of its download sessions get errors, and content no
 // longer referenced is removed.
 func (m *Manager) DeleteItem(ctx context.Context, id string) error {
+	if err := m.refuseIfReadOnly("delete library item"); err != nil {
+		return err
+	}
 	lib, item := m.namesOf(ctx, "", id)
 	var drop []meta.ContentKey
 	var ended []endedSession

@@ -18,6 +18,9 @@ const libraryType = "LOCAL"
 
 // CreateLibrary creates a local library and returns its id.
 func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, clientToken string) (string, error) {
+	if err := m.refuseIfReadOnly("create library"); err != nil {
+		return "", err
+	}
 	if err := ValidateName("library", spec.Name); err != nil {
 		return "", err
 	}
@@ -195,6 +198,9 @@ func (m *Manager) FindLibraries(ctx context.Context, spec LibraryFindSpec) ([]st
 
 // UpdateLibrary changes a library's name or description.
 func (m *Manager) UpdateLibrary(ctx context.Context, id string, spec LibraryUpdateSpec) error {
+	if err := m.refuseIfReadOnly("update library"); err != nil {
+		return err
+	}
 	lib, _ := m.namesOf(ctx, id, "")
 	err := m.updateLibrary(ctx, id, spec)
 	if err == nil {
@@ -251,6 +257,9 @@ func (m *Manager) updateLibrary(ctx context.Context, id string, spec LibraryUpda
 
 // SetLibraryPosix stores mode, owner and mtime of a library directory.
 func (m *Manager) SetLibraryPosix(ctx context.Context, id string, set PosixChange) error {
+	if err := m.refuseIfReadOnly("set library attributes"); err != nil {
+		return err
+	}
 	lib, _ := m.namesOf(ctx, id, "")
 	defer m.notify(Change{Library: lib})
 	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
@@ -266,6 +275,9 @@ func (m *Manager) SetLibraryPosix(ctx context.Context, id string, set PosixChang
 // DeleteLibrary deletes a library and, with it, its items (spec §12 #22):
 // sessions on them go to ERROR and unreferenced content is removed.
 func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
+	if err := m.refuseIfReadOnly("delete library"); err != nil {
+		return err
+	}
 	lib, _ := m.namesOf(ctx, id, "")
 	defer func() {
 		if lib != "" {

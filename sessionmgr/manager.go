@@ -44,6 +44,14 @@ type Options struct {
 	// stored in the catalog; zero means DefaultInlineLimit, negative
 	// stores every file as a blob file.
 	InlineLimit int64
+	// ReadOnly serves the home without changing it: every call that
+	// would change a library, an item, its files or an update session
+	// fails with KindUnauthorized and cause ErrReadOnly. Reads, fsck and
+	// download sessions work as usual: a download session's record, pins
+	// and expiry are the bookkeeping of a reader, which reading needs.
+	// Open then recovers only download sessions, and the reaper expires
+	// only them (see recover).
+	ReadOnly bool
 }
 
 // DefaultInlineLimit: a tar of small files commits each with one catalog
@@ -77,6 +85,7 @@ type Manager struct {
 	home           string
 	defaultStorage string
 	timeout        time.Duration
+	readOnly       bool
 
 	contentLocks [64]sync.Mutex
 	inlineLimit  int64
@@ -158,6 +167,7 @@ func Open(opts Options) (*Manager, error) {
 		defaultStorage: filepath.Join(home, "storage"),
 		timeout:        opts.SessionTimeout,
 		inlineLimit:    opts.InlineLimit,
+		readOnly:       opts.ReadOnly,
 		live:           map[uint64]*liveSession{},
 		items:          map[string]*mountItem{},
 		readers:        map[string]*readSession{},
@@ -232,6 +242,18 @@ func (m *Manager) Home() string { return m.home }
 
 // SessionTimeout returns the idle lifetime of sessions.
 func (m *Manager) SessionTimeout() time.Duration { return m.timeout }
+
+// ReadOnly reports whether the home is served read-only (Options.ReadOnly).
+func (m *Manager) ReadOnly() bool { return m.readOnly }
+
+// refuseIfReadOnly is the first step of every call that changes the
+// catalog or stored content; op names the call in the error.
+func (m *Manager) refuseIfReadOnly(op string) error {
+	if !m.readOnly {
+		return nil
+	}
+	return wrapf(KindUnauthorized, ErrReadOnly, "cannot %s: %v", op, ErrReadOnly)
+}
 
 func (m *Manager) now() int64 { return m.clock.Now().UnixNano() }
 

@@ -47,6 +47,9 @@ func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 	}
 	count := 0
 	for _, e := range due {
+		if m.readOnly && e.Kind == meta.UpdateSessionKind {
+			continue // left as the last writer left it (see recover)
+		}
 		acted, err := m.expireOne(e, now)
 		if err != nil {
 			return count, err

@@ -27,6 +27,12 @@ import (
 // activity the old process saw only in memory (reads, writes, open
 // handles) had moved their expiration_time past the stored one, and
 // clients could not keep them alive while nobody served them.
+//
+// A read-only manager recovers download sessions only: they are what its
+// readers use, and ending those of a stopped mount gives back their pins.
+// Update sessions, staging and unreferenced blobs are left exactly as the
+// last writer left them; nothing read-only reads depends on them, and the
+// next read-write Open recovers them.
 func (m *Manager) recover() error {
 	var backings []meta.Backing
 	var ups []meta.UpdateSession
@@ -48,7 +54,7 @@ func (m *Manager) recover() error {
 	active := map[string]bool{}
 	for i := range ups {
 		s := &ups[i]
-		if State(s.State) != StateActive {
+		if State(s.State) != StateActive || m.readOnly {
 			continue
 		}
 		if strings.HasPrefix(s.Owner, ownerMountPrefix) {
@@ -117,12 +123,15 @@ func (m *Manager) recover() error {
 			return err
 		}
 	}
+	var unpinned []meta.ContentKey
 	for i := range downs {
 		s := &downs[i]
 		if State(s.State) != StateActive {
 			continue
 		}
+		var drop []meta.ContentKey
 		if err := m.store.Update(func(tx *meta.Tx) error {
+			drop = nil
 			if strings.HasPrefix(s.Owner, ownerMountPrefix) {
 				// Its readers died with the mount; drop its pins now
 				// rather than in five minutes.
@@ -130,13 +139,20 @@ func (m *Manager) recover() error {
 				if err != nil {
 					return err
 				}
-				_, err = m.endDownloadTx(tx, cur, opFail, "the mount that owned this session stopped")
+				drop, err = m.endDownloadTx(tx, cur, opFail, "the mount that owned this session stopped")
 				return err
 			}
 			return m.extendTx(tx, meta.DownloadSessionKind, s.ID, &s.ExpirationTime, func() error { return tx.PutDownloadSession(s) })
 		}); err != nil {
 			return err
 		}
+		unpinned = append(unpinned, drop...)
+	}
+	if m.readOnly {
+		// No sweep: only what the pins above held goes, as when a
+		// download session ends.
+		m.dropUnreferenced(unpinned)
+		return nil
 	}
 	// Read references last: ending sessions above may have dropped some.
 	if err := m.store.View(func(tx *meta.Tx) (err error) {

@@ -74,6 +74,9 @@ type UploadOptions struct {
 // session, creating it on first use. Callers Close it when done with it;
 // Finish ends the transfer.
 func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts UploadOptions) (*StagedFile, error) {
+	if err := m.refuseIfReadOnly("upload file"); err != nil {
+		return nil, err
+	}
 	var s *meta.UpdateSession
 	var rec *meta.UpdateSessionFile
 	var root, committedPath string

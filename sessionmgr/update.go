@@ -22,6 +22,9 @@ func updateLabel(uuid string) string { return "update session " + uuid }
 // most one ACTIVE update session (ResourceBusy); a replayed client token
 // returns the session the first call created.
 func (m *Manager) CreateUpdateSession(ctx context.Context, spec UpdateSessionCreateSpec, clientToken string) (string, error) {
+	if err := m.refuseIfReadOnly("create update session"); err != nil {
+		return "", err
+	}
 	return m.createUpdateSession(ctx, spec, clientToken, "")
 }
 
@@ -186,6 +189,9 @@ func listSessions[R, I any](m *Manager, itemID string, all func(*meta.Tx) ([]R, 
 
 // UpdateUpdateSession changes the warning behaviour of an ACTIVE session.
 func (m *Manager) UpdateUpdateSession(ctx context.Context, id string, spec UpdateSessionUpdateSpec) error {
+	if err := m.refuseIfReadOnly("update update session"); err != nil {
+		return err
+	}
 	return m.store.Update(func(tx *meta.Tx) error {
 		s, err := m.updateRec(tx, id)
 		if err != nil {
@@ -207,6 +213,9 @@ func (m *Manager) UpdateUpdateSession(ctx context.Context, id string, spec Updat
 // when progress is given, records the client's progress (0..100; values
 // not above the current one are accepted and ignored, spec §12 #20).
 func (m *Manager) KeepAliveUpdateSession(ctx context.Context, id string, progress *int64) error {
+	if err := m.refuseIfReadOnly("keep update session alive"); err != nil {
+		return err
+	}
 	if err := checkProgress(progress); err != nil {
 		return err
 	}
@@ -235,12 +244,18 @@ func checkProgress(p *int64) error {
 // CancelUpdateSession abandons an ACTIVE session: staged bytes are
 // removed, the item is untouched.
 func (m *Manager) CancelUpdateSession(ctx context.Context, id string) error {
+	if err := m.refuseIfReadOnly("cancel update session"); err != nil {
+		return err
+	}
 	return m.endUpdate(id, opCancel, "")
 }
 
 // FailUpdateSession records the client's failure: the session goes to
 // ERROR with the message, staged bytes are removed, the item is untouched.
 func (m *Manager) FailUpdateSession(ctx context.Context, id, message string) error {
+	if err := m.refuseIfReadOnly("fail update session"); err != nil {
+		return err
+	}
 	if message == "" {
 		return errorf(KindInvalidArgument, "fail needs a client error message")
 	}
@@ -266,6 +281,9 @@ func (m *Manager) endUpdate(id, op, message string) error {
 
 // DeleteUpdateSession removes a terminal session's record.
 func (m *Manager) DeleteUpdateSession(ctx context.Context, id string) error {
+	if err := m.refuseIfReadOnly("delete update session"); err != nil {
+		return err
+	}
 	var ended endedSession
 	err := m.store.Update(func(tx *meta.Tx) error {
 		s, err := m.updateRec(tx, id)
@@ -484,6 +502,9 @@ func (m *Manager) liveUpload(sessionID uint64, name string) *StagedFile {
 // fetching them from the source endpoint at once (pull.go). A re-add
 // stops the name's running upload or pull.
 func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpec) (*UpdateSessionFile, error) {
+	if err := m.refuseIfReadOnly("add file to update session"); err != nil {
+		return nil, err
+	}
 	if err := ValidateName("file", spec.Name); err != nil {
 		return nil, err
 	}
@@ -635,6 +656,9 @@ func (m *Manager) ListSessionFiles(ctx context.Context, sessionID string) ([]Upd
 // RemoveSessionFile marks a file for removal at complete. Removing a file
 // that was only added in this session drops the pending add (spec §12 #14).
 func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string) error {
+	if err := m.refuseIfReadOnly("remove file from update session"); err != nil {
+		return err
+	}
 	var sid uint64
 	var staging, owner string
 	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
