@@ -422,7 +422,7 @@ func TestControlSocketLifecycle(t *testing.T) {
 	defer m.Close()
 	srv, err := Serve(m, path, api.Options{Logger: ctlLogger(t)})
 	if err != nil {
-		t.Fatalf("ServeControl over a stale socket: %v", err)
+		t.Fatalf("Serve over a stale socket: %v", err)
 	}
 	c, err := Dial(home)
 	if err != nil {
@@ -437,7 +437,7 @@ func TestControlSocketLifecycle(t *testing.T) {
 		if srv2 != nil {
 			srv2.Close()
 		}
-		t.Errorf("second ServeControl: %v, want ErrMountRunning", err)
+		t.Errorf("second Serve: %v, want ErrMountRunning", err)
 	}
 	if c, err := Dial(home); err != nil {
 		t.Errorf("the first server stopped answering: %v", err)
@@ -458,7 +458,7 @@ func TestControlSocketLifecycle(t *testing.T) {
 	os.WriteFile(path, []byte("mine"), 0o600)
 	if srv, err := Serve(m, path, api.Options{Logger: ctlLogger(t)}); err == nil {
 		srv.Close()
-		t.Error("ServeControl replaced a regular file")
+		t.Error("Serve replaced a regular file")
 	}
 }
 
