@@ -374,3 +374,17 @@ func eventually(t *testing.T, what string, f func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// ctlLogger logs a daemon's lines into the test's, Debug included.
+func ctlLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(ctlWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type ctlWriter struct{ t testing.TB }
+
+func (w ctlWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func ptrTo[T any](v T) *T { return &v }

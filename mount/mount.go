@@ -1,6 +1,7 @@
-// Package mount runs a clfs mount: it opens the session manager of a home,
-// mounts its filesystem, serves the manager on the home's control socket
-// (see ControlServer; Dial is its client), and unmounts cleanly.
+// Package mount is the clfs daemon: it opens the session manager of a
+// home, mounts its filesystem (Start) or serves without a mount (Serve),
+// serves the manager on the home's control socket (package control) and,
+// when asked, on the HTTPS API (package api), and stops cleanly.
 package mount
 
 import (
@@ -15,6 +16,8 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"clfs/fs"
+	"clfs/mount/api"
+	"clfs/mount/control"
 	"clfs/sessionmgr"
 )
 
@@ -36,8 +39,8 @@ type Options struct {
 	Clock        sessionmgr.Clock
 	ReapInterval time.Duration
 	// API, when set, is an HTTPS listener of the vSphere API bound by
-	// ListenAPI, served over the same session manager.
-	API *APIListener
+	// api.Listen, served over the same session manager.
+	API *api.Listener
 }
 
 // Mount is a running mount.
@@ -45,8 +48,8 @@ type Mount struct {
 	Manager *sessionmgr.Manager
 	fsys    *fs.FS
 	server  *fuse.Server
-	control *ControlServer
-	api     *ControlServer // nil without Options.API
+	control *control.Server
+	api     *api.Server // nil without Options.API
 	opts    Options
 }
 
@@ -149,15 +152,15 @@ func start(opts Options) (*Mount, error) {
 	// waits for the mountpoint (a test, systemd, a script) may run a
 	// clfs command at once, and without the socket it would try to open
 	// the catalog the daemon holds.
-	control, err := ServeControlWith(m, SocketPath(m.Home()), log, ControlOptions{ReadOnly: opts.ReadOnly})
+	ctl, err := control.Serve(m, control.SocketPath(m.Home()), api.Options{Logger: log})
 	if err != nil {
 		fsys.Close()
 		m.Close()
 		return nil, err
 	}
-	var api *ControlServer
+	var https *api.Server
 	if opts.API != nil {
-		api = ServeAPI(m, opts.API, log, ControlOptions{ReadOnly: opts.ReadOnly})
+		https = api.ServeHTTPS(m, opts.API, api.Options{Logger: log})
 	}
 	server, err := serve(opts.Mountpoint, fsys, &fusefs.Options{
 		MountOptions:    mo,
@@ -168,10 +171,10 @@ func start(opts Options) (*Mount, error) {
 		NullPermissions: true,
 	})
 	if err != nil {
-		if api != nil {
-			api.Close()
+		if https != nil {
+			https.Close()
 		}
-		control.Close()
+		ctl.Close()
 		fsys.Close()
 		m.Close()
 		if os.Geteuid() != 0 {
@@ -179,16 +182,16 @@ func start(opts Options) (*Mount, error) {
 		}
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
-	return &Mount{Manager: m, fsys: fsys, server: server, control: control, api: api, opts: opts}, nil
+	return &Mount{Manager: m, fsys: fsys, server: server, control: ctl, api: https, opts: opts}, nil
 }
 
 // openHome opens the home's session manager, with the API listener's
 // transfer URIs when there is one, unless a running mount or server
 // answers on the home's control socket. It returns the logger to use.
 func openHome(opts Options) (*sessionmgr.Manager, *slog.Logger, error) {
-	if c, err := Dial(opts.Home); err == nil {
+	if c, err := control.Dial(opts.Home); err == nil {
 		c.Close()
-		return nil, nil, fmt.Errorf("%w: %s (control socket %s)", ErrMountRunning, opts.Home, c.Socket())
+		return nil, nil, fmt.Errorf("%w: %s (control socket %s)", control.ErrMountRunning, opts.Home, c.Socket())
 	}
 	log := opts.Logger
 	if log == nil {

@@ -25,6 +25,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"clfs/mount/api"
+	"clfs/mount/control"
 	"clfs/sessionmgr"
 )
 
@@ -159,7 +161,7 @@ func TestSocketRefusesOtherUsers(t *testing.T) {
 	if err := os.Chmod(home, 0o755); err != nil { // the socket's mode alone must keep others out
 		t.Fatal(err)
 	}
-	srv, err := ServeControl(m, SocketPath(home), ctlLogger(t))
+	srv, err := control.Serve(m, control.SocketPath(home), api.Options{Logger: ctlLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,49 +377,49 @@ func TestReadOnlyControlAPI(t *testing.T) {
 	populate(t, home)
 	tm := mountWith(t, home, newMountpoint(t), Options{ReadOnly: true})
 	ctx := t.Context()
-	c, err := Dial(home)
+	c, err := control.Dial(home)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	lib, err := c.LibraryByName(ctx, "lib")
+	lib, err := api.Call(ctx, c, api.LibraryByName, api.LibraryName{Name: "lib"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	item, err := c.ItemByName(ctx, lib.ID, "item")
+	item, err := api.Call(ctx, c, api.ItemByName, api.ItemName{LibraryID: lib.ID, Name: "item"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	refused := func(what string, err error) {
 		t.Helper()
-		if !errors.Is(err, ErrReadOnly) || sessionmgr.KindOf(err) != sessionmgr.KindUnauthorized {
+		if !errors.Is(err, sessionmgr.ErrReadOnly) || sessionmgr.KindOf(err) != sessionmgr.KindUnauthorized {
 			t.Errorf("%s on a read-only mount: %v (kind %s), want ErrReadOnly", what, err, sessionmgr.KindOf(err))
 		}
 	}
-	_, err = c.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: "new"}, "")
+	_, err = api.Call(ctx, c, api.CreateLibrary, api.LibraryCreate{Spec: sessionmgr.LibraryCreateSpec{Name: "new"}})
 	refused("create library", err)
-	refused("delete library", c.DeleteLibrary(ctx, lib.ID))
-	_, err = c.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib.ID, Name: "new"}, "")
+	refused("delete library", api.Run(ctx, c, api.DeleteLibrary, api.ByID{ID: lib.ID}))
+	_, err = api.Call(ctx, c, api.CreateItem, api.ItemCreate{Spec: sessionmgr.ItemCreateSpec{LibraryID: lib.ID, Name: "new"}})
 	refused("create item", err)
-	refused("delete item", c.DeleteItem(ctx, item.ID))
-	_, err = c.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: item.ID}, "")
+	refused("delete item", api.Run(ctx, c, api.DeleteItem, api.ByID{ID: item.ID}))
+	_, err = api.Call(ctx, c, api.CreateUpdateSession, api.UpdateSessionCreate{Spec: sessionmgr.UpdateSessionCreateSpec{LibraryItemID: item.ID}})
 	refused("create update session", err)
 	for _, op := range []struct {
 		what string
 		err  error
 	}{
-		{"keep-alive update session", c.KeepAliveUpdateSession(ctx, "some-id", nil)},
-		{"complete update session", c.CompleteUpdateSession(ctx, "some-id")},
-		{"cancel update session", c.CancelUpdateSession(ctx, "some-id")},
-		{"fail update session", c.FailUpdateSession(ctx, "some-id", "x")},
-		{"delete update session", c.DeleteUpdateSession(ctx, "some-id")},
-		{"remove session file", c.RemoveSessionFile(ctx, "some-id", "f")},
+		{"keep-alive update session", api.Run(ctx, c, api.KeepAliveUpdateSession, api.UpdateSessionKeepAlive{ID: "some-id"})},
+		{"complete update session", api.Run(ctx, c, api.CompleteUpdateSession, api.ByID{ID: "some-id"})},
+		{"cancel update session", api.Run(ctx, c, api.CancelUpdateSession, api.ByID{ID: "some-id"})},
+		{"fail update session", api.Run(ctx, c, api.FailUpdateSession, api.SessionFail{ID: "some-id", Message: "x"})},
+		{"delete update session", api.Run(ctx, c, api.DeleteUpdateSession, api.ByID{ID: "some-id"})},
+		{"remove session file", api.Run(ctx, c, api.RemoveUpdateSessionFile, api.UpdateSessionFileOf{SessionID: "some-id", FileName: "f"})},
 	} {
 		refused(op.what, op.err)
 	}
-	_, err = c.AddFile(ctx, "some-id", sessionmgr.FileAddSpec{Name: "g", SourceType: sessionmgr.SourcePush})
+	_, err = api.Call(ctx, c, api.AddFile, api.FileAdd{SessionID: "some-id", Spec: sessionmgr.FileAddSpec{Name: "g", SourceType: sessionmgr.SourcePush}})
 	refused("add file", err)
-	_, err = c.ValidateUpdateSession(ctx, "some-id")
+	_, err = api.Call(ctx, c, api.ValidateUpdateSession, api.ByID{ID: "some-id"})
 	refused("validate", err)
 	if up, err := c.OpenUpload(ctx, "some-id", "f", sessionmgr.UploadOptions{}); err == nil {
 		_, err = up.Finish(ctx)
@@ -428,20 +430,20 @@ func TestReadOnlyControlAPI(t *testing.T) {
 	}
 
 	// Reads are served.
-	if libs, err := c.ListLibraries(ctx); err != nil || len(libs) != 1 {
+	if libs, err := api.Call(ctx, c, api.ListLibraries, api.None{}); err != nil || len(libs) != 1 {
 		t.Errorf("list libraries: %v %v", libs, err)
 	}
-	if ids, err := c.FindLibraries(ctx, sessionmgr.LibraryFindSpec{Name: ptrTo("lib")}); err != nil || len(ids) != 1 {
+	if ids, err := api.Call(ctx, c, api.FindLibraries, api.LibraryFind{Spec: sessionmgr.LibraryFindSpec{Name: ptrTo("lib")}}); err != nil || len(ids) != 1 {
 		t.Errorf("find libraries: %v %v", ids, err)
 	}
-	if _, err := c.GetFile(ctx, item.ID, "f"); err != nil {
+	if _, err := api.Call(ctx, c, api.GetFile, api.FileOf{ItemID: item.ID, Name: "f"}); err != nil {
 		t.Errorf("get file: %v", err)
 	}
-	ds, err := c.CreateDownloadSession(ctx, sessionmgr.DownloadSessionCreateSpec{LibraryItemID: item.ID}, "")
+	ds, err := api.Call(ctx, c, api.CreateDownloadSession, api.DownloadSessionCreate{Spec: sessionmgr.DownloadSessionCreateSpec{LibraryItemID: item.ID}})
 	if err != nil {
 		t.Fatalf("create download session: %v", err)
 	}
-	if _, err := c.PrepareDownloadFile(ctx, ds, "f", ""); err != nil {
+	if _, err := api.Call(ctx, c, api.PrepareDownloadSessionFile, api.DownloadFilePrepare{SessionID: ds, FileName: "f"}); err != nil {
 		t.Errorf("prepare: %v", err)
 	}
 	d, err := c.OpenDownload(ctx, ds, "f")
@@ -454,10 +456,10 @@ func TestReadOnlyControlAPI(t *testing.T) {
 	if string(b[:n]) != "committed" {
 		t.Errorf("download read %q", b[:n])
 	}
-	if err := c.CancelDownloadSession(ctx, ds); err != nil {
+	if err := api.Run(ctx, c, api.CancelDownloadSession, api.ByID{ID: ds}); err != nil {
 		t.Errorf("cancel download session: %v", err)
 	}
-	if err := c.DeleteDownloadSession(ctx, ds); err != nil {
+	if err := api.Run(ctx, c, api.DeleteDownloadSession, api.ByID{ID: ds}); err != nil {
 		t.Errorf("delete download session: %v", err)
 	}
 	if rep, err := c.Fsck(ctx, nil); err != nil || len(rep.Problems) != 0 {
@@ -479,51 +481,52 @@ func TestNamesStayInStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	srv, err := ServeControl(m, SocketPath(m.Home()), ctlLogger(t))
+	srv, err := control.Serve(m, control.SocketPath(m.Home()), api.Options{Logger: ctlLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	c, err := Dial(home)
+	c, err := control.Dial(home)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	ctx := t.Context()
-	lib, err := c.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: "lib"}, "")
+	lib, err := api.Call(ctx, c, api.CreateLibrary, api.LibraryCreate{Spec: sessionmgr.LibraryCreateSpec{Name: "lib"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	item, err := c.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib, Name: "item"}, "")
+	item, err := api.Call(ctx, c, api.CreateItem, api.ItemCreate{Spec: sessionmgr.ItemCreateSpec{LibraryID: lib, Name: "item"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: item}, "")
+	s, err := api.Call(ctx, c, api.CreateUpdateSession, api.UpdateSessionCreate{Spec: sessionmgr.UpdateSessionCreateSpec{LibraryItemID: item}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := api.NewHandler(m, api.Options{Logger: ctlLogger(t)})
 	bad := []string{"", ".", "..", "../x", "../../../escape", "a/../../b", "/abs", "x/", "a\x00b", "\xff\xfe", strings.Repeat("n", 256)}
 	for _, name := range bad {
-		if _, err := c.AddFile(ctx, s, sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush}); sessionmgr.KindOf(err) != sessionmgr.KindInvalidArgument {
+		if _, err := api.Call(ctx, c, api.AddFile, api.FileAdd{SessionID: s, Spec: sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush}}); sessionmgr.KindOf(err) != sessionmgr.KindInvalidArgument {
 			t.Errorf("add file %q: %v, want InvalidArgument", name, err)
 		}
-		if _, err := c.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: name}, ""); sessionmgr.KindOf(err) != sessionmgr.KindInvalidArgument {
+		if _, err := api.Call(ctx, c, api.CreateLibrary, api.LibraryCreate{Spec: sessionmgr.LibraryCreateSpec{Name: name}}); sessionmgr.KindOf(err) != sessionmgr.KindInvalidArgument {
 			t.Errorf("create library %q: %v, want InvalidArgument", name, err)
 		}
-		if _, err := c.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib, Name: name}, ""); sessionmgr.KindOf(err) != sessionmgr.KindInvalidArgument {
+		if _, err := api.Call(ctx, c, api.CreateItem, api.ItemCreate{Spec: sessionmgr.ItemCreateSpec{LibraryID: lib, Name: name}}); sessionmgr.KindOf(err) != sessionmgr.KindInvalidArgument {
 			t.Errorf("create item %q: %v, want InvalidArgument", name, err)
 		}
 		// The data plane, past the client's own check.
 		rec := httptest.NewRecorder()
-		req := httptest.NewRequest("PUT", "http://clfs"+dataPath("update-session", s, name), strings.NewReader("escape"))
-		srv.handler().ServeHTTP(rec, req)
+		req := httptest.NewRequest("PUT", "http://clfs"+api.DataPath("update-session", s, name), strings.NewReader("escape"))
+		h.ServeHTTP(rec, req)
 		if rec.Code/100 != 4 {
 			t.Errorf("PUT of %q on the data plane: %d %s", name, rec.Code, rec.Body)
 		}
 	}
 	good := []string{"...", "..x", "x..", "%2e%2e", `..\..\x`, " ..", ".. ", "a:b", strings.Repeat("o", 255)}
 	for _, name := range good {
-		if _, err := c.AddFile(ctx, s, sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush}); err != nil {
+		if _, err := api.Call(ctx, c, api.AddFile, api.FileAdd{SessionID: s, Spec: sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush}}); err != nil {
 			t.Fatalf("add file %q: %v", name, err)
 		}
 		up, err := c.OpenUpload(ctx, s, name, sessionmgr.UploadOptions{})
@@ -536,15 +539,15 @@ func TestNamesStayInStorage(t *testing.T) {
 		}
 		up.Close()
 	}
-	if err := c.CompleteUpdateSession(ctx, s); err != nil {
+	if err := api.Run(ctx, c, api.CompleteUpdateSession, api.ByID{ID: s}); err != nil {
 		t.Fatal(err)
 	}
-	files, err := c.ListFiles(ctx, item)
+	files, err := api.Call(ctx, c, api.ListFiles, api.FilesOf{ItemID: item})
 	if err != nil || len(files) != len(good) {
 		t.Fatalf("files: %d, %v; want %d", len(files), err, len(good))
 	}
 
-	allowed := regexp.MustCompile(`^(meta/[^/]+|storage/content/[0-9a-f]{2}/[0-9a-f]{64}|storage/staging/[0-9a-f-]{36}(/[0-9]+)?|` + regexp.QuoteMeta(SocketName) + `)$`)
+	allowed := regexp.MustCompile(`^(meta/[^/]+|storage/content/[0-9a-f]{2}/[0-9a-f]{64}|storage/staging/[0-9a-f-]{36}(/[0-9]+)?|` + regexp.QuoteMeta(control.SocketName) + `)$`)
 	err = filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -72,6 +72,7 @@ func TestReadOnlyRefusesChanges(t *testing.T) {
 		{"UpdateLibrary", func() error { return m.UpdateLibrary(ctx, f.lib, LibraryUpdateSpec{Name: &name}) }},
 		{"SetLibraryPosix", func() error { return m.SetLibraryPosix(ctx, f.lib, PosixChange{Mode: &mode}) }},
 		{"DeleteLibrary", func() error { return m.DeleteLibrary(ctx, f.lib) }},
+		{"ValidateUpdateSession", func() error { _, err := m.ValidateUpdateSession(ctx, f.active); return err }},
 		{"DeleteLibraryIfEmpty", func() error { return m.DeleteLibraryIfEmpty(ctx, f.emptyLib) }},
 		{"CreateItem", func() error {
 			_, err := m.CreateItem(ctx, ItemCreateSpec{LibraryID: f.lib, Name: "new"}, "")
@@ -165,7 +166,6 @@ func TestReadOnlyServesReads(t *testing.T) {
 		{"ListUpdateSessions", func() error { _, err := m.ListUpdateSessions(ctx, ""); return err }},
 		{"ListSessionFiles", func() error { _, err := m.ListSessionFiles(ctx, f.active); return err }},
 		{"GetSessionFile", func() error { _, err := m.GetSessionFile(ctx, f.active, "b.txt"); return err }},
-		{"ValidateUpdateSession", func() error { _, err := m.ValidateUpdateSession(ctx, f.active); return err }},
 		{"ProbeTransferEndpoint", func() error {
 			res, err := m.ProbeTransferEndpoint(ctx, TransferEndpoint{URI: fileURI(filepath.Join(e.home, "storage"))})
 			_ = res // a directory is RESOURCE_NOT_FOUND: a status, not an error

@@ -239,6 +239,12 @@ func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string)
 // missing, files whose transfer or validation failed as invalid, and, for
 // OVF descriptors in the session's view, referenced files that are absent.
 func (m *Manager) ValidateUpdateSession(ctx context.Context, sessionID string) (*ValidationResult, error) {
+	// Validating is what a writer does before it completes; a read-only
+	// home has no writer, and refuses it with the rest of the update
+	// session's calls.
+	if err := m.refuseIfReadOnly("validate update session"); err != nil {
+		return nil, err
+	}
 	res := &ValidationResult{MissingFiles: []string{}, InvalidFiles: []ValidationError{}}
 	var s *meta.UpdateSession
 	err := m.store.View(func(tx *meta.Tx) error {

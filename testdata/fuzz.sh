@@ -17,10 +17,10 @@ targets="
 ./sessionmgr FuzzSessionTransitions
 ./meta FuzzDecodeRecord
 ./meta FuzzParseKey
-./mount FuzzControlHandler
-./mount FuzzWirePath
-./mount FuzzAPIHandler
-./mount FuzzSOAPHandler
+./mount/api FuzzControlHandler
+./mount/api FuzzWirePath
+./mount/api FuzzAPIHandler
+./mount/api/soap FuzzSOAPHandler
 ./cmd/clfs FuzzParsePath
 "
 status=0

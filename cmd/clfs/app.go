@@ -15,7 +15,8 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
-	"clfs/mount"
+	"clfs/mount/api"
+	"clfs/mount/control"
 	"clfs/sessionmgr"
 )
 
@@ -152,21 +153,21 @@ type globals struct {
 	stderr   io.Writer
 	progress bool // draw progress bars on stderr (a terminal)
 
-	conn api // nil until connect
+	conn service // nil until connect
 }
 
 // connect returns the API over the home directory, once: the control
 // socket of the mount serving it, or else the catalog, opened here.
-func (g *globals) connect() (api, error) {
+func (g *globals) connect() (service, error) {
 	if g.conn != nil {
 		return g.conn, nil
 	}
-	c, err := mount.Dial(g.home)
+	c, err := control.Dial(g.home)
 	if err == nil {
-		g.conn = remoteAPI{c}
+		g.conn = remoteService{c}
 		return g.conn, nil
 	}
-	if !errors.Is(err, mount.ErrNoMount) {
+	if !errors.Is(err, control.ErrNoMount) {
 		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{
@@ -182,7 +183,7 @@ func (g *globals) connect() (api, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.conn = localAPI{m}
+	g.conn = localService{api.Local{M: m}}
 	return g.conn, nil
 }
 

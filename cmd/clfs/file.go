@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"clfs/mount/api"
 	"clfs/sessionmgr"
 )
 
@@ -50,7 +51,7 @@ func runFileLs(ctx context.Context, g *globals, opts listOptions, args []string)
 	if err != nil {
 		return err
 	}
-	files, err := a.ListFiles(ctx, it.ID)
+	files, err := api.Call(ctx, a, api.ListFiles, api.FilesOf{ItemID: it.ID})
 	if err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func runFileInfo(ctx context.Context, g *globals, opts listOptions, args []strin
 	if err != nil {
 		return err
 	}
-	f, err := a.GetFile(ctx, it.ID, name)
+	f, err := api.Call(ctx, a, api.GetFile, api.FileOf{ItemID: it.ID, Name: name})
 	if err != nil {
 		return err
 	}

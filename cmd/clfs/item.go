@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"clfs/mount/api"
 	"clfs/sessionmgr"
 )
 
@@ -100,16 +101,16 @@ func parseItemPath(arg string) (lib, item string, err error) {
 }
 
 // resolveItem finds the item LIB/ITEM names.
-func resolveItem(ctx context.Context, a api, arg string) (*sessionmgr.Library, *sessionmgr.Item, error) {
+func resolveItem(ctx context.Context, a service, arg string) (*sessionmgr.Library, *sessionmgr.Item, error) {
 	libName, itemName, err := parseItemPath(arg)
 	if err != nil {
 		return nil, nil, err
 	}
-	lib, err := a.LibraryByName(ctx, libName)
+	lib, err := api.Call(ctx, a, api.LibraryByName, api.LibraryName{Name: libName})
 	if err != nil {
 		return nil, nil, err
 	}
-	it, err := a.ItemByName(ctx, lib.ID, itemName)
+	it, err := api.Call(ctx, a, api.ItemByName, api.ItemName{LibraryID: lib.ID, Name: itemName})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,7 +119,7 @@ func resolveItem(ctx context.Context, a api, arg string) (*sessionmgr.Library, *
 
 // itemArg takes a command's one LIB/ITEM argument: checked before the API
 // is opened, so a usage error never touches the home, then resolved.
-func itemArg(ctx context.Context, g *globals, args []string) (api, *sessionmgr.Library, *sessionmgr.Item, error) {
+func itemArg(ctx context.Context, g *globals, args []string) (service, *sessionmgr.Library, *sessionmgr.Item, error) {
 	if err := wantArgs(args, "LIB/ITEM"); err != nil {
 		return nil, nil, nil, err
 	}
@@ -150,13 +151,13 @@ func runItemCreate(ctx context.Context, g *globals, opts itemCreateOptions, args
 	if err != nil {
 		return err
 	}
-	lib, err := a.LibraryByName(ctx, libName)
+	lib, err := api.Call(ctx, a, api.LibraryByName, api.LibraryName{Name: libName})
 	if err != nil {
 		return err
 	}
-	id, err := a.CreateItem(ctx, sessionmgr.ItemCreateSpec{
+	id, err := api.Call(ctx, a, api.CreateItem, api.ItemCreate{Spec: sessionmgr.ItemCreateSpec{
 		LibraryID: lib.ID, Name: itemName, Type: opts.Type, Description: opts.Description,
-	}, "")
+	}})
 	if err != nil {
 		return err
 	}
@@ -172,11 +173,11 @@ func runItemLs(ctx context.Context, g *globals, opts listOptions, args []string)
 	if err != nil {
 		return err
 	}
-	lib, err := a.LibraryByName(ctx, args[0])
+	lib, err := api.Call(ctx, a, api.LibraryByName, api.LibraryName{Name: args[0]})
 	if err != nil {
 		return err
 	}
-	items, err := a.ListItems(ctx, lib.ID)
+	items, err := api.Call(ctx, a, api.ListItems, api.ItemsOf{LibraryID: lib.ID})
 	if err != nil {
 		return err
 	}
@@ -219,7 +220,7 @@ func runItemRm(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return a.DeleteItem(ctx, it.ID)
+	return api.Run(ctx, a, api.DeleteItem, api.ByID{ID: it.ID})
 }
 
 // ---- import
@@ -257,18 +258,18 @@ func runItemImport(ctx context.Context, g *globals, opts itemImportOptions, args
 	if err != nil {
 		return err
 	}
-	lib, err := a.LibraryByName(ctx, libName)
+	lib, err := api.Call(ctx, a, api.LibraryByName, api.LibraryName{Name: libName})
 	if err != nil {
 		return err
 	}
 	var itemID string
 	created := false
-	it, err := a.ItemByName(ctx, lib.ID, itemName)
+	it, err := api.Call(ctx, a, api.ItemByName, api.ItemName{LibraryID: lib.ID, Name: itemName})
 	switch {
 	case err == nil:
 		itemID = it.ID
 	case errors.Is(err, sessionmgr.ErrNotFound):
-		itemID, err = a.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib.ID, Name: itemName}, "")
+		itemID, err = api.Call(ctx, a, api.CreateItem, api.ItemCreate{Spec: sessionmgr.ItemCreateSpec{LibraryID: lib.ID, Name: itemName}})
 		if err != nil {
 			return err
 		}
@@ -280,12 +281,12 @@ func runItemImport(ctx context.Context, g *globals, opts itemImportOptions, args
 	cleanup := context.WithoutCancel(ctx)
 	defer func() {
 		if err != nil && created {
-			if derr := a.DeleteItem(cleanup, itemID); derr != nil {
+			if derr := api.Run(cleanup, a, api.DeleteItem, api.ByID{ID: itemID}); derr != nil {
 				err = errors.Join(err, fmt.Errorf("remove the item created for the import: %w", derr))
 			}
 		}
 	}()
-	sid, err := a.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}, opts.ClientToken)
+	sid, err := api.Call(ctx, a, api.CreateUpdateSession, api.UpdateSessionCreate{Spec: sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}, ClientToken: opts.ClientToken})
 	if err != nil {
 		return err
 	}
@@ -295,12 +296,12 @@ func runItemImport(ctx context.Context, g *globals, opts itemImportOptions, args
 		}
 	}
 	if err == nil {
-		err = a.CompleteUpdateSession(ctx, sid)
+		err = api.Run(ctx, a, api.CompleteUpdateSession, api.ByID{ID: sid})
 	}
 	if err != nil {
 		// A failed commit may already have put the session in ERROR;
 		// then this fails too and the first error is the one to report.
-		_ = a.FailUpdateSession(cleanup, sid, "clfs item import: "+err.Error())
+		_ = api.Run(cleanup, a, api.FailUpdateSession, api.SessionFail{ID: sid, Message: "clfs item import: " + err.Error()})
 		return err
 	}
 	return nil
@@ -361,15 +362,15 @@ func parseChecksum(s string) (*sessionmgr.ChecksumInfo, error) {
 
 // importFile adds one file to the session and streams its bytes; Finish
 // checks them against the size and checksum declared in AddFile.
-func importFile(ctx context.Context, g *globals, a api, sid string, src importSource) error {
+func importFile(ctx context.Context, g *globals, a service, sid string, src importSource) error {
 	size := src.info.Size()
-	_, err := a.AddFile(ctx, sid, sessionmgr.FileAddSpec{
+	_, err := api.Call(ctx, a, api.AddFile, api.FileAdd{SessionID: sid, Spec: sessionmgr.FileAddSpec{
 		Name:         src.name,
 		SourceType:   sessionmgr.SourcePush,
 		Size:         &size,
 		ChecksumInfo: src.checksum,
 		Posix:        &sessionmgr.Posix{Mode: posixMode(src.info.Mode()), Mtime: src.info.ModTime()},
-	})
+	}})
 	if err != nil {
 		return err
 	}
@@ -428,22 +429,22 @@ func runItemExport(ctx context.Context, g *globals, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	sid, err := a.CreateDownloadSession(ctx, sessionmgr.DownloadSessionCreateSpec{LibraryItemID: it.ID}, "")
+	sid, err := api.Call(ctx, a, api.CreateDownloadSession, api.DownloadSessionCreate{Spec: sessionmgr.DownloadSessionCreateSpec{LibraryItemID: it.ID}})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if derr := a.DeleteDownloadSession(context.WithoutCancel(ctx), sid); err == nil {
+		if derr := api.Run(context.WithoutCancel(ctx), a, api.DeleteDownloadSession, api.ByID{ID: sid}); err == nil {
 			err = derr
 		}
 	}()
-	files, err := a.ListDownloadFiles(ctx, sid)
+	files, err := api.Call(ctx, a, api.ListDownloadSessionFiles, api.DownloadSessionFilesOf{SessionID: sid})
 	if err != nil {
 		return err
 	}
 	// Mode and mtime are not part of the download session's file info;
 	// take them from the committed file if it is still the pinned version.
-	committed, err := a.ListFiles(ctx, it.ID)
+	committed, err := api.Call(ctx, a, api.ListFiles, api.FilesOf{ItemID: it.ID})
 	if err != nil {
 		return err
 	}
@@ -462,7 +463,7 @@ func runItemExport(ctx context.Context, g *globals, args []string) (err error) {
 	return nil
 }
 
-func exportFile(ctx context.Context, g *globals, a api, sid, dir, name string, posix *sessionmgr.Posix) (err error) {
+func exportFile(ctx context.Context, g *globals, a service, sid, dir, name string, posix *sessionmgr.Posix) (err error) {
 	if name == "" || name == "." || name == ".." || filepath.Base(name) != name {
 		return fmt.Errorf("file name %q cannot be written into %s", name, dir)
 	}

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"clfs/mount/api"
 	"clfs/sessionmgr"
 )
 
@@ -71,13 +73,21 @@ func runLibraryCreate(ctx context.Context, g *globals, opts libraryCreateOptions
 	if err := wantArgs(args, "NAME"); err != nil {
 		return err
 	}
+	// A relative storage directory is the caller's, not the daemon's.
+	if opts.StorageDir != "" {
+		dir, err := filepath.Abs(opts.StorageDir)
+		if err != nil {
+			return err
+		}
+		opts.StorageDir = dir
+	}
 	a, err := g.connect()
 	if err != nil {
 		return err
 	}
-	id, err := a.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{
+	id, err := api.Call(ctx, a, api.CreateLibrary, api.LibraryCreate{Spec: sessionmgr.LibraryCreateSpec{
 		Name: args[0], Description: opts.Description, StorageDir: opts.StorageDir,
-	}, "")
+	}})
 	if err != nil {
 		return err
 	}
@@ -93,7 +103,7 @@ func runLibraryLs(ctx context.Context, g *globals, opts listOptions, args []stri
 	if err != nil {
 		return err
 	}
-	libs, err := a.ListLibraries(ctx)
+	libs, err := api.Call(ctx, a, api.ListLibraries, api.None{})
 	if err != nil {
 		return err
 	}
@@ -115,7 +125,7 @@ func runLibraryInfo(ctx context.Context, g *globals, opts listOptions, args []st
 	if err != nil {
 		return err
 	}
-	l, err := a.LibraryByName(ctx, args[0])
+	l, err := api.Call(ctx, a, api.LibraryByName, api.LibraryName{Name: args[0]})
 	if err != nil {
 		return err
 	}
@@ -143,11 +153,11 @@ func runLibraryRm(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, err := a.LibraryByName(ctx, args[0])
+	l, err := api.Call(ctx, a, api.LibraryByName, api.LibraryName{Name: args[0]})
 	if err != nil {
 		return err
 	}
-	return a.DeleteLibrary(ctx, l.ID)
+	return api.Run(ctx, a, api.DeleteLibrary, api.ByID{ID: l.ID})
 }
 
 func storageURIs(l sessionmgr.Library) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"clfs/mount"
+	"clfs/mount/api"
 	"clfs/sessionmgr"
 )
 
@@ -24,7 +25,7 @@ type mountOptions struct {
 	NoXattr        bool
 	SessionTimeout time.Duration
 	CPUProfile     string
-	API            *mount.APIOptions // nil: no HTTPS API
+	API            *api.ListenOptions // nil: no HTTPS API
 }
 
 func cmdMount() *cli.Command {
@@ -47,12 +48,12 @@ func cmdMount() *cli.Command {
 				Debug: c.Bool("debug"), NoXattr: c.Bool("no-xattr"), SessionTimeout: c.Duration("session-timeout"),
 				CPUProfile: c.String("cpuprofile"),
 			}
-			api, ok, err := apiOptions(c)
+			listen, ok, err := apiOptions(c)
 			if err != nil {
 				return err
 			}
 			if ok {
-				opts.API = &api
+				opts.API = &listen
 			}
 			return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
 				return runMount(ctx, g, opts, args)
@@ -100,7 +101,7 @@ func runMount(ctx context.Context, g *globals, opts mountOptions, args []string)
 		if err := mount.CheckMountpoint(args[0]); err != nil {
 			return err
 		}
-		l, err := mount.ListenAPI(g.home, *opts.API)
+		l, err := api.Listen(g.home, *opts.API)
 		if err != nil {
 			return err
 		}

@@ -168,8 +168,8 @@ func TestSameOutputThroughTheMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := a.(remoteAPI); !ok {
-		t.Errorf("connect with a mount running gave %T, want remoteAPI", a)
+	if _, ok := a.(remoteService); !ok {
+		t.Errorf("connect with a mount running gave %T, want remoteService", a)
 	}
 	g.close()
 	if out := remote.must("library", "ls", "--json"); strings.TrimSpace(out) != "[]" {

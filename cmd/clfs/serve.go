@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"clfs/mount"
+	"clfs/mount/api"
 	"clfs/sessionmgr"
 )
 
@@ -24,12 +25,12 @@ func apiFlags() []cli.Flag {
 		&cli.StringFlag{Name: "password-file", Usage: "read the API's password from `FILE` (else $CLFS_PASSWORD)"},
 		&cli.StringFlag{Name: "tls-cert", Usage: "serve this certificate `FILE` (PEM) instead of the home's self-signed one"},
 		&cli.StringFlag{Name: "tls-key", Usage: "the private key `FILE` (PEM) of --tls-cert"},
-		&cli.DurationFlag{Name: "api-session-idle", Value: mount.DefaultAPISessionIdle, Usage: "idle lifetime of an API login"},
+		&cli.DurationFlag{Name: "api-session-idle", Value: api.DefaultLoginIdle, Usage: "idle lifetime of an API login"},
 	}
 }
 
 // apiOptions reads the API flags; ok is false when --listen is not given.
-func apiOptions(c *cli.Context) (opts mount.APIOptions, ok bool, err error) {
+func apiOptions(c *cli.Context) (opts api.ListenOptions, ok bool, err error) {
 	if c.String("listen") == "" {
 		// Not --user: CLFS_USER may be set for other reasons.
 		for _, f := range []string{"advertise", "password-file", "tls-cert", "tls-key"} {
@@ -47,11 +48,11 @@ func apiOptions(c *cli.Context) (opts mount.APIOptions, ok bool, err error) {
 	if user == "" {
 		return opts, false, errors.New("the API needs a user: give --user or set CLFS_USER")
 	}
-	return mount.APIOptions{
+	return api.ListenOptions{
 		Listen: c.String("listen"), Advertise: c.String("advertise"),
 		CertFile: c.String("tls-cert"), KeyFile: c.String("tls-key"),
-		Credentials: mount.Credentials{User: user, Password: password},
-		SessionIdle: c.Duration("api-session-idle"),
+		Credentials: api.Credentials{User: user, Password: password},
+		LoginIdle:   c.Duration("api-session-idle"),
 	}, true, nil
 }
 
@@ -81,7 +82,7 @@ func apiPassword(file string) (string, error) {
 // which vCenter users check or pin. It is logged once the API and the
 // control socket answer: whoever waits for the line (a script, a test)
 // may then run clfs commands at once.
-func logAPI(l *mount.APIListener, log *slog.Logger) {
+func logAPI(l *api.Listener, log *slog.Logger) {
 	log.Info("vSphere API listening", "url", l.URL()+"/rest", "bound", l.Addr().String(), "sha1_thumbprint", l.Thumbprint())
 }
 
@@ -95,28 +96,28 @@ func cmdServe() *cli.Command {
 			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of update and download sessions"},
 		),
 		Action: func(c *cli.Context) error {
-			api, _, err := apiOptions(c)
+			listen, _, err := apiOptions(c)
 			if err != nil {
 				return err
 			}
 			readOnly, timeout := c.Bool("read-only"), c.Duration("session-timeout")
 			return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-				return runServe(ctx, g, api, readOnly, timeout, args)
+				return runServe(ctx, g, listen, readOnly, timeout, args)
 			})
 		},
 	}
 }
 
 // runServe serves until ctx ends (SIGINT, SIGTERM).
-func runServe(ctx context.Context, g *globals, api mount.APIOptions, readOnly bool, timeout time.Duration, args []string) error {
+func runServe(ctx context.Context, g *globals, listen api.ListenOptions, readOnly bool, timeout time.Duration, args []string) error {
 	if err := wantArgs(args); err != nil {
 		return err
 	}
-	if api.Listen == "" {
+	if listen.Listen == "" {
 		return usagef("--listen is required")
 	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, nil))
-	l, err := mount.ListenAPI(g.home, api)
+	l, err := api.Listen(g.home, listen)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"clfs/mount/api"
 	"clfs/sessionmgr"
 )
 
@@ -148,7 +149,7 @@ func onSession(id string, update, download func() error) error {
 // item.
 type itemLabels struct {
 	ctx    context.Context
-	a      api
+	a      service
 	labels map[string]string
 }
 
@@ -160,9 +161,9 @@ func (l *itemLabels) label(itemID string) string {
 		return s
 	}
 	s := itemID
-	if it, err := l.a.GetItem(l.ctx, itemID); err == nil {
+	if it, err := api.Call(l.ctx, l.a, api.GetItem, api.ByID{ID: itemID}); err == nil {
 		s = it.Name
-		if lib, err := l.a.GetLibrary(l.ctx, it.LibraryID); err == nil {
+		if lib, err := api.Call(l.ctx, l.a, api.GetLibrary, api.ByID{ID: it.LibraryID}); err == nil {
 			s = lib.Name + "/" + it.Name
 		}
 	}
@@ -199,11 +200,11 @@ func runSessionLs(ctx context.Context, g *globals, opts sessionLsOptions, args [
 		}
 		itemID = it.ID
 	}
-	ups, err := a.ListUpdateSessions(ctx, itemID)
+	ups, err := api.Call(ctx, a, api.ListUpdateSessions, api.SessionsOf{ItemID: itemID})
 	if err != nil {
 		return err
 	}
-	downs, err := a.ListDownloadSessions(ctx, itemID)
+	downs, err := api.Call(ctx, a, api.ListDownloadSessions, api.SessionsOf{ItemID: itemID})
 	if err != nil {
 		return err
 	}
@@ -244,13 +245,13 @@ func runSessionInfo(ctx context.Context, g *globals, opts listOptions, args []st
 	var record any
 	var view sessionView
 	err = onSession(id, func() error {
-		s, err := a.GetUpdateSession(ctx, id)
+		s, err := api.Call(ctx, a, api.GetUpdateSession, api.ByID{ID: id})
 		if err == nil {
 			record, view = updateSessionRecord{kindUpdate, s}, updateView(s)
 		}
 		return err
 	}, func() error {
-		s, err := a.GetDownloadSession(ctx, id)
+		s, err := api.Call(ctx, a, api.GetDownloadSession, api.ByID{ID: id})
 		if err == nil {
 			record, view = downloadSessionRecord{kindDownload, s}, downloadView(s)
 		}
@@ -292,8 +293,12 @@ func runSessionKeepAlive(ctx context.Context, g *globals, opts sessionKeepAliveO
 	}
 	id := args[0]
 	return onSession(id,
-		func() error { return a.KeepAliveUpdateSession(ctx, id, opts.Progress) },
-		func() error { return a.KeepAliveDownloadSession(ctx, id, opts.Progress) })
+		func() error {
+			return api.Run(ctx, a, api.KeepAliveUpdateSession, api.UpdateSessionKeepAlive{ID: id, Progress: opts.Progress})
+		},
+		func() error {
+			return api.Run(ctx, a, api.KeepAliveDownloadSession, api.DownloadSessionKeepAlive{ID: id, Progress: opts.Progress})
+		})
 }
 
 func runSessionCancel(ctx context.Context, g *globals, args []string) error {
@@ -306,8 +311,8 @@ func runSessionCancel(ctx context.Context, g *globals, args []string) error {
 	}
 	id := args[0]
 	return onSession(id,
-		func() error { return a.CancelUpdateSession(ctx, id) },
-		func() error { return a.CancelDownloadSession(ctx, id) })
+		func() error { return api.Run(ctx, a, api.CancelUpdateSession, api.ByID{ID: id}) },
+		func() error { return api.Run(ctx, a, api.CancelDownloadSession, api.ByID{ID: id}) })
 }
 
 type sessionFailOptions struct {
@@ -327,8 +332,12 @@ func runSessionFail(ctx context.Context, g *globals, opts sessionFailOptions, ar
 	}
 	id := args[0]
 	return onSession(id,
-		func() error { return a.FailUpdateSession(ctx, id, opts.Message) },
-		func() error { return a.FailDownloadSession(ctx, id, opts.Message) })
+		func() error {
+			return api.Run(ctx, a, api.FailUpdateSession, api.SessionFail{ID: id, Message: opts.Message})
+		},
+		func() error {
+			return api.Run(ctx, a, api.FailDownloadSession, api.SessionFail{ID: id, Message: opts.Message})
+		})
 }
 
 func runSessionRm(ctx context.Context, g *globals, args []string) error {
@@ -341,6 +350,6 @@ func runSessionRm(ctx context.Context, g *globals, args []string) error {
 	}
 	id := args[0]
 	return onSession(id,
-		func() error { return a.DeleteUpdateSession(ctx, id) },
-		func() error { return a.DeleteDownloadSession(ctx, id) })
+		func() error { return api.Run(ctx, a, api.DeleteUpdateSession, api.ByID{ID: id}) },
+		func() error { return api.Run(ctx, a, api.DeleteDownloadSession, api.ByID{ID: id}) })
 }

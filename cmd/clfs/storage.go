@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"clfs/mount/api"
 )
 
 func cmdStorage() *cli.Command {
@@ -28,7 +30,7 @@ func runStorageLs(ctx context.Context, g *globals, opts listOptions, args []stri
 	if err != nil {
 		return err
 	}
-	storage, err := a.ListStorage(ctx, it.ID)
+	storage, err := api.Call(ctx, a, api.ListStorage, api.FilesOf{ItemID: it.ID})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package mount
+package soap
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ import (
 	"github.com/vmware/govmomi/session/cache"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
-	"github.com/vmware/govmomi/vim25/soap"
+	vimsoap "github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
 	// What testdata/govc links. go mod tidy does not look into testdata,
@@ -39,7 +39,7 @@ import (
 	_ "github.com/vmware/govmomi/cli/session"
 )
 
-// fakeSOAPSessions is a soapSessions with one account, user/pass, and a
+// fakeSOAPSessions is a Sessions with one account, user/pass, and a
 // clock that does not move.
 type fakeSOAPSessions struct {
 	mu       sync.Mutex
@@ -63,7 +63,7 @@ func (s *fakeSOAPSessions) Login(user, password string) (string, error) {
 		return "", s.loginErr
 	}
 	if pw, ok := s.users[user]; !ok || pw != password {
-		return "", fmt.Errorf("login %q: %w", user, errBadLogin)
+		return "", fmt.Errorf("login %q: %w", user, ErrBadLogin)
 	}
 	s.logins++
 	token := s.token
@@ -119,10 +119,10 @@ func soapMux(h http.Handler) *http.ServeMux {
 	return mux
 }
 
-func newSOAPTestServer(t *testing.T, sessions soapSessions) *httptest.Server {
+func newSOAPTestServer(t *testing.T, sessions Sessions) *httptest.Server {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := httptest.NewTLSServer(soapMux(newSOAPHandler(sessions, log)))
+	srv := httptest.NewTLSServer(soapMux(NewHandler(sessions, log)))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -130,7 +130,7 @@ func newSOAPTestServer(t *testing.T, sessions soapSessions) *httptest.Server {
 // soapURL is srv's /sdk with user and password, as in GOVC_URL.
 func soapURL(t *testing.T, srv *httptest.Server, user, password string) *url.URL {
 	t.Helper()
-	u, err := soap.ParseURL(srv.URL + "/sdk")
+	u, err := vimsoap.ParseURL(srv.URL + "/sdk")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func soapURL(t *testing.T, srv *httptest.Server, user, password string) *url.URL
 // no session.
 func newVimClient(t *testing.T, srv *httptest.Server) *vim25.Client {
 	t.Helper()
-	c, err := vim25.NewClient(t.Context(), soap.NewClient(soapURL(t, srv, "", ""), true))
+	c, err := vim25.NewClient(t.Context(), vimsoap.NewClient(soapURL(t, srv, "", ""), true))
 	if err != nil {
 		t.Fatalf("vim25.NewClient: %v", err)
 	}
@@ -599,7 +599,7 @@ func FuzzSOAPHandler(f *testing.F) {
 	f.Add([]byte("<"), false)
 	f.Fuzz(func(t *testing.T, body []byte, withSession bool) {
 		sessions := newFakeSOAPSessions()
-		h := newSOAPHandler(sessions, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		h := NewHandler(sessions, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		req := httptest.NewRequest(http.MethodPost, "/sdk", bytes.NewReader(body))
 		if withSession {
 			token, err := sessions.Login("user", "pass")
@@ -637,7 +637,7 @@ func govcBinary(t *testing.T) string {
 		}
 		govcBin = filepath.Join(dir, "govc")
 		cmd := exec.Command(goBin, "build", "-o", govcBin, "./testdata/govc")
-		cmd.Dir = ".." // the module root
+		cmd.Dir = "../../.." // the module root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			govcErr = fmt.Errorf("build testdata/govc: %v\n%s", err, out)
 		}
@@ -751,7 +751,7 @@ func TestSOAPGovc(t *testing.T) {
 	sessions := newFakeSOAPSessions()
 	var wire wireLog
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	mux := soapMux(newSOAPHandler(sessions, log))
+	mux := soapMux(NewHandler(sessions, log))
 	mux.Handle("/", fakeCISREST(sessions))
 	srv := httptest.NewTLSServer(wire.wrap(mux))
 	defer srv.Close()
@@ -831,3 +831,14 @@ func TestSOAPGovc(t *testing.T) {
 		})
 	}
 }
+
+// testWriter sends a handler's log to the test's.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// toolTimeout bounds one govc run.
+const toolTimeout = time.Minute

@@ -1,4 +1,4 @@
-package mount
+package api
 
 import (
 	"bytes"
@@ -25,14 +25,14 @@ import (
 )
 
 // The HTTPS API without FUSE: a session manager in a temp home behind
-// ListenAPI and ServeAPI, driven with raw HTTP so that every status and
+// Listen and ServeHTTPS, driven with raw HTTP so that every status and
 // error body is seen as a client sees it. The govmomi client is driven
 // against a real `clfs serve` in cmd/clfs/rest_test.go.
 
 type apiEnv struct {
 	t      testing.TB
 	m      *sessionmgr.Manager
-	l      *APIListener
+	l      *Listener
 	base   string
 	client *http.Client
 	token  string
@@ -43,23 +43,26 @@ const (
 	apiTestPassword = "s3cret pass:word"
 )
 
-func newAPIEnv(t testing.TB, opts ControlOptions) *apiEnv {
+// envOptions are the server's: a read-only one refuses changes.
+type envOptions struct{ ReadOnly bool }
+
+func newAPIEnv(t testing.TB, opts envOptions) *apiEnv {
 	t.Helper()
 	return newAPIEnvLogging(t, opts, ctlLogger(t))
 }
 
-func newAPIEnvLogging(t testing.TB, opts ControlOptions, log *slog.Logger) *apiEnv {
+func newAPIEnvLogging(t testing.TB, opts envOptions, log *slog.Logger) *apiEnv {
 	t.Helper()
 	home := t.TempDir()
-	l, err := ListenAPI(home, APIOptions{Listen: "127.0.0.1:0", Credentials: Credentials{User: apiTestUser, Password: apiTestPassword}})
+	l, err := Listen(home, ListenOptions{Listen: "127.0.0.1:0", Credentials: Credentials{User: apiTestUser, Password: apiTestPassword}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := sessionmgr.Open(sessionmgr.Options{Home: home, Logger: log, Endpoints: l.Endpoints(), ReapInterval: -1})
+	m, err := sessionmgr.Open(sessionmgr.Options{Home: home, ReadOnly: opts.ReadOnly, Logger: log, Endpoints: l.Endpoints(), ReapInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := ServeAPI(m, l, log, opts)
+	srv := ServeHTTPS(m, l, Options{Logger: log})
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Error(err)
@@ -207,7 +210,7 @@ func (e *apiEnv) put(uri, token string, data []byte) (int, []byte) {
 }
 
 func TestAPILogin(t *testing.T) {
-	e := newAPIEnv(t, ControlOptions{})
+	e := newAPIEnv(t, envOptions{})
 	var info apiSessionInfo
 	e.value("POST", cisSessionPath+"?~action=get", nil, &info)
 	if info.User != apiTestUser || info.Created.IsZero() {
@@ -249,7 +252,7 @@ func TestAPILogin(t *testing.T) {
 // TestAPIErrors provokes every error a client can and checks the spec's
 // kind and HTTP status (spec §0.2).
 func TestAPIErrors(t *testing.T) {
-	e := newAPIEnv(t, ControlOptions{})
+	e := newAPIEnv(t, envOptions{})
 	itemID := e.newItem("lib", "item")
 	const unknown = "00000000-0000-4000-8000-000000000000"
 
@@ -278,7 +281,7 @@ func TestAPIErrors(t *testing.T) {
 	wantError(t, "items of an unknown library", status, body, 404, "not_found")
 	status, body = e.call("POST", restContent+"/library/item/update-session", map[string]any{"create_spec": map[string]any{"library_item_id": unknown}})
 	wantError(t, "update session on an unknown item", status, body, 404, "not_found")
-	status, body = e.put(e.base+dataPath("update-session", unknown, "f"), e.token, []byte("x"))
+	status, body = e.put(e.base+DataPath("update-session", unknown, "f"), e.token, []byte("x"))
 	wantError(t, "PUT to an unknown session", status, body, 404, "not_found")
 	status, body = e.call("GET", restContent+"/no/such/thing", nil)
 	wantError(t, "unknown operation", status, body, 404, "not_found")
@@ -377,7 +380,7 @@ func (e *apiEnv) libraryOf(itemID string) string {
 // TestAPIReadOnly: a read-only server serves reads and refuses changes
 // with Unauthorized.
 func TestAPIReadOnly(t *testing.T) {
-	e := newAPIEnv(t, ControlOptions{ReadOnly: true})
+	e := newAPIEnv(t, envOptions{ReadOnly: true})
 	var ids []string
 	e.value("GET", restContent+"/library", nil, &ids)
 	status, body := e.call("POST", restContent+"/local-library", map[string]any{"create_spec": map[string]any{"name": "x"}})
@@ -387,7 +390,7 @@ func TestAPIReadOnly(t *testing.T) {
 // TestAPITransfer: PUSH through the upload endpoint, then a download
 // session's endpoint with and without Range; lists are ids.
 func TestAPITransfer(t *testing.T) {
-	e := newAPIEnv(t, ControlOptions{})
+	e := newAPIEnv(t, envOptions{})
 	itemID := e.newItem("lib", "item")
 	data := bytes.Repeat([]byte("0123456789abcdef"), 100<<10) // 1.6 MB: a blob file, not inline
 	sum := sha256.Sum256(data)
@@ -464,8 +467,8 @@ func TestAPITransfer(t *testing.T) {
 // private, and reused with the same thumbprint.
 func TestAPICertificate(t *testing.T) {
 	home := t.TempDir()
-	opts := APIOptions{Listen: "127.0.0.1:0", Credentials: Credentials{User: "u", Password: "p"}}
-	l1, err := ListenAPI(home, opts)
+	opts := ListenOptions{Listen: "127.0.0.1:0", Credentials: Credentials{User: "u", Password: "p"}}
+	l1, err := Listen(home, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +477,7 @@ func TestAPICertificate(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", st, err)
 	}
-	l2, err := ListenAPI(home, opts)
+	l2, err := Listen(home, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +499,7 @@ func TestAPICertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l3, err := ListenAPI(home, APIOptions{Listen: "127.0.0.1:0", Credentials: opts.Credentials, CertFile: certFile, KeyFile: keyFile})
+	l3, err := Listen(home, ListenOptions{Listen: "127.0.0.1:0", Credentials: opts.Credentials, CertFile: certFile, KeyFile: keyFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,13 +507,13 @@ func TestAPICertificate(t *testing.T) {
 	if l3.Thumbprint() != sessionmgr.ThumbprintSHA1(given.Leaf) || l3.Thumbprint() == l1.Thumbprint() || !slices.Contains(given.Leaf.DNSNames, "clfs.example") {
 		t.Errorf("--tls-cert: served %s, the file's is %s", l3.Thumbprint(), sessionmgr.ThumbprintSHA1(given.Leaf))
 	}
-	if _, err := ListenAPI(home, APIOptions{Listen: "127.0.0.1:0"}); err == nil {
+	if _, err := Listen(home, ListenOptions{Listen: "127.0.0.1:0"}); err == nil {
 		t.Error("an API without credentials was served")
 	}
-	if _, err := ListenAPI(home, APIOptions{Listen: "127.0.0.1:0", Credentials: opts.Credentials, CertFile: "x.pem"}); err == nil {
+	if _, err := Listen(home, ListenOptions{Listen: "127.0.0.1:0", Credentials: opts.Credentials, CertFile: "x.pem"}); err == nil {
 		t.Error("--tls-cert without --tls-key was accepted")
 	}
-	if _, err := ListenAPI(home, APIOptions{Listen: "nonsense", Credentials: opts.Credentials}); err == nil {
+	if _, err := Listen(home, ListenOptions{Listen: "nonsense", Credentials: opts.Credentials}); err == nil {
 		t.Error("a listen address without a port was accepted")
 	}
 }
@@ -518,7 +521,7 @@ func TestAPICertificate(t *testing.T) {
 // TestAPIForm drives the /api spelling of the same operations: bare
 // bodies and results, ids in paths, ?action=, 201 and 204, /api errors.
 func TestAPIForm(t *testing.T) {
-	e := newAPIEnv(t, ControlOptions{})
+	e := newAPIEnv(t, envOptions{})
 	call := func(method, path string, body any, wantStatus int, v any) []byte {
 		t.Helper()
 		var r io.Reader
@@ -609,7 +612,7 @@ func TestAPIForm(t *testing.T) {
 // keeps it, and the oldest goes when the table is full.
 func TestAPISessionsExpire(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	a, err := newAPISessions(Credentials{User: "u", Password: "p"}, time.Minute, func() time.Time { return now })
+	a, err := NewLogins(Credentials{User: "u", Password: "p"}, time.Minute, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,13 +643,13 @@ func TestAPISessionsExpire(t *testing.T) {
 		t.Error("a session is alive after logout")
 	}
 	first, _ := a.Login("u", "p")
-	for i := 0; i < maxAPISessions; i++ {
+	for i := 0; i < maxLogins; i++ {
 		now = now.Add(time.Millisecond)
 		if _, err := a.Login("u", "p"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, _, ok := a.Lookup(first); ok || len(a.sessions) != maxAPISessions {
+	if _, _, _, ok := a.Lookup(first); ok || len(a.sessions) != maxLogins {
 		t.Errorf("full table: the oldest login survived (%v) or %d sessions kept", ok, len(a.sessions))
 	}
 }
@@ -655,7 +658,7 @@ func TestAPISessionsExpire(t *testing.T) {
 // file ERROR, never READY with part of its bytes, even without a
 // declared size.
 func TestAPIBrokenUpload(t *testing.T) {
-	e := newAPIEnv(t, ControlOptions{})
+	e := newAPIEnv(t, envOptions{})
 	sid := e.newUpdateSession(e.newItem("lib", "item"))
 	uri := e.addFile(sid, map[string]any{"name": "a.iso", "source_type": "PUSH"})
 	u, err := url.Parse(uri)
@@ -685,7 +688,7 @@ func TestAPIBrokenUpload(t *testing.T) {
 // a wrong thumbprint ends the file in ERROR; probe reports the source's
 // thumbprint.
 func TestAPIPull(t *testing.T) {
-	e := newAPIEnv(t, ControlOptions{})
+	e := newAPIEnv(t, envOptions{})
 	itemID := e.newItem("lib", "item")
 	content := bytes.Repeat([]byte("pulled "), 20000)
 	source := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -734,4 +737,35 @@ func TestAPIPull(t *testing.T) {
 	if len(files) != 1 || files[0].Name != "good.img" || files[0].ChecksumInfo.Checksum != hex.EncodeToString(sum[:]) {
 		t.Errorf("files after the pull: %+v", files)
 	}
+}
+
+func ctlLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(logWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type logWriter struct{ t testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// short names content in a message: itself when short, else its digest.
+func short(b []byte) string {
+	if len(b) > 32 {
+		sum := sha256.Sum256(b)
+		return "sha256:" + hex.EncodeToString(sum[:])[:16]
+	}
+	return "\"" + string(b) + "\""
+}
+
+func eventuallyCtl(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if ok() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached", what)
 }

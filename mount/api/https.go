@@ -1,4 +1,4 @@
-package mount
+package api
 
 import (
 	"crypto/hmac"
@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,11 +21,11 @@ import (
 // tooling (govc, govmomi, the vSphere Automation SDKs), served by
 // `clfs serve` and `clfs mount --listen`.
 //
-// It is the control socket's handler chain (control.go) with three
-// differences: lists answer ids, as vSphere's do; every request but the
-// login needs the token of a login session (apiauth.go), in the
-// vmware-api-session-id header or cookie; and PUSH files and prepared
-// download files get https transfer URIs on this listener.
+// It is the control socket's Handler with the Public options: lists
+// answer ids, as vSphere's do; every request but the login needs the
+// token of a login (logins.go), in the vmware-api-session-id header or
+// cookie; the /api dialect and /sdk are served; and PUSH files and
+// prepared download files get https transfer URIs on this listener.
 //
 // A transfer URI works with the token, as govc sends it, or without, as
 // VMware's own SDK samples PUT and GET: it carries a key, an HMAC of the
@@ -37,11 +36,14 @@ import (
 // APISessionHeader carries the token of a login, as on vCenter.
 const APISessionHeader = "vmware-api-session-id"
 
-// cisSessionPath is the /rest login service.
-const cisSessionPath = "/rest/com/vmware/cis/session"
+// The login services of the two dialects.
+const (
+	cisSessionPath = "/rest/com/vmware/cis/session"
+	apiSessionPath = "/api/session"
+)
 
-// APIOptions configures the HTTPS listener.
-type APIOptions struct {
+// ListenOptions configures the HTTPS listener.
+type ListenOptions struct {
 	// Listen is host:port; port 0 picks a free one.
 	Listen string
 	// Advertise is the host (and port) clients reach the listener at,
@@ -52,24 +54,24 @@ type APIOptions struct {
 	// home's self-signed one, made on first start.
 	CertFile, KeyFile string
 	Credentials       Credentials
-	// SessionIdle is how long a login lives without requests; zero is
-	// DefaultAPISessionIdle.
-	SessionIdle time.Duration
+	// LoginIdle is how long a login lives without requests; zero is
+	// DefaultLoginIdle.
+	LoginIdle time.Duration
 }
 
-// APIListener is the bound HTTPS socket. It exists before the session
+// Listener is the bound HTTPS socket. It exists before the session
 // manager opens, because the manager's transfer URIs name its port.
-type APIListener struct {
-	ln       net.Listener
-	cert     tls.Certificate
-	base     string // https://host:port
-	sessions *apiSessions
-	keys     transferKeys
+type Listener struct {
+	ln     net.Listener
+	cert   tls.Certificate
+	base   string // https://host:port
+	logins *Logins
+	keys   TransferKeys
 }
 
-// ListenAPI binds the API's address and loads (or makes) its certificate.
-func ListenAPI(home string, opts APIOptions) (*APIListener, error) {
-	sessions, err := newAPISessions(opts.Credentials, opts.SessionIdle, nil)
+// Listen binds the API's address and loads (or makes) its certificate.
+func Listen(home string, opts ListenOptions) (*Listener, error) {
+	logins, err := NewLogins(opts.Credentials, opts.LoginIdle, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -106,36 +108,36 @@ func ListenAPI(home string, opts APIOptions) (*APIListener, error) {
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		advertise = net.JoinHostPort(advertise, port)
 	}
-	return &APIListener{
-		ln:       tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
-		cert:     cert,
-		base:     "https://" + advertise,
-		sessions: sessions,
-		keys:     transferKeys{secret: key},
+	return &Listener{
+		ln:     tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+		cert:   cert,
+		base:   "https://" + advertise,
+		logins: logins,
+		keys:   TransferKeys{secret: key},
 	}, nil
 }
 
 // URL is the listener's base URL as clients are told it.
-func (l *APIListener) URL() string { return l.base }
+func (l *Listener) URL() string { return l.base }
 
 // Addr is the address the listener is bound to.
-func (l *APIListener) Addr() net.Addr { return l.ln.Addr() }
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // Thumbprint is the SHA-1 thumbprint of the served certificate, as
 // vCenter shows one.
-func (l *APIListener) Thumbprint() string { return sessionmgr.ThumbprintSHA1(l.cert.Leaf) }
+func (l *Listener) Thumbprint() string { return sessionmgr.ThumbprintSHA1(l.cert.Leaf) }
 
 // Close releases a listener that was never served.
-func (l *APIListener) Close() error { return l.ln.Close() }
+func (l *Listener) Close() error { return l.ln.Close() }
 
 // Endpoints mints the transfer URIs of files on this listener.
-func (l *APIListener) Endpoints() sessionmgr.Endpoints {
+func (l *Listener) Endpoints() sessionmgr.Endpoints {
 	return apiEndpoints{base: l.base, keys: l.keys}
 }
 
 type apiEndpoints struct {
 	base string
-	keys transferKeys
+	keys TransferKeys
 }
 
 func (e apiEndpoints) UploadURI(sessionID, fileName string) string {
@@ -147,16 +149,16 @@ func (e apiEndpoints) DownloadURI(sessionID, fileName string) string {
 }
 
 func (e apiEndpoints) uri(kind, sessionID, fileName string) string {
-	return e.base + dataPath(kind, sessionID, fileName) + "?" + transferKeyParam + "=" + e.keys.of(kind, sessionID, fileName)
+	return e.base + DataPath(kind, sessionID, fileName) + "?" + transferKeyParam + "=" + e.keys.of(kind, sessionID, fileName)
 }
 
 // transferKeyParam carries a transfer URI's key.
 const transferKeyParam = "x_transfer_key"
 
-// transferKeys are the keys of transfer URIs.
-type transferKeys struct{ secret []byte }
+// TransferKeys are the keys of transfer URIs.
+type TransferKeys struct{ secret []byte }
 
-func (k transferKeys) of(kind, sessionID, fileName string) string {
+func (k TransferKeys) of(kind, sessionID, fileName string) string {
 	mac := hmac.New(sha256.New, k.secret)
 	// NUL cannot be in an id or a file name: the fields cannot run
 	// into each other.
@@ -166,9 +168,9 @@ func (k transferKeys) of(kind, sessionID, fileName string) string {
 
 // allows reports whether r is a data-plane request whose URI carries the
 // key of the file it names.
-func (k transferKeys) allows(r *http.Request) bool {
+func (k TransferKeys) allows(r *http.Request) bool {
 	given := r.URL.Query().Get(transferKeyParam)
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), clfsPrefix+"/data/")
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), dataPrefix)
 	if given == "" || !ok || len(k.secret) == 0 {
 		return false
 	}
@@ -185,43 +187,27 @@ func (k transferKeys) allows(r *http.Request) bool {
 	return hmac.Equal([]byte(given), []byte(k.of(parts[0], parts[1], parts[2])))
 }
 
-// ServeAPI serves m on l until the returned server is closed (which also
-// closes l).
-func ServeAPI(m *sessionmgr.Manager, l *APIListener, log *slog.Logger, opts ControlOptions) *ControlServer {
-	if log == nil {
-		log = slog.Default()
-	}
-	s := &ControlServer{m: m, log: log, readOnly: opts.ReadOnly, public: true, sessions: l.sessions, transferKeys: l.keys, served: make(chan struct{})}
-	s.serve(l.ln, s.handler())
-	return s
-}
-
-// publicRoutes puts the login services and the session check in front of
-// the API's routes.
-func (s *ControlServer) publicRoutes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc(cisSessionPath, s.cisSession)
-	mux.HandleFunc("/api/session", s.apiSession)
-	// govc logs in over SOAP too before library.info and library.import
-	// (soap.go); one login store serves both.
-	sdk := newSOAPHandler(s.sessions, s.log)
-	mux.Handle("/sdk", sdk)
-	mux.Handle("/sdk/", sdk)
-	rest := s.requireLogin(s.routes())
-	s.apiForm(mux, rest)
-	mux.Handle("/", rest)
-	return mux
+// ServeHTTPS serves m on l, with opts and the listener's logins and
+// transfer keys, until the returned server is closed (which also closes
+// l).
+func ServeHTTPS(m *sessionmgr.Manager, l *Listener, opts Options) *Server {
+	opts.Public = &Public{Logins: l.logins, Keys: l.keys}
+	return Serve(l.ln, NewHandler(m, opts), opts.Logger)
 }
 
 // requireLogin refuses requests without the token of a live login, but
 // for transfers whose URI carries its key.
-func (s *ControlServer) requireLogin(h http.Handler) http.Handler {
+func (h *Handler) requireLogin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, _, _, ok := s.sessions.Lookup(sessionToken(r)); !ok && !s.transferKeys.allows(r) {
-			s.fail(w, r, unauthenticated(r))
+		if _, _, _, ok := h.public.Logins.Lookup(sessionToken(r)); !ok && !h.public.Keys.allows(r) {
+			d := restDialect
+			if strings.HasPrefix(r.URL.Path, apiPrefix+"/") {
+				d = apiDialect
+			}
+			h.failIn(d, w, r, unauthenticated(r))
 			return
 		}
-		h.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -253,19 +239,19 @@ type apiSessionInfo struct {
 // cisSession is the /rest session service: POST logs in (Basic
 // authentication), POST ?~action=get describes the caller's session,
 // DELETE logs out.
-func (s *ControlServer) cisSession(w http.ResponseWriter, r *http.Request) {
-	s.sessionService(w, r, actionOf(r) == "get", true)
+func (h *Handler) cisSession(w http.ResponseWriter, r *http.Request) {
+	h.sessionService(w, r, r.URL.Query().Get(actionParam) == "get", true)
 }
 
 // apiSession is the /api form of the same: POST logs in, GET describes,
 // DELETE logs out; bodies are not wrapped and void answers are 204.
-func (s *ControlServer) apiSession(w http.ResponseWriter, r *http.Request) {
-	s.sessionService(w, r, r.Method == http.MethodGet, false)
+func (h *Handler) apiSession(w http.ResponseWriter, r *http.Request) {
+	h.sessionService(w, r, r.Method == http.MethodGet, false)
 }
 
 // sessionService serves both forms of the session service; rest is the
 // /rest form: results wrapped in {"value": ...}, 200 for every success.
-func (s *ControlServer) sessionService(w http.ResponseWriter, r *http.Request, describe, rest bool) {
+func (h *Handler) sessionService(w http.ResponseWriter, r *http.Request, describe, rest bool) {
 	answer := func(status int, v any) {
 		if rest {
 			writeJSON(w, http.StatusOK, valueBody{v})
@@ -275,80 +261,46 @@ func (s *ControlServer) sessionService(w http.ResponseWriter, r *http.Request, d
 	}
 	switch {
 	case describe && (r.Method == http.MethodPost || r.Method == http.MethodGet):
-		user, created, last, ok := s.sessions.Lookup(sessionToken(r))
+		user, created, last, ok := h.public.Logins.Lookup(sessionToken(r))
 		if !ok {
-			s.fail(w, r, unauthenticated(r))
+			h.fail(w, r, unauthenticated(r))
 			return
 		}
 		answer(http.StatusOK, apiSessionInfo{User: user, Created: created.UTC(), LastAccessed: last.UTC()})
-	case r.Method == http.MethodPost && actionOf(r) == "":
+	case r.Method == http.MethodPost && r.URL.Query().Get(actionParam) == "":
 		user, password, ok := r.BasicAuth()
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="clfs"`)
-			s.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindUnauthenticated, Msg: "log in with Basic authentication"})
+			h.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindUnauthenticated, Msg: "log in with Basic authentication"})
 			return
 		}
-		token, err := s.sessions.Login(user, password)
+		token, err := h.public.Logins.Login(user, password)
 		if err != nil {
 			// One line per refused login, for whoever watches for
 			// guessing; the client learns only that it failed.
-			s.log.Warn("API login refused", "user", user, "remote", r.RemoteAddr, "err", err)
+			h.log.Warn("API login refused", "user", user, "remote", r.RemoteAddr, "err", err)
 			kind := sessionmgr.KindUnauthenticated
 			if !errors.Is(err, errBadLogin) {
 				kind = sessionmgr.KindError
 			}
-			s.fail(w, r, &sessionmgr.Error{Kind: kind, Err: err, Msg: err.Error()})
+			h.fail(w, r, &sessionmgr.Error{Kind: kind, Err: err, Msg: err.Error()})
 			return
 		}
 		http.SetCookie(w, &http.Cookie{Name: APISessionHeader, Value: token, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 		answer(http.StatusCreated, token)
 	case r.Method == http.MethodDelete:
 		token := sessionToken(r)
-		if _, _, _, ok := s.sessions.Lookup(token); !ok {
-			s.fail(w, r, unauthenticated(r))
+		if _, _, _, ok := h.public.Logins.Lookup(token); !ok {
+			h.fail(w, r, unauthenticated(r))
 			return
 		}
-		s.sessions.Logout(token)
+		h.public.Logins.Logout(token)
 		if rest {
 			w.WriteHeader(http.StatusOK)
 		} else {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	default:
-		s.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: fmt.Sprintf("no operation %s %s", r.Method, r.URL.RequestURI())})
+		h.fail(w, r, &sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: fmt.Sprintf("no operation %s %s", r.Method, r.URL.RequestURI())})
 	}
-}
-
-// Server serves a home's session manager without a mount: on the HTTPS
-// API and on the control socket (clfs serve).
-type Server struct {
-	Manager *sessionmgr.Manager
-	control *ControlServer
-	api     *ControlServer
-}
-
-// Serve opens the home's session manager and serves it on opts.API (which
-// must be set) and on the home's control socket, until Close.
-func Serve(opts Options) (*Server, error) {
-	if opts.API == nil {
-		return nil, errors.New("serve: no API listener")
-	}
-	m, log, err := openHome(opts)
-	if err != nil {
-		opts.API.Close()
-		return nil, err
-	}
-	control, err := ServeControlWith(m, SocketPath(m.Home()), log, ControlOptions{ReadOnly: opts.ReadOnly})
-	if err != nil {
-		opts.API.Close()
-		m.Close()
-		return nil, err
-	}
-	return &Server{Manager: m, control: control, api: ServeAPI(m, opts.API, log, ControlOptions{ReadOnly: opts.ReadOnly})}, nil
-}
-
-// Close stops both listeners, letting requests in flight finish, then
-// closes the session manager.
-func (s *Server) Close() error {
-	return errors.Join(s.api.Close(), s.control.Close(), s.Manager.Close())
 }

@@ -1,4 +1,4 @@
-package mount
+package api
 
 import (
 	"io"
@@ -24,7 +24,7 @@ const benchAPISize = 1 << 30
 //
 //	go test -run '^$' -bench APITransfer -benchtime 3x ./mount/
 func BenchmarkAPITransfer1GiB(b *testing.B) {
-	e := newAPIEnvLogging(b, ControlOptions{}, slog.New(slog.DiscardHandler))
+	e := newAPIEnvLogging(b, envOptions{}, slog.New(slog.DiscardHandler))
 	itemID := e.newItem("bench", "big")
 	peak := watchHeapInuse()
 	var putTime, getTime time.Duration

@@ -1,31 +1,31 @@
-package mount
+package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
-	"path/filepath"
+	"reflect"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"clfs/sessionmgr"
 )
 
-// What the control server and its client agree on: paths, bodies, errors.
-
-// SocketName is the control socket's name in the home directory.
-const SocketName = "clfs.sock"
-
-// SocketPath is the control socket of a home.
-func SocketPath(home string) string { return filepath.Join(home, SocketName) }
+// What the server and its clients agree on: paths, bodies, errors.
 
 const (
 	// restPrefix starts the paths of the API proper: the vSphere /rest
 	// surface (spec §9.2), resource and parameter names included.
 	restPrefix = "/rest/com/vmware/content"
+	// apiPrefix starts the /api dialect of the same (spec §9.1).
+	apiPrefix = "/api/content"
 	// clfsPrefix starts the clfs extensions: the data plane, fsck, info.
 	clfsPrefix = "/clfs"
+	dataPrefix = clfsPrefix + "/data/"
+	fsckPath   = clfsPrefix + "/fsck"
 
 	actionParam   = "~action"
 	progressParam = "x_progress"       // fsck: stream progress lines
@@ -33,18 +33,10 @@ const (
 	ndjson        = "application/x-ndjson"
 )
 
-// restPath is prefix/resource, and /id:ID when id is given.
-func restPath(resource string, id ...string) string {
-	p := restPrefix + "/" + resource
-	for _, s := range id {
-		p += "/id:" + escapeSegment(s)
-	}
-	return p
-}
-
-// dataPath is the data plane of one file of a session.
-func dataPath(kind, sessionID, name string) string {
-	return clfsPrefix + "/data/" + kind + "/" + escapeSegment(sessionID) + "/" + escapeSegment(name)
+// DataPath is the data plane of one file of a session: kind is
+// "update-session" or "download-session".
+func DataPath(kind, sessionID, name string) string {
+	return dataPrefix + kind + "/" + escapeSegment(sessionID) + "/" + escapeSegment(name)
 }
 
 // escapeSegment escapes s as one path segment. The server unescapes each
@@ -116,11 +108,11 @@ var causes = []struct {
 	{"clfs.content_corrupt", sessionmgr.ErrContentCorrupt},
 	{"clfs.name_too_long", sessionmgr.ErrNameTooLong},
 	{"clfs.not_empty", sessionmgr.ErrNotEmpty},
-	{"clfs.read_only", ErrReadOnly},
+	{"clfs.read_only", sessionmgr.ErrReadOnly},
 }
 
-// encodeError is the body and status of err.
-func encodeError(err error) (int, errorBody) {
+// EncodeError is the status and /rest body of err.
+func EncodeError(err error) (int, errorBody) {
 	kind := sessionmgr.KindOf(err)
 	w, ok := kindWire[kind]
 	if !ok {
@@ -145,6 +137,31 @@ func encodeError(err error) (int, errorBody) {
 		body.Value.Text = text
 	}
 	return w.Status, body
+}
+
+// DecodeError rebuilds the error of a failed call from its status and
+// body.
+func DecodeError(status int, b []byte) error {
+	var body errorBody
+	if err := json.Unmarshal(b, &body); err == nil && body.Type != "" {
+		return decodeError(body)
+	}
+	kind := sessionmgr.KindError
+	switch status {
+	case http.StatusNotFound:
+		kind = sessionmgr.KindNotFound
+	case http.StatusBadRequest, http.StatusMethodNotAllowed:
+		kind = sessionmgr.KindInvalidArgument
+	case http.StatusUnauthorized:
+		kind = sessionmgr.KindUnauthenticated
+	case http.StatusForbidden:
+		kind = sessionmgr.KindUnauthorized
+	}
+	msg := bytes.TrimSpace(b)
+	if len(msg) == 0 {
+		msg = []byte(http.StatusText(status))
+	}
+	return &sessionmgr.Error{Kind: kind, Msg: fmt.Sprintf("HTTP %d: %s", status, msg)}
 }
 
 // decodeError rebuilds the error a server encoded: a *sessionmgr.Error
@@ -176,21 +193,50 @@ type remoteError struct {
 func (e *remoteError) Error() string { return e.text }
 func (e *remoteError) Unwrap() error { return e.err }
 
-// maxSocketPath is what sun_path holds, without the NUL.
-const maxSocketPath = 107
-
-// withSocketName calls fn with a name of the socket at path that fits in
-// sun_path: path itself, or, for a deep home, /proc/self/fd/N/clfs.sock
-// over an O_PATH descriptor of its directory, open only during fn.
-func withSocketName(path string, fn func(name string) error) error {
-	if len(path) <= maxSocketPath {
-		return fn(path)
-	}
-	dir := filepath.Dir(path)
-	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// ReadAnswer decodes a /rest answer: its value into out (nil: no value
+// wanted), or the error it carries.
+func ReadAnswer(resp *http.Response, out any) error {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
+		return fmt.Errorf("read answer: %w", err)
 	}
-	defer unix.Close(fd)
-	return fn(fmt.Sprintf("/proc/self/fd/%d/%s", fd, filepath.Base(path)))
+	if resp.StatusCode != http.StatusOK {
+		return DecodeError(resp.StatusCode, b)
+	}
+	if out == nil {
+		return nil
+	}
+	var v struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("bad answer: %w", err)
+	}
+	if err := json.Unmarshal(v.Value, out); err != nil {
+		return fmt.Errorf("bad answer: %w", err)
+	}
+	return nil
+}
+
+// ReadOutput decodes the /rest answer to op: its output, of op's type.
+func ReadOutput(op Operation, resp *http.Response) (any, error) {
+	t := op.output()
+	if t == reflect.TypeFor[NoResult]() {
+		return NoResult{}, ReadAnswer(resp, nil)
+	}
+	out := reflect.New(t)
+	if err := ReadAnswer(resp, out.Interface()); err != nil {
+		return nil, err
+	}
+	return out.Elem().Interface(), nil
+}
+
+// UploadRequest is the PUT of a PUSH file's bytes; its body is the
+// bytes, and its answer the file's info (ReadAnswer).
+func UploadRequest(sessionID, name string, opts sessionmgr.UploadOptions) RestRequest {
+	q := url.Values{}
+	if opts.FromCommitted {
+		q.Set(fromCommitted, "true")
+	}
+	return RestRequest{Method: http.MethodPut, Path: DataPath("update-session", sessionID, name), Query: q}
 }

@@ -1,4 +1,4 @@
-package mount
+package api
 
 import (
 	"bufio"
@@ -214,8 +214,7 @@ func FuzzControlHandler(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { m.Close() })
-	srv := &ControlServer{m: m, log: slog.New(slog.DiscardHandler)}
-	h := srv.handler()
+	h := NewHandler(m, Options{Logger: slog.New(slog.DiscardHandler)})
 	fx := &ctlFixture{m: m}
 	f.Fuzz(func(t *testing.T, method, path, query string, body []byte) {
 		if setsStorageDir(body) {
@@ -240,57 +239,56 @@ func FuzzControlHandler(f *testing.F) {
 }
 
 // FuzzWirePath: every id and file name the client puts in a path reaches
-// the handler as it was sent, through escaping and the server's pattern
-// matching, and never lands on another route.
+// the handler as it was sent, through escaping and the server's routing,
+// and never lands on another route.
 func FuzzWirePath(f *testing.F) {
 	for _, s := range []string{"a", "", ".", "..", "a/b", "%2F", "%", "?x=1", "#frag", " ", "id:x", "é", "\xff", "a\x00b", "../../etc/passwd", "\\", "~action=x"} {
 		f.Add(s, s)
 	}
-	type got struct{ route, id, file string }
-	var last got
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT "+clfsPrefix+"/data/update-session/{id}/{file}", func(w http.ResponseWriter, r *http.Request) {
-		last = got{"data", r.PathValue("id"), r.PathValue("file")}
-	})
-	mux.HandleFunc("GET "+restPrefix+"/library/item/{id}", func(w http.ResponseWriter, r *http.Request) {
-		last = got{"rest", r.PathValue("id"), ""}
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		last = got{"none", "", ""}
-		w.WriteHeader(http.StatusNotFound) // as the control server's catch-all
-	})
-	srv := &ControlServer{log: slog.New(slog.DiscardHandler)}
-	h := srv.guard(mux)
+	h := &Handler{log: slog.New(slog.DiscardHandler)}
+	rest := newRouter(restDialect, restPrefix, Operations)
+	// As the server parses a request off the socket, through the guard.
+	parse := func(t *testing.T, method, path string) (*http.Request, int) {
+		r, err := http.NewRequest(method, "http://clfs"+path, nil)
+		if err != nil {
+			t.Fatalf("the client cannot build %s %q: %v", method, path, err)
+		}
+		r, err = http.ReadRequest(bufio.NewReader(strings.NewReader(method + " " + r.URL.RequestURI() + " HTTP/1.1\r\nHost: clfs\r\n\r\n")))
+		if err != nil {
+			t.Fatalf("%s %q does not parse: %v", method, path, err)
+		}
+		code := 0
+		rec := httptest.NewRecorder()
+		h.guard(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { code = 200 })).ServeHTTP(rec, r)
+		if code == 0 {
+			code = rec.Code
+		}
+		return r, code
+	}
 	f.Fuzz(func(t *testing.T, id, name string) {
-		send := func(method, path string) (int, got) {
-			last = got{}
-			r, err := http.NewRequest(method, "http://clfs"+path, nil)
-			if err != nil {
-				t.Fatalf("the client cannot build %s %q: %v", method, path, err)
-			}
-			// As the server parses it off the socket.
-			r, err = http.ReadRequest(bufio.NewReader(strings.NewReader(method + " " + r.URL.RequestURI() + " HTTP/1.1\r\nHost: clfs\r\n\r\n")))
-			if err != nil {
-				t.Fatalf("%s %q does not parse: %v", method, path, err)
-			}
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			return rec.Code, last
+		r, code := parse(t, "PUT", DataPath("update-session", id, name))
+		var kind, gotID, gotName string
+		var err error
+		if code == 200 {
+			kind, gotID, gotName, err = parseDataPath(r.URL.EscapedPath())
 		}
-		if code, g := send("PUT", dataPath("update-session", id, name)); code != 200 || g != (got{"data", id, name}) {
-			// What cannot be a name ("", ".", "..", and "/", which
-			// http.ServeMux takes for a trailing slash once unescaped)
-			// may be refused, as a client error, but never routed
-			// elsewhere.
+		if code != 200 || err != nil || kind != "update-session" || gotID != id || gotName != name {
+			// What cannot be a name ("", ".", "..") may be refused,
+			// as a client error, but never routed elsewhere.
 			valid := sessionmgr.ValidateName("id", id) == nil && sessionmgr.ValidateName("file", name) == nil
-			if valid || code/100 != 4 || g.route == "data" {
-				t.Fatalf("data path of (%q, %q): %d %+v", id, name, code, g)
+			if valid || (code == 200 && err == nil) || (code != 200 && code/100 != 4) {
+				t.Fatalf("data path of (%q, %q): %d %v %q %q %q", id, name, code, err, kind, gotID, gotName)
 			}
 		}
-		code, g := send("GET", restPath("library/item", id))
-		rid, ok := strings.CutPrefix(g.id, "id:")
-		if code != 200 || g.route != "rest" || !ok || rid != id {
-			t.Fatalf("rest path of %q: %d %+v", id, code, g)
+		req := EncodeRest(GetItem, &ByID{ID: id})
+		r, code = parse(t, req.Method, req.Path)
+		if code != 200 {
+			t.Fatalf("rest path of %q: refused, %d", id, code)
+		}
+		op, params, err := rest.match(r)
+		rid, ok := strings.CutPrefix(params["id"], "id:")
+		if err != nil || op != Operation(GetItem) || !ok || rid != id {
+			t.Fatalf("rest path of %q: %v %v %q", id, op, err, params["id"])
 		}
 	})
 }
@@ -345,12 +343,11 @@ func FuzzAPIHandler(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { m.Close() })
-	sessions, err := newAPISessions(Credentials{User: "u", Password: "p"}, 0, nil)
+	logins, err := NewLogins(Credentials{User: "u", Password: "p"}, 0, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv := &ControlServer{m: m, log: slog.New(slog.DiscardHandler), public: true, sessions: sessions}
-	h := srv.handler()
+	h := NewHandler(m, Options{Logger: slog.New(slog.DiscardHandler), Public: &Public{Logins: logins}})
 	fx := &ctlFixture{m: m}
 	f.Fuzz(func(t *testing.T, withToken bool, method, target string, body []byte) {
 		if setsStorageDir(body) || strings.Contains(string(body), "storage_backings") {
@@ -359,7 +356,7 @@ func FuzzAPIHandler(f *testing.F) {
 		fx.ensure(t)
 		target, body = fx.expand(target), []byte(fx.expand(string(body)))
 		// A fresh login per input: the input may log out.
-		token, err := sessions.Login("u", "p")
+		token, err := logins.Login("u", "p")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -399,4 +396,31 @@ func FuzzAPIHandler(f *testing.F) {
 			t.Fatalf("%s\nanswered %d with %q, not JSON", req, status, rec.Body)
 		}
 	})
+}
+
+// importIntoItem commits a file into an item through an update session.
+func importIntoItem(t testing.TB, m *sessionmgr.Manager, itemID, name string, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	sid, err := m.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddFile(ctx, sid, sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush}); err != nil {
+		t.Fatal(err)
+	}
+	up, err := m.OpenUpload(ctx, sid, name, sessionmgr.UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.ReadFrom(bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	up.Close()
+	if err := m.CompleteUpdateSession(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
 }

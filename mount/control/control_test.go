@@ -1,4 +1,4 @@
-package mount
+package control
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"clfs/mount/api"
 	"clfs/sessionmgr"
 )
 
@@ -25,70 +26,10 @@ import (
 // home, served on its socket, driven through the client; every answer is
 // compared with what the manager itself says.
 
-func TestKindWireIsTotal(t *testing.T) {
-	// spec §0.2
-	want := map[sessionmgr.Kind]int{
-		sessionmgr.KindNotFound: 404, sessionmgr.KindUnauthenticated: 401,
-		sessionmgr.KindUnauthorized: 403, sessionmgr.KindError: 500,
-	}
-	for _, k := range sessionmgr.Kinds {
-		w, ok := kindWire[k]
-		if !ok {
-			t.Errorf("kind %s has no HTTP status and error type", k)
-			continue
-		}
-		status := 400
-		if s, ok := want[k]; ok {
-			status = s
-		}
-		if w.Status != status {
-			t.Errorf("kind %s: HTTP %d, want %d", k, w.Status, status)
-		}
-		if !strings.HasPrefix(w.Type, "com.vmware.vapi.std.errors.") || strings.ToLower(w.Type) != w.Type {
-			t.Errorf("kind %s: type %q", k, w.Type)
-		}
-		if got := kindOfType(w.Type); got != k {
-			t.Errorf("type %s maps back to %s, want %s", w.Type, got, k)
-		}
-		// Through the wire and back, kind and text are kept.
-		err := &sessionmgr.Error{Kind: k, Msg: "some message"}
-		status, body := encodeError(err)
-		back := decodeError(body)
-		if status != w.Status || sessionmgr.KindOf(back) != k || back.Error() != err.Error() {
-			t.Errorf("kind %s: round trip gave HTTP %d, %v", k, status, back)
-		}
-	}
-	if len(kindWire) != len(sessionmgr.Kinds) {
-		t.Errorf("kindWire has %d kinds, sessionmgr.Kinds %d", len(kindWire), len(sessionmgr.Kinds))
-	}
-}
-
-func TestErrorRoundTrip(t *testing.T) {
-	for _, err := range []error{
-		&sessionmgr.StateError{Session: "update session x", Op: "cancel", State: sessionmgr.StateDone},
-		&sessionmgr.Error{Kind: sessionmgr.KindInvalidArgument, Msg: "file \"a\": checksum", Err: sessionmgr.ErrChecksumMismatch},
-		errors.New("open /x: permission denied"),
-		errors.Join(errors.New("commit"), &sessionmgr.Error{Kind: sessionmgr.KindNotFound, Msg: "item x not found"}),
-	} {
-		_, body := encodeError(err)
-		back := decodeError(body)
-		if back.Error() != err.Error() || sessionmgr.KindOf(back) != sessionmgr.KindOf(err) {
-			t.Errorf("%q came back as %q (kind %s, want %s)", err, back, sessionmgr.KindOf(back), sessionmgr.KindOf(err))
-		}
-		var e *sessionmgr.Error
-		if !errors.As(back, &e) {
-			t.Errorf("%q: not a *sessionmgr.Error", back)
-		}
-		if errors.Is(err, sessionmgr.ErrChecksumMismatch) != errors.Is(back, sessionmgr.ErrChecksumMismatch) {
-			t.Errorf("%q: cause lost", err)
-		}
-	}
-}
-
 // ctlEnv is a manager and its control socket.
 type ctlEnv struct {
 	m   *sessionmgr.Manager
-	srv *ControlServer
+	srv *Server
 	c   *Client
 }
 
@@ -99,7 +40,7 @@ func newCtlEnv(t *testing.T) *ctlEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ServeControl(m, SocketPath(m.Home()), ctlLogger(t))
+	srv, err := Serve(m, SocketPath(m.Home()), api.Options{Logger: ctlLogger(t)})
 	if err != nil {
 		m.Close()
 		t.Fatal(err)
@@ -159,15 +100,15 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("socket %s: %v %v, want a socket with mode 0600", e.srv.Path(), st.Mode(), err)
 	}
 
-	libID, err := c.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: "lib1", Description: "d"}, "")
+	libID, err := api.Call(ctx, c, api.CreateLibrary, api.LibraryCreate{Spec: sessionmgr.LibraryCreateSpec{Name: "lib1", Description: "d"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lib, err := c.GetLibrary(ctx, libID)
+	lib, err := api.Call(ctx, c, api.GetLibrary, api.ByID{ID: libID})
 	if err != nil || lib.Name != "lib1" || lib.Description != "d" {
 		t.Fatalf("GetLibrary: %+v %v", lib, err)
 	}
-	byName, err := c.LibraryByName(ctx, "LIB1")
+	byName, err := api.Call(ctx, c, api.LibraryByName, api.LibraryName{Name: "LIB1"})
 	if err != nil || byName.ID != libID {
 		t.Fatalf("LibraryByName: %+v %v", byName, err)
 	}
@@ -175,45 +116,45 @@ func TestControlAPI(t *testing.T) {
 	if !jsonEqual(t, local, lib) {
 		t.Errorf("library differs:\nlocal  %+v\nremote %+v", local, lib)
 	}
-	libs, err := c.ListLibraries(ctx)
+	libs, err := api.Call(ctx, c, api.ListLibraries, api.None{})
 	if err != nil || len(libs) != 1 || libs[0].ID != libID {
 		t.Fatalf("ListLibraries: %+v %v", libs, err)
 	}
-	if ids, err := c.FindLibraries(ctx, sessionmgr.LibraryFindSpec{Name: ptrTo("lib1")}); err != nil || len(ids) != 1 || ids[0] != libID {
+	if ids, err := api.Call(ctx, c, api.FindLibraries, api.LibraryFind{Spec: sessionmgr.LibraryFindSpec{Name: ptrTo("lib1")}}); err != nil || len(ids) != 1 || ids[0] != libID {
 		t.Errorf("FindLibraries: %v %v", ids, err)
 	}
 
 	// Errors: kind and text are the manager's.
 	_, lerr := m.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: "lib1"}, "")
-	_, rerr := c.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: "lib1"}, "")
+	_, rerr := api.Call(ctx, c, api.CreateLibrary, api.LibraryCreate{Spec: sessionmgr.LibraryCreateSpec{Name: "lib1"}})
 	sameError(t, "duplicate library", lerr, rerr)
 	_, lerr = m.LibraryByName(ctx, "nope")
-	_, rerr = c.LibraryByName(ctx, "nope")
+	_, rerr = api.Call(ctx, c, api.LibraryByName, api.LibraryName{Name: "nope"})
 	sameError(t, "missing library", lerr, rerr)
 	if !errors.Is(rerr, sessionmgr.ErrNotFound) || rerr.Error() != `NotFound: library "nope" not found` {
 		t.Errorf("missing library: %q", rerr)
 	}
 	_, lerr = m.GetLibrary(ctx, "a/b c%d")
-	_, rerr = c.GetLibrary(ctx, "a/b c%d")
+	_, rerr = api.Call(ctx, c, api.GetLibrary, api.ByID{ID: "a/b c%d"})
 	sameError(t, "odd id", lerr, rerr)
 	_, lerr = m.ItemByName(ctx, libID, "missing")
-	_, rerr = c.ItemByName(ctx, libID, "missing")
+	_, rerr = api.Call(ctx, c, api.ItemByName, api.ItemName{LibraryID: libID, Name: "missing"})
 	sameError(t, "missing item", lerr, rerr)
 	_, lerr = m.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: libID, Name: ".."}, "")
-	_, rerr = c.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: libID, Name: ".."}, "")
+	_, rerr = api.Call(ctx, c, api.CreateItem, api.ItemCreate{Spec: sessionmgr.ItemCreateSpec{LibraryID: libID, Name: ".."}})
 	sameError(t, "bad item name", lerr, rerr)
 	_, lerr = m.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: libID, Name: "x"}, "not-a-uuid")
-	_, rerr = c.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: libID, Name: "x"}, "not-a-uuid")
+	_, rerr = api.Call(ctx, c, api.CreateItem, api.ItemCreate{Spec: sessionmgr.ItemCreateSpec{LibraryID: libID, Name: "x"}, ClientToken: "not-a-uuid"})
 	sameError(t, "bad client token", lerr, rerr)
 
-	itemID, err := c.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: libID, Name: "item"}, "")
+	itemID, err := api.Call(ctx, c, api.CreateItem, api.ItemCreate{Spec: sessionmgr.ItemCreateSpec{LibraryID: libID, Name: "item"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it, err := c.ItemByName(ctx, libID, "item"); err != nil || it.ID != itemID {
+	if it, err := api.Call(ctx, c, api.ItemByName, api.ItemName{LibraryID: libID, Name: "item"}); err != nil || it.ID != itemID {
 		t.Fatalf("ItemByName: %+v %v", it, err)
 	}
-	if items, err := c.ListItems(ctx, libID); err != nil || len(items) != 1 {
+	if items, err := api.Call(ctx, c, api.ListItems, api.ItemsOf{LibraryID: libID}); err != nil || len(items) != 1 {
 		t.Fatalf("ListItems: %+v %v", items, err)
 	}
 
@@ -223,15 +164,15 @@ func TestControlAPI(t *testing.T) {
 	rand.Read(data)
 	sum := sha256.Sum256(data)
 	size := int64(len(data))
-	sid, err := c.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}, "")
+	sid, err := api.Call(ctx, c, api.CreateUpdateSession, api.UpdateSessionCreate{Spec: sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, lerr = m.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}, "")
-	_, rerr = c.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}, "")
+	_, rerr = api.Call(ctx, c, api.CreateUpdateSession, api.UpdateSessionCreate{Spec: sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}})
 	sameError(t, "second update session", lerr, rerr)
-	if _, err := c.AddFile(ctx, sid, sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush, Size: &size,
-		ChecksumInfo: &sessionmgr.ChecksumInfo{Algorithm: "SHA256", Checksum: hex.EncodeToString(sum[:])}}); err != nil {
+	if _, err := api.Call(ctx, c, api.AddFile, api.FileAdd{SessionID: sid, Spec: sessionmgr.FileAddSpec{Name: name, SourceType: sessionmgr.SourcePush, Size: &size,
+		ChecksumInfo: &sessionmgr.ChecksumInfo{Algorithm: "SHA256", Checksum: hex.EncodeToString(sum[:])}}}); err != nil {
 		t.Fatal(err)
 	}
 	// A file that was not added fails at open, before any byte is sent.
@@ -259,20 +200,20 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("Finish: %+v %v", info, err)
 	}
 	up.Close()
-	if files, err := c.ListSessionFiles(ctx, sid); err != nil || len(files) != 1 || files[0].Name != name {
+	if files, err := api.Call(ctx, c, api.ListUpdateSessionFiles, api.UpdateSessionFilesOf{SessionID: sid}); err != nil || len(files) != 1 || files[0].Name != name {
 		t.Errorf("ListSessionFiles: %+v %v", files, err)
 	}
-	if v, err := c.ValidateUpdateSession(ctx, sid); err != nil || v.HasErrors {
+	if v, err := api.Call(ctx, c, api.ValidateUpdateSession, api.ByID{ID: sid}); err != nil || v.HasErrors {
 		t.Errorf("ValidateUpdateSession: %+v %v", v, err)
 	}
-	if err := c.CompleteUpdateSession(ctx, sid); err != nil {
+	if err := api.Run(ctx, c, api.CompleteUpdateSession, api.ByID{ID: sid}); err != nil {
 		t.Fatal(err)
 	}
 	lerr = m.CancelUpdateSession(ctx, sid)
-	rerr = c.CancelUpdateSession(ctx, sid)
+	rerr = api.Run(ctx, c, api.CancelUpdateSession, api.ByID{ID: sid})
 	sameError(t, "cancel of a DONE session", lerr, rerr)
 
-	files, err := c.ListFiles(ctx, itemID)
+	files, err := api.Call(ctx, c, api.ListFiles, api.FilesOf{ItemID: itemID})
 	if err != nil || len(files) != 1 || files[0].Name != name || files[0].ChecksumInfo.Checksum != hex.EncodeToString(sum[:]) {
 		t.Fatalf("ListFiles: %+v %v", files, err)
 	}
@@ -280,24 +221,24 @@ func TestControlAPI(t *testing.T) {
 	if !jsonEqual(t, localFiles, files) {
 		t.Errorf("files differ:\nlocal  %+v\nremote %+v", localFiles, files)
 	}
-	if f, err := c.GetFile(ctx, itemID, name); err != nil || f.Size != size {
+	if f, err := api.Call(ctx, c, api.GetFile, api.FileOf{ItemID: itemID, Name: name}); err != nil || f.Size != size {
 		t.Errorf("GetFile: %+v %v", f, err)
 	}
 	_, lerr = m.GetFile(ctx, itemID, "nofile")
-	_, rerr = c.GetFile(ctx, itemID, "nofile")
+	_, rerr = api.Call(ctx, c, api.GetFile, api.FileOf{ItemID: itemID, Name: "nofile"})
 	sameError(t, "missing file", lerr, rerr)
-	if st, err := c.ListStorage(ctx, itemID); err != nil || len(st) != 1 || len(st[0].StorageURIs) != 1 {
+	if st, err := api.Call(ctx, c, api.ListStorage, api.FilesOf{ItemID: itemID}); err != nil || len(st) != 1 || len(st[0].StorageURIs) != 1 {
 		t.Errorf("ListStorage: %+v %v", st, err)
 	}
 
 	// A checksum mismatch is refused at Finish, with its cause.
-	sid2, err := c.CreateUpdateSession(ctx, sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}, "")
+	sid2, err := api.Call(ctx, c, api.CreateUpdateSession, api.UpdateSessionCreate{Spec: sessionmgr.UpdateSessionCreateSpec{LibraryItemID: itemID}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wrong := strings.Repeat("0", 64)
-	if _, err := c.AddFile(ctx, sid2, sessionmgr.FileAddSpec{Name: "bad", SourceType: sessionmgr.SourcePush,
-		ChecksumInfo: &sessionmgr.ChecksumInfo{Algorithm: "SHA256", Checksum: wrong}}); err != nil {
+	if _, err := api.Call(ctx, c, api.AddFile, api.FileAdd{SessionID: sid2, Spec: sessionmgr.FileAddSpec{Name: "bad", SourceType: sessionmgr.SourcePush,
+		ChecksumInfo: &sessionmgr.ChecksumInfo{Algorithm: "SHA256", Checksum: wrong}}}); err != nil {
 		t.Fatal(err)
 	}
 	up, err = c.OpenUpload(ctx, sid2, "bad", sessionmgr.UploadOptions{})
@@ -311,7 +252,7 @@ func TestControlAPI(t *testing.T) {
 	}
 	up.Close()
 	// An upload closed before Finish leaves the session ACTIVE.
-	if _, err := c.AddFile(ctx, sid2, sessionmgr.FileAddSpec{Name: "left", SourceType: sessionmgr.SourcePush}); err != nil {
+	if _, err := api.Call(ctx, c, api.AddFile, api.FileAdd{SessionID: sid2, Spec: sessionmgr.FileAddSpec{Name: "left", SourceType: sessionmgr.SourcePush}}); err != nil {
 		t.Fatal(err)
 	}
 	up, err = c.OpenUpload(ctx, sid2, "left", sessionmgr.UploadOptions{})
@@ -321,34 +262,34 @@ func TestControlAPI(t *testing.T) {
 	up.ReadFrom(strings.NewReader("partial"))
 	up.Close()
 	progress := int64(50)
-	if err := c.KeepAliveUpdateSession(ctx, sid2, &progress); err != nil {
+	if err := api.Run(ctx, c, api.KeepAliveUpdateSession, api.UpdateSessionKeepAlive{ID: sid2, Progress: &progress}); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := c.GetUpdateSession(ctx, sid2); err != nil || s.State != sessionmgr.StateActive || s.ClientProgress != 50 {
+	if s, err := api.Call(ctx, c, api.GetUpdateSession, api.ByID{ID: sid2}); err != nil || s.State != sessionmgr.StateActive || s.ClientProgress != 50 {
 		t.Errorf("after keep-alive: %+v %v", s, err)
 	}
-	if err := c.FailUpdateSession(ctx, sid2, "given up"); err != nil {
+	if err := api.Run(ctx, c, api.FailUpdateSession, api.SessionFail{ID: sid2, Message: "given up"}); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := c.GetUpdateSession(ctx, sid2); err != nil || s.State != sessionmgr.StateFailed || s.ErrorMessage.DefaultMessage != "given up" {
+	if s, err := api.Call(ctx, c, api.GetUpdateSession, api.ByID{ID: sid2}); err != nil || s.State != sessionmgr.StateFailed || s.ErrorMessage.DefaultMessage != "given up" {
 		t.Errorf("after fail: %+v %v", s, err)
 	}
-	if err := c.DeleteUpdateSession(ctx, sid2); err != nil {
+	if err := api.Run(ctx, c, api.DeleteUpdateSession, api.ByID{ID: sid2}); err != nil {
 		t.Fatal(err)
 	}
-	if ups, err := c.ListUpdateSessions(ctx, itemID); err != nil || len(ups) != 1 || ups[0].ID != sid {
+	if ups, err := api.Call(ctx, c, api.ListUpdateSessions, api.SessionsOf{ItemID: itemID}); err != nil || len(ups) != 1 || ups[0].ID != sid {
 		t.Errorf("ListUpdateSessions: %+v %v", ups, err)
 	}
 
 	// Download: the whole file in one stream, then a Range read.
-	did, err := c.CreateDownloadSession(ctx, sessionmgr.DownloadSessionCreateSpec{LibraryItemID: itemID}, "")
+	did, err := api.Call(ctx, c, api.CreateDownloadSession, api.DownloadSessionCreate{Spec: sessionmgr.DownloadSessionCreateSpec{LibraryItemID: itemID}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dfs, err := c.ListDownloadFiles(ctx, did); err != nil || len(dfs) != 1 || dfs[0].Name != name {
+	if dfs, err := api.Call(ctx, c, api.ListDownloadSessionFiles, api.DownloadSessionFilesOf{SessionID: did}); err != nil || len(dfs) != 1 || dfs[0].Name != name {
 		t.Errorf("ListDownloadFiles: %+v %v", dfs, err)
 	}
-	if f, err := c.PrepareDownloadFile(ctx, did, name, ""); err != nil || f.Name != name {
+	if f, err := api.Call(ctx, c, api.PrepareDownloadSessionFile, api.DownloadFilePrepare{SessionID: did, FileName: name}); err != nil || f.Name != name {
 		t.Errorf("PrepareDownloadFile: %+v %v", f, err)
 	}
 	_, lerr = m.OpenDownload(ctx, did, "nofile")
@@ -376,20 +317,20 @@ func TestControlAPI(t *testing.T) {
 		t.Errorf("ReadAt past the end: %d %v", n, err)
 	}
 	// Canceling the session makes reads fail, with the reason.
-	if err := c.CancelDownloadSession(ctx, did); err != nil {
+	if err := api.Run(ctx, c, api.CancelDownloadSession, api.ByID{ID: did}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.ReadAt(p, 0); !errors.Is(err, sessionmgr.ErrNotAllowedInCurrentState) {
 		t.Errorf("read of a canceled session: %v", err)
 	}
 	d.Close()
-	if s, err := c.GetDownloadSession(ctx, did); err != nil || s.State != sessionmgr.StateCanceled {
+	if s, err := api.Call(ctx, c, api.GetDownloadSession, api.ByID{ID: did}); err != nil || s.State != sessionmgr.StateCanceled {
 		t.Errorf("GetDownloadSession: %+v %v", s, err)
 	}
-	if err := c.DeleteDownloadSession(ctx, did); err != nil {
+	if err := api.Run(ctx, c, api.DeleteDownloadSession, api.ByID{ID: did}); err != nil {
 		t.Fatal(err)
 	}
-	if ds, err := c.ListDownloadSessions(ctx, ""); err != nil || len(ds) != 0 {
+	if ds, err := api.Call(ctx, c, api.ListDownloadSessions, api.SessionsOf{}); err != nil || len(ds) != 0 {
 		t.Errorf("ListDownloadSessions: %+v %v", ds, err)
 	}
 
@@ -403,10 +344,10 @@ func TestControlAPI(t *testing.T) {
 		t.Errorf("Fsck without progress: %+v %v", rep, err)
 	}
 
-	if err := c.DeleteItem(ctx, itemID); err != nil {
+	if err := api.Run(ctx, c, api.DeleteItem, api.ByID{ID: itemID}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.DeleteLibrary(ctx, libID); err != nil {
+	if err := api.Run(ctx, c, api.DeleteLibrary, api.ByID{ID: libID}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -479,24 +420,24 @@ func TestControlSocketLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	srv, err := ServeControl(m, path, ctlLogger(t))
+	srv, err := Serve(m, path, api.Options{Logger: ctlLogger(t)})
 	if err != nil {
-		t.Fatalf("ServeControl over a stale socket: %v", err)
+		t.Fatalf("Serve over a stale socket: %v", err)
 	}
 	c, err := Dial(home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ListLibraries(context.Background()); err != nil {
+	if _, err := api.Call(context.Background(), c, api.ListLibraries, api.None{}); err != nil {
 		t.Error(err)
 	}
 	c.Close()
 	// A live one is not taken over.
-	if srv2, err := ServeControl(m, path, ctlLogger(t)); !errors.Is(err, ErrMountRunning) {
+	if srv2, err := Serve(m, path, api.Options{Logger: ctlLogger(t)}); !errors.Is(err, ErrMountRunning) {
 		if srv2 != nil {
 			srv2.Close()
 		}
-		t.Errorf("second ServeControl: %v, want ErrMountRunning", err)
+		t.Errorf("second Serve: %v, want ErrMountRunning", err)
 	}
 	if c, err := Dial(home); err != nil {
 		t.Errorf("the first server stopped answering: %v", err)
@@ -515,9 +456,9 @@ func TestControlSocketLifecycle(t *testing.T) {
 
 	// Not a socket: left alone.
 	os.WriteFile(path, []byte("mine"), 0o600)
-	if srv, err := ServeControl(m, path, ctlLogger(t)); err == nil {
+	if srv, err := Serve(m, path, api.Options{Logger: ctlLogger(t)}); err == nil {
 		srv.Close()
-		t.Error("ServeControl replaced a regular file")
+		t.Error("Serve replaced a regular file")
 	}
 }
 
@@ -541,7 +482,7 @@ func TestControlPeerCheck(t *testing.T) {
 	defer m.Close()
 	var seen atomic.Int64
 	seen.Store(-1)
-	srv, err := serveControl(m, SocketPath(home), ctlLogger(t), ControlOptions{}, func(uid uint32) bool {
+	srv, err := serve(m, SocketPath(home), api.Options{Logger: ctlLogger(t)}, func(uid uint32) bool {
 		seen.Store(int64(uid))
 		return false
 	})
@@ -574,7 +515,7 @@ func TestControlDeepHome(t *testing.T) {
 	if len(SocketPath(m.Home())) <= maxSocketPath {
 		t.Fatalf("path %s is not deep enough", SocketPath(m.Home()))
 	}
-	srv, err := ServeControl(m, SocketPath(m.Home()), ctlLogger(t))
+	srv, err := Serve(m, SocketPath(m.Home()), api.Options{Logger: ctlLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -582,7 +523,7 @@ func TestControlDeepHome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ListLibraries(context.Background()); err != nil {
+	if _, err := api.Call(context.Background(), c, api.ListLibraries, api.None{}); err != nil {
 		t.Error(err)
 	}
 	c.Close()

@@ -1,4 +1,4 @@
-package mount
+package api
 
 import (
 	"crypto/rand"
@@ -9,20 +9,22 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"clfs/mount/api/soap"
 )
 
-// errBadLogin is the one answer to a wrong user name or password: which
-// of the two was wrong is not told.
-var errBadLogin = errors.New("incorrect user name or password")
+// errBadLogin is the one answer to a wrong user name or password; the
+// /sdk endpoint tells it from a failure of the store by this sentinel.
+var errBadLogin = soap.ErrBadLogin
 
-// DefaultAPISessionIdle is how long an API login lives without a request,
+// DefaultLoginIdle is how long an API login lives without a request,
 // vCenter's default.
-const DefaultAPISessionIdle = 30 * time.Minute
+const DefaultLoginIdle = 30 * time.Minute
 
-// maxAPISessions bounds the logins kept; the oldest idle one goes first.
+// maxLogins bounds the logins kept; the oldest idle one goes first.
 // A script that logs in per call and never logs out must not grow the
 // daemon without bound.
-const maxAPISessions = 10000
+const maxLogins = 10000
 
 // Credentials is the one account of the API listener.
 type Credentials struct {
@@ -30,45 +32,45 @@ type Credentials struct {
 	Password string
 }
 
-// apiSessions are the logins of the HTTPS API: the token a client got from
+// Logins are the logins of the HTTPS API: the token a client got from
 // POST /rest/com/vmware/cis/session (or the SOAP Login), what it sends back
 // in vmware-api-session-id. They live in memory only: a restart logs every
 // client out, as a vCenter restart does.
-type apiSessions struct {
-	// constant after newAPISessions
+type Logins struct {
+	// constant after NewLogins
 	user     string
 	password [sha256.Size]byte // compared in constant time
 	idle     time.Duration
 	now      func() time.Time
 
 	mu       sync.Mutex
-	sessions map[string]*apiSession // GUARDED_BY(mu); by token
+	sessions map[string]*login // GUARDED_BY(mu); by token
 }
 
-type apiSession struct {
+type login struct {
 	user         string
 	created      time.Time
 	lastAccessed time.Time
 }
 
-func newAPISessions(cred Credentials, idle time.Duration, now func() time.Time) (*apiSessions, error) {
+func NewLogins(cred Credentials, idle time.Duration, now func() time.Time) (*Logins, error) {
 	if cred.User == "" || cred.Password == "" {
 		return nil, errors.New("the API needs a user and a password (--user, --password-file or CLFS_USER, CLFS_PASSWORD); there is no default")
 	}
 	if idle <= 0 {
-		idle = DefaultAPISessionIdle
+		idle = DefaultLoginIdle
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &apiSessions{
+	return &Logins{
 		user: cred.User, password: sha256.Sum256([]byte(cred.Password)),
-		idle: idle, now: now, sessions: map[string]*apiSession{},
+		idle: idle, now: now, sessions: map[string]*login{},
 	}, nil
 }
 
 // Login checks user and password and starts a session.
-func (a *apiSessions) Login(user, password string) (string, error) {
+func (a *Logins) Login(user, password string) (string, error) {
 	// Hashing first makes the comparison's time independent of the
 	// password's length, and ConstantTimeCompare of the user's as well
 	// as possible; both are always compared.
@@ -86,20 +88,20 @@ func (a *apiSessions) Login(user, password string) (string, error) {
 	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.sessions) >= maxAPISessions {
+	if len(a.sessions) >= maxLogins {
 		// Expired logins are dropped only now (or when looked up):
 		// the table is bounded either way, and a login stays O(1).
 		a.expireLocked(now)
-		if len(a.sessions) >= maxAPISessions {
+		if len(a.sessions) >= maxLogins {
 			a.evictOldestLocked()
 		}
 	}
-	a.sessions[token] = &apiSession{user: user, created: now, lastAccessed: now}
+	a.sessions[token] = &login{user: user, created: now, lastAccessed: now}
 	return token, nil
 }
 
 // Lookup finds the session of token; a hit counts as activity.
-func (a *apiSessions) Lookup(token string) (user string, created, lastAccessed time.Time, ok bool) {
+func (a *Logins) Lookup(token string) (user string, created, lastAccessed time.Time, ok bool) {
 	if token == "" {
 		return "", time.Time{}, time.Time{}, false
 	}
@@ -119,13 +121,13 @@ func (a *apiSessions) Lookup(token string) (user string, created, lastAccessed t
 }
 
 // Logout ends the session of token, if any.
-func (a *apiSessions) Logout(token string) {
+func (a *Logins) Logout(token string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.sessions, token)
 }
 
-func (a *apiSessions) expireLocked(now time.Time) {
+func (a *Logins) expireLocked(now time.Time) {
 	for t, s := range a.sessions {
 		if now.Sub(s.lastAccessed) > a.idle {
 			delete(a.sessions, t)
@@ -133,7 +135,7 @@ func (a *apiSessions) expireLocked(now time.Time) {
 	}
 }
 
-func (a *apiSessions) evictOldestLocked() {
+func (a *Logins) evictOldestLocked() {
 	var oldest string
 	var at time.Time
 	for t, s := range a.sessions {

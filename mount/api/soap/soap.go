@@ -1,4 +1,5 @@
-package mount
+// Package soap is the govc SOAP endpoint (/sdk) of the HTTPS API.
+package soap
 
 import (
 	"bytes"
@@ -40,7 +41,7 @@ import (
 //
 // # Sessions
 //
-// A login is a session of the REST server's store (soapSessions), so one
+// A login is a session of the REST server's store (Sessions), so one
 // store, one expiry and one logout serve both front ends. The token goes
 // to the client as the vmware_soap_session cookie, the name govmomi keeps
 // and sends back (soap.SessionCookieName). A session's currentSession.key
@@ -59,11 +60,15 @@ import (
 // with HTTP status 500, as SOAP 1.1 (§6.2) has it: govmomi reads a fault
 // from a 500's body and takes any other non-200 status as a transport error.
 
-// soapSessions is what the /sdk stub needs from the API's login sessions
-// (implemented by the REST server's session store, shared so one login
+// ErrBadLogin is the one answer to a wrong user name or password: which
+// of the two was wrong is not told.
+var ErrBadLogin = errors.New("incorrect user name or password")
+
+// Sessions is what the /sdk stub needs from the API's login sessions
+// (implemented by the REST server's login store, shared so one login
 // serves both).
-type soapSessions interface {
-	Login(user, password string) (token string, err error)                       // a wrong user/password returns an error wrapping errBadLogin
+type Sessions interface {
+	Login(user, password string) (token string, err error)                       // a wrong user/password returns an error wrapping ErrBadLogin
 	Lookup(token string) (user string, created, lastAccessed time.Time, ok bool) // ok=false: unknown or expired; a hit refreshes lastAccessed
 	Logout(token string)
 }
@@ -105,14 +110,14 @@ var (
 )
 
 type soapHandler struct {
-	sessions soapSessions
+	sessions Sessions
 	log      *slog.Logger
 }
 
-// newSOAPHandler serves everything under /sdk: register it for both
+// NewHandler serves everything under /sdk: register it for both
 // "/sdk" and "/sdk/". It sees full request paths, not paths with the
 // prefix stripped.
-func newSOAPHandler(sessions soapSessions, log *slog.Logger) http.Handler {
+func NewHandler(sessions Sessions, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -310,7 +315,7 @@ func (h *soapHandler) login(w http.ResponseWriter, r *http.Request, call *soapCa
 		return "", managedObjectNotFound(a.This)
 	}
 	token, err := h.sessions.Login(a.UserName, a.Password)
-	if errors.Is(err, errBadLogin) {
+	if errors.Is(err, ErrBadLogin) {
 		return "", invalidLogin()
 	}
 	if err != nil {

@@ -1,4 +1,4 @@
-package mount
+package api
 
 import (
 	"crypto/ecdsa"
