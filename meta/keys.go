@@ -1,7 +1,33 @@
 package meta
 
-// One constructor per kind of key, and a parser for those read back from
-// scans: the schema is the table in the package doc (doc.go).
+// The key schema, written once. Every key starts with a one-byte kind;
+// integers are big-endian so that byte order is numeric order and prefix
+// scans come out sorted.
+//
+//	kind  key layout                                      value
+//	----  ----------------------------------------------  ------------------------
+//	'q'   'q' "ids"                                       Badger sequence (IDs)
+//	'L'   'L' libID(8)                                    Library
+//	'n'   'n' lower(libName)                              libID(8)  name index
+//	'B'   'B' backingID(8)                                Backing
+//	'b'   'b' root path                                   backingID(8)
+//	'I'   'I' itemID(8)                                   Item
+//	'i'   'i' libID(8) lower(itemName)                    itemID(8) per-library name index
+//	'F'   'F' itemID(8) fileName                          File (the item's committed file table)
+//	'U'   'U' sessionID(8)                                UpdateSession
+//	'f'   'f' sessionID(8) fileName                       UpdateSessionFile (pending change)
+//	'A'   'A' itemID(8)                                   sessionID(8) of the item's ACTIVE update session
+//	'D'   'D' sessionID(8)                                DownloadSession
+//	'd'   'd' sessionID(8) fileName                       DownloadSessionFile (pinned content)
+//	'E'   'E' unixNano(8) sessionKind(1) sessionID(8)     empty  expiry index
+//	'T'   'T' op(1) token                                 ClientToken (Badger TTL 24 h)
+//	'u'   'u' uuid                                        kind(1) id(8)  API id index
+//	'R'   'R' backingID(8) sha256(32)                     ContentRef (reference count)
+//	'C'   'C' backingID(8) sha256(32)                     raw bytes of a small blob stored inline
+//	'S'   'S' sessionID(8) fileName                       raw staged bytes of a small finished upload
+//
+// One constructor per kind of key follows, and a parser for those read
+// back from scans.
 
 import (
 	"bytes"
