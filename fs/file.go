@@ -53,10 +53,7 @@ func (n *fileNode) dropHandle(h fusefs.FileHandle) {
 	n.mu.Lock()
 	wasFirst := len(n.opened) > 0 && n.opened[0] == h
 	n.opened = slices.DeleteFunc(n.opened, func(o fusefs.FileHandle) bool { return o == h })
-	writerNext := false
-	if len(n.opened) > 0 {
-		_, writerNext = n.opened[0].(*writeHandle)
-	}
+	_, writerNext := n.viewHandleLocked().(*writeHandle)
 	n.mu.Unlock()
 	if wasFirst && writerNext {
 		// A writer's view answers from now on; the kernel holds the
@@ -65,20 +62,39 @@ func (n *fileNode) dropHandle(h fusefs.FileHandle) {
 	}
 }
 
-// oldestWriter is the node's oldest open handle if it is a writer's.
-func (n *fileNode) oldestWriter() *writeHandle {
+// viewHandle is the open handle whose view of the file the kernel is
+// given: the oldest one, passing over writers that were closed and have
+// not written since when a handle still open follows. The kernel
+// releases a closed handle some time after close(2) returns, and such a
+// writer's draft may meanwhile hold a later writer's uncommitted bytes,
+// which stat must not show to a reader opened before that writer. Alone,
+// a closed writer still answers: it may hold a truncation or a new empty
+// file that its RELEASE commits.
+func (n *fileNode) viewHandle() fusefs.FileHandle {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if len(n.opened) == 0 {
-		return nil
+	return n.viewHandleLocked()
+}
+
+func (n *fileNode) viewHandleLocked() fusefs.FileHandle {
+	for i, h := range n.opened {
+		if w, ok := h.(*writeHandle); ok && i+1 < len(n.opened) && w.closedByCaller() {
+			continue
+		}
+		return h
 	}
-	w, _ := n.opened[0].(*writeHandle)
+	return nil
+}
+
+// oldestWriter is the node's view handle if it is a writer's.
+func (n *fileNode) oldestWriter() *writeHandle {
+	w, _ := n.viewHandle().(*writeHandle)
 	return w
 }
 
 // entryFor is the entry the kernel gets for the node in a LOOKUP or a
-// READDIRPLUS: e, the committed one, unless the node's oldest open handle
-// is a writer's, whose view GETATTR shows.
+// READDIRPLUS: e, the committed one, unless the node's view handle is a
+// writer's, whose view GETATTR shows.
 func (n *fileNode) entryFor(ctx context.Context, e *sessionmgr.FileEntry) *sessionmgr.FileEntry {
 	w := n.oldestWriter()
 	if w == nil || n.ino != e.Posix.Ino {
@@ -209,11 +225,9 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	// newer versions would be cut short. Readers are DIRECT_IO, so their
 	// reads do not depend on the kernel's size.
 	writer := n.writer()
-	if first := n.oldestWriter(); first != nil {
-		// go-fuse's choice of handle may be a reader released a moment
-		// ago; the node's own list is current.
-		f = first
-	}
+	// go-fuse's choice of handle may be one released a moment ago, or a
+	// writer already closed; the node's own list is current.
+	f = n.viewHandle()
 	switch h := f.(type) {
 	case *writeHandle:
 		e, err = h.d.Entry(ctx)
@@ -455,6 +469,9 @@ type writeHandle struct {
 	mu     sync.Mutex
 	wrote  bool // GUARDED_BY(mu)
 	closed bool // GUARDED_BY(mu)
+	// flushed: the caller closed a descriptor of this handle (FLUSH) and
+	// has not written through it since.
+	flushed bool // GUARDED_BY(mu)
 }
 
 var (
@@ -477,7 +494,16 @@ func (h *writeHandle) path() string {
 func (h *writeHandle) markChanged() {
 	h.mu.Lock()
 	h.wrote = true
+	h.flushed = false
 	h.mu.Unlock()
+}
+
+// closedByCaller reports a handle closed by its caller and waiting for
+// the kernel's RELEASE.
+func (h *writeHandle) closedByCaller() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.flushed && !h.wrote
 }
 
 func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
@@ -529,6 +555,7 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	wrote := h.wrote
 	h.wrote = false
+	h.flushed = true
 	h.mu.Unlock()
 	if !wrote {
 		return 0
