@@ -433,6 +433,7 @@ var (
 	_ = (fusefs.FileReader)((*readHandle)(nil))
 	_ = (fusefs.FileReleaser)((*readHandle)(nil))
 	_ = (fusefs.FileGetattrer)((*readHandle)(nil))
+	_ = (fusefs.FileFsyncer)((*readHandle)(nil))
 )
 
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -449,6 +450,12 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 func (h *readHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
 	fillFileAttr(&out.Attr, &h.entry)
 	return 0
+}
+
+// Fsync of a committed file: its content is durable since its commit;
+// its name and attributes become durable with the catalog's sync.
+func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return h.fsys.toErrno("fsync", h.path, h.fsys.m.Sync(ctx))
 }
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
@@ -563,9 +570,13 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 	return h.fsys.toErrno("close", h.path(), h.d.Commit(ctx))
 }
 
-// Fsync makes staged bytes durable; the commit still waits for close.
+// Fsync makes staged bytes durable, and the namespace changes made so
+// far (a rename, a chmod of the file); the commit still waits for close.
 func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	return h.fsys.toErrno("fsync", h.path(), h.d.Sync())
+	if err := h.d.Sync(); err != nil {
+		return h.fsys.toErrno("fsync", h.path(), err)
+	}
+	return h.fsys.toErrno("fsync", h.path(), h.fsys.m.Sync(ctx))
 }
 
 // Release commits a change no Flush committed (a new empty file, a

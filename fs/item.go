@@ -35,7 +35,13 @@ var (
 	_ = (fusefs.NodeMknoder)((*itemNode)(nil))
 	_ = (fusefs.NodeLinker)((*itemNode)(nil))
 	_ = (fusefs.NodeStatfser)((*itemNode)(nil))
+	_ = (fusefs.NodeFsyncer)((*itemNode)(nil))
 )
+
+// Fsync is fsyncdir(2): the namespace changes made so far become durable.
+func (n *itemNode) Fsync(ctx context.Context, f fusefs.FileHandle, flags uint32) syscall.Errno {
+	return n.fsys.toErrno("fsyncdir", n.path(""), n.fsys.m.Sync(ctx))
+}
 
 func (n *itemNode) path(name string) string {
 	p := "/" + n.Path(n.Root())

@@ -32,7 +32,13 @@ var (
 	_ = (fusefs.NodeMknoder)((*libraryNode)(nil))
 	_ = (fusefs.NodeLinker)((*libraryNode)(nil))
 	_ = (fusefs.NodeStatfser)((*libraryNode)(nil))
+	_ = (fusefs.NodeFsyncer)((*libraryNode)(nil))
 )
+
+// Fsync is fsyncdir(2): the namespace changes made so far become durable.
+func (l *libraryNode) Fsync(ctx context.Context, f fusefs.FileHandle, flags uint32) syscall.Errno {
+	return l.fsys.toErrno("fsyncdir", l.path(""), l.fsys.m.Sync(ctx))
+}
 
 func (l *libraryNode) path(name string) string {
 	return "/" + l.Path(l.Root()) + "/" + name

@@ -42,6 +42,10 @@ type Manager interface {
 
 	// The mount as a whole.
 	StorageStats(ctx context.Context) (*sessionmgr.StorageStats, error)
+	// Sync makes every namespace change made so far durable (fsync,
+	// fsyncdir); they are ordered at once, and durable within a second
+	// without it.
+	Sync(ctx context.Context) error
 	// Subscribe reports changes made by any client, for the kernel's
 	// caches (invalidate.go).
 	Subscribe(fn func(sessionmgr.Change))

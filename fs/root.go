@@ -31,6 +31,7 @@ var (
 	_ = (fusefs.NodeMknoder)((*rootNode)(nil))
 	_ = (fusefs.NodeLinker)((*rootNode)(nil))
 	_ = (fusefs.NodeStatfser)((*rootNode)(nil))
+	_ = (fusefs.NodeFsyncer)((*rootNode)(nil))
 )
 
 func (r *rootNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -43,6 +44,12 @@ func (r *rootNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 	// The root is not stored: accept and ignore, as chmod/utimes on a
 	// mountpoint must not break cp -a or rsync -a of the whole mount.
 	return r.Getattr(ctx, f, out)
+}
+
+// Fsync is fsyncdir(2) of the root (and syncfs(2), which the kernel
+// does not send to FUSE): the catalog's changes become durable.
+func (r *rootNode) Fsync(ctx context.Context, f fusefs.FileHandle, flags uint32) syscall.Errno {
+	return r.fsys.toErrno("fsyncdir", "/", r.fsys.m.Sync(ctx))
 }
 
 func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

@@ -29,9 +29,14 @@
 //
 //   - Update: read-write, committed durably: it and everything committed
 //     before it are on disk when it returns;
-//   - UpdateBuffered: the same without waiting for the disk; a crash may
-//     lose it, only together with everything committed after it, which
-//     suits bookkeeping a crash makes moot (progress, expiry);
+//   - UpdateBuffered: the same without waiting for the disk: a kill of
+//     the process loses nothing, a power cut may lose it, only together
+//     with everything committed after it; sessionmgr uses it for
+//     bookkeeping and for namespace changes, which its syncer makes
+//     durable within a second;
+//   - Sync: every transaction that returned before it is on disk when it
+//     returns, including one whose memtable log Badger already switched
+//     out (Badger's own Sync covers only the current logs);
 //   - View: a read-only, consistent snapshot.
 //
 // A read-write closure that conflicts with a concurrent transaction is run

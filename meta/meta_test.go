@@ -3,6 +3,9 @@ package meta
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 )
@@ -357,5 +360,58 @@ func TestRecordCacheCopiesFiles(t *testing.T) {
 	}))
 	if got := files(); len(got) != 2 || got[1].Size != 5 {
 		t.Fatalf("after adding a file: %+v", got)
+	}
+}
+
+// A transaction in a memtable that was switched out (the next write found
+// it full) sits in a log Badger's own Sync does not cover: Store.Sync must
+// fsync it too, so that a Sync called after the transaction returned
+// makes it durable.
+func TestSyncCoversSwitchedOutMemtable(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	defer s.Close()
+	val := bytes.Repeat([]byte{'x'}, 60<<10)
+	older := func() []string {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mems []string
+		for _, e := range ents {
+			if filepath.Ext(e.Name()) == ".mem" {
+				mems = append(mems, e.Name())
+			}
+		}
+		sort.Strings(mems)
+		if len(mems) < 2 {
+			return nil
+		}
+		return mems[:len(mems)-1]
+	}
+	for i := 0; ; i++ {
+		if i > 2000 {
+			t.Fatal("no memtable switch after 120 MiB of writes")
+		}
+		if err := s.UpdateBuffered(func(tx *Tx) error {
+			return tx.PutStagedBytes(uint64(i), "f", val)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		old := older()
+		if old == nil {
+			continue
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		s.logsMu.Lock()
+		defer s.logsMu.Unlock()
+		for _, name := range old {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil && !s.syncedLogs[name] {
+				t.Fatalf("Sync left the switched-out log %s unsynced", name)
+			}
+		}
+		return
 	}
 }

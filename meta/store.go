@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +25,10 @@ type Store struct {
 	seq *badger.Sequence
 
 	records recordCache
+
+	dir        string
+	logsMu     sync.Mutex
+	syncedLogs map[string]bool // GUARDED_BY(logsMu); logs no longer current, synced (see Sync)
 
 	stopGC chan struct{}
 	gcDone sync.WaitGroup
@@ -67,7 +75,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open catalog %s: id sequence: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, seq: seq, stopGC: make(chan struct{})}
+	s := &Store{db: db, seq: seq, stopGC: make(chan struct{}), dir: opts.Dir, syncedLogs: map[string]bool{}}
 	interval := opts.GCInterval
 	if interval <= 0 {
 		interval = 5 * time.Minute
@@ -135,15 +143,15 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	if err := s.UpdateBuffered(fn); err != nil {
 		return err
 	}
-	if err := s.db.Sync(); err != nil {
-		return fmt.Errorf("sync catalog: %w", err)
-	}
-	return nil
+	return s.Sync()
 }
 
-// UpdateBuffered is Update without waiting for the disk: a crash may lose
-// the transaction, and only together with everything committed after it
-// (the log is written in order). For bookkeeping that a crash makes moot
+// UpdateBuffered is Update without waiting for the disk: a power cut may
+// lose the transaction, and only together with everything committed after
+// it (the log is written in order; see Sync for the one exception, a
+// memtable switch within the same unsynced stretch). A kill of the
+// process loses nothing: the transaction is in the kernel when this
+// returns. The next Sync, or Update, makes it durable. For bookkeeping that a crash makes moot
 // anyway — the progress of a transfer, a session's expiry — it saves an
 // fsync per call.
 func (s *Store) UpdateBuffered(fn func(tx *Tx) error) error {
@@ -721,10 +729,87 @@ func (tx *Tx) deletePrefix(prefix []byte) error {
 	return nil
 }
 
-// Sync makes every transaction committed so far durable.
+// Sync makes every transaction committed so far durable: one that
+// returned before Sync was called is on disk when Sync returns.
+//
+// Badger's own Sync covers the current memtable's log and the current
+// value log only. A transaction can sit in an older log: when a memtable
+// fills up, the next write moves it to the immutable list and starts a
+// new log, and the old one is not synced until a flush has turned it into
+// a table (seconds later). So Sync first fsyncs every log older than the
+// current one that it has not synced before (logs do not change once they
+// are not current; a flushed one may be gone, and then its table holds
+// it), then the current ones.
 func (s *Store) Sync() error {
+	if err := s.syncOldLogs(); err != nil {
+		return fmt.Errorf("sync catalog: %w", err)
+	}
 	if err := s.db.Sync(); err != nil {
 		return fmt.Errorf("sync catalog: %w", err)
+	}
+	return nil
+}
+
+// syncOldLogs fsyncs the memtable logs (NNNNN.mem) and value logs
+// (NNNNNN.vlog) below the highest of their kind that no earlier call
+// synced.
+func (s *Store) syncOldLogs() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	type log struct {
+		name string
+		fid  int64
+	}
+	byExt := map[string][]log{}
+	for _, e := range entries {
+		ext := filepath.Ext(e.Name())
+		if ext != ".mem" && ext != ".vlog" {
+			continue
+		}
+		fid, err := strconv.ParseInt(strings.TrimSuffix(e.Name(), ext), 10, 64)
+		if err != nil {
+			continue
+		}
+		byExt[ext] = append(byExt[ext], log{e.Name(), fid})
+	}
+	s.logsMu.Lock()
+	defer s.logsMu.Unlock()
+	present := map[string]bool{}
+	for _, logs := range byExt {
+		for _, l := range logs {
+			present[l.name] = true
+		}
+	}
+	for name := range s.syncedLogs {
+		if !present[name] {
+			delete(s.syncedLogs, name) // flushed and removed: forget it
+		}
+	}
+	for _, logs := range byExt {
+		var top int64 = -1
+		for _, l := range logs {
+			top = max(top, l.fid)
+		}
+		for _, l := range logs {
+			if l.fid == top || s.syncedLogs[l.name] {
+				continue
+			}
+			f, err := os.Open(filepath.Join(s.dir, l.name))
+			if errors.Is(err, os.ErrNotExist) {
+				continue // flushed into a table meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			err = f.Sync()
+			f.Close()
+			if err != nil {
+				return err
+			}
+			s.syncedLogs[l.name] = true
+		}
 	}
 	return nil
 }

@@ -67,6 +67,25 @@
 //
 //	pin --> UNPREPARED --prepare, or the first open--> PREPARED
 //
+// # Durability
+//
+// A commit of content (complete, and the mount's commit at close) syncs
+// the catalog before it returns: what close(2) acknowledged survives a
+// power cut. Namespace changes — rename, unlink, mkdir and rmdir of
+// libraries and items, chmod, chown and utimens — are committed at once
+// and in order but not each synced, as on ext4: they become durable with
+// the next sync, which is any commit of content (Badger's log is
+// ordered, so its sync covers everything committed before it),
+// Manager.Sync (the mount's fsync and fsyncdir), or the syncer, at most
+// half a second after the first change it has not synced; the syncer
+// sleeps while nothing is pending, and Close syncs what is. A kill -9 of
+// the process loses none of them (a transaction is in the kernel when
+// the call returns); a power cut may lose the last second of them.
+// Options.NamespaceSync syncs each one instead. A blob freed by such a
+// change (an unlink, a rename over a name) is deleted only after the
+// sync that makes the change durable; one still queued when the process
+// dies is unreferenced, and the next Open sweeps it (durability.go).
+//
 // # Errors
 //
 // Every error is an API error: an *Error of a Kind (the API's error
@@ -99,6 +118,7 @@
 //	DownloadReader.raMu
 //	hashPipe.stopOnce
 //	FakeClock.mu
+//	durability.mu              inside catalog calls; takes nothing else
 //
 // After them all, inside catalog calls, come meta's record cache and
 // Badger. Manager.mu guards only in-memory maps and is never held across
@@ -128,6 +148,7 @@
 //
 //	doc.go            this overview
 //	manager.go        Options, Open and Close, the catalog wrapper, API ids and client tokens
+//	durability.go     namespace changes buffered and synced within a second; freed blobs wait for the sync
 //	errors.go         error kinds, sentinels and causes; fromMeta, the catalog's errors as the API's
 //	state.go          the state machines of sessions and file statuses
 //	types.go          the API's models, as the REST API names them

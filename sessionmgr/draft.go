@@ -533,7 +533,7 @@ func (d *Draft) dropPending(ctx context.Context) error {
 func (m *Manager) discardChange(ctx context.Context, sessionID, name string) error {
 	var sid uint64
 	var staging string
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.updateNamespace(func(tx *meta.Tx) error {
 		s, err := m.updateRec(tx, sessionID)
 		if err != nil {
 			return err
@@ -603,7 +603,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
 	var drop []meta.ContentKey
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.updateNamespace(func(tx *meta.Tx) error {
 		drop = nil
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
@@ -651,7 +651,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 	if src != nil {
 		src.name = newName
 	}
-	m.dropUnreferenced(drop)
+	m.freeBlobs(drop)
 	m.notifyItem(itemID, oldName, newName)
 	return nil
 }

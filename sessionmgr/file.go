@@ -49,7 +49,7 @@ func (m *Manager) SetFilePosix(ctx context.Context, itemID, name string, set Pos
 	if err := m.refuseIfReadOnly("set file attributes"); err != nil {
 		return err
 	}
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err := m.updateNamespace(func(tx *meta.Tx) error {
 		f, err := m.fileRec(tx, itemID, name)
 		if err != nil {
 			return err

@@ -27,7 +27,7 @@ func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
 	lib, item := m.namesOf(ctx, "", id)
 	var drop []meta.ContentKey
 	var ended []endedSession
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.updateNamespace(func(tx *meta.Tx) error {
 		drop, ended = nil, nil
 		it, err := m.itemRec(tx, id)
 		if err != nil {
@@ -43,7 +43,7 @@ func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
 		return err
 	}
 	m.afterEnd(ended)
-	m.dropUnreferenced(drop)
+	m.freeBlobs(drop)
 	m.notify(Change{Library: lib, Item: item, Gone: true})
 	return nil
 }
@@ -116,7 +116,7 @@ func (m *Manager) DeleteLibraryIfEmpty(ctx context.Context, id string) error {
 		return err
 	}
 	var name string
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.updateNamespace(func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
 			return err

@@ -28,7 +28,7 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 		return "", err
 	}
 	var out, libName string
-	err = m.store.Update(func(tx *meta.Tx) error {
+	err = m.updateNamespace(func(tx *meta.Tx) error {
 		prev, specHash, err := replayToken(tx, tokenItem, clientToken, spec)
 		if err != nil || prev != "" {
 			out = prev
@@ -248,7 +248,7 @@ func (m *Manager) SetItemPosix(ctx context.Context, id string, set PosixChange) 
 		return err
 	}
 	defer m.notifyItem(id)
-	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	return m.updateNamespace(func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
 		if err != nil {
 			return err

@@ -48,7 +48,7 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 		return "", err
 	}
 	var out string
-	err = m.store.Update(func(tx *meta.Tx) error {
+	err = m.updateNamespace(func(tx *meta.Tx) error {
 		prev, specHash, err := replayToken(tx, tokenLibrary, clientToken, spec)
 		if err != nil || prev != "" {
 			out = prev
@@ -259,7 +259,7 @@ func (m *Manager) SetLibraryPosix(ctx context.Context, id string, set PosixChang
 	}
 	lib, _ := m.namesOf(ctx, id, "")
 	defer m.notify(Change{Library: lib})
-	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	return m.updateNamespace(func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
 			return err

@@ -52,6 +52,11 @@ type Options struct {
 	// Open then recovers only download sessions, and the reaper expires
 	// only them (see recover).
 	ReadOnly bool
+	// NamespaceSync syncs every namespace change (rename, unlink, mkdir,
+	// rmdir, chmod, chown, utimens) before it returns. By default they
+	// are ordered, not each synced: durable with the next sync, within a
+	// second (durability.go).
+	NamespaceSync bool
 }
 
 // DefaultInlineLimit: a tar of small files commits each with one catalog
@@ -71,6 +76,7 @@ type Endpoints interface {
 type Manager struct {
 	// dependencies
 	store     catalog
+	durable   *durability
 	clock     Clock
 	log       *slog.Logger
 	endpoints Endpoints
@@ -80,6 +86,7 @@ type Manager struct {
 	defaultStorage string
 	timeout        time.Duration
 	readOnly       bool
+	namespaceSync  bool
 
 	contentLocks [64]sync.Mutex // by blob stripe (lockContent)
 	inlineLimit  int64
@@ -127,15 +134,33 @@ type Manager struct {
 // catalog is the meta.Store as the manager sees it: the error of every
 // transaction comes out in the API's terms (fromMeta), so no meta sentinel
 // reaches a caller as a bare server error.
-type catalog struct{ *meta.Store }
+// Every sync goes through durability, which so knows what is durable.
+type catalog struct {
+	*meta.Store
+	durable *durability
+}
 
+// Update commits fn and syncs: it and everything committed before it are
+// durable when it returns.
 func (c catalog) Update(fn func(tx *meta.Tx) error) error {
-	return fromMeta(c.Store.Update(fn))
+	if err := fromMeta(c.Store.UpdateBuffered(fn)); err != nil {
+		return err
+	}
+	return fromMeta(c.durable.sync())
 }
 
+// UpdateBuffered commits fn without a sync; the syncer makes it durable
+// within syncDelay.
 func (c catalog) UpdateBuffered(fn func(tx *meta.Tx) error) error {
-	return fromMeta(c.Store.UpdateBuffered(fn))
+	if err := fromMeta(c.Store.UpdateBuffered(fn)); err != nil {
+		return err
+	}
+	c.durable.changed()
+	return nil
 }
+
+// Sync makes everything committed so far durable.
+func (c catalog) Sync() error { return fromMeta(c.durable.sync()) }
 
 func (c catalog) View(fn func(tx *meta.Tx) error) error {
 	return fromMeta(c.Store.View(fn))
@@ -179,6 +204,7 @@ func Open(opts Options) (*Manager, error) {
 		timeout:        opts.SessionTimeout,
 		inlineLimit:    opts.InlineLimit,
 		readOnly:       opts.ReadOnly,
+		namespaceSync:  opts.NamespaceSync,
 		live:           map[uint64]*liveSession{},
 		items:          map[string]*mountItem{},
 		readers:        map[string]*readSession{},
@@ -206,12 +232,14 @@ func Open(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.store = catalog{st}
+	m.durable = newDurability(st)
+	m.store = catalog{st, m.durable}
 	if err := m.recover(); err != nil {
 		m.pullStop()
 		m.store.Close()
 		return nil, fmt.Errorf("recover %s: %w", home, err)
 	}
+	go m.runSyncer()
 	interval := opts.ReapInterval
 	if interval == 0 {
 		interval = min(max(m.timeout/10, time.Second), 30*time.Second)
@@ -246,6 +274,9 @@ func (m *Manager) Close() error {
 	}
 	m.live = map[uint64]*liveSession{}
 	m.mu.Unlock()
+	// Last: what the steps above changed is synced with the rest.
+	close(m.durable.stop)
+	<-m.durable.done
 	return m.store.Close()
 }
 

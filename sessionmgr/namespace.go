@@ -55,7 +55,8 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 }
 
 // removeAtOnce removes a committed file of an item that has no ACTIVE
-// update session in one synced transaction: an update session is created,
+// update session in one transaction (a namespace change: ordered, durable
+// with the next sync): an update session is created,
 // records the removal, applies it and ends DONE, all in it (rm -rf of
 // 5,000 files ran five transactions per file). With a session already
 // ACTIVE (other files of the item being written) it does nothing and
@@ -69,7 +70,7 @@ func (m *Manager) removeAtOnce(mi *mountItem, name string) (done bool, err error
 	var s *meta.UpdateSession
 	var drop []meta.ContentKey
 	var libName, itemName string
-	err = m.store.Update(func(tx *meta.Tx) error {
+	err = m.updateNamespace(func(tx *meta.Tx) error {
 		s, drop, done = nil, nil, false
 		it, err := m.itemRec(tx, mi.id)
 		if err != nil {
@@ -113,7 +114,7 @@ func (m *Manager) removeAtOnce(mi *mountItem, name string) (done bool, err error
 		return false, err
 	}
 	m.afterEnd([]endedSession{{s.ID, s.UUID}})
-	m.dropUnreferenced(drop)
+	m.freeBlobs(drop)
 	if len(m.subscriberList()) > 0 {
 		m.notify(Change{Library: libName, Item: itemName, Files: []string{name}})
 	}

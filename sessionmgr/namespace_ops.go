@@ -25,7 +25,7 @@ func (m *Manager) RenameLibrary(ctx context.Context, oldName, newName string, no
 		return err
 	}
 	var gone []Change
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.updateNamespace(func(tx *meta.Tx) error {
 		gone = nil
 		n, err := tx.LibraryIDByName(oldName)
 		if errors.Is(err, meta.ErrNotFound) {
@@ -92,7 +92,7 @@ func (m *Manager) RenameItem(ctx context.Context, libraryID, oldName, newName st
 	var gone []Change
 	var drop []meta.ContentKey
 	var ended []endedSession
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.updateNamespace(func(tx *meta.Tx) error {
 		gone, drop, ended = nil, nil, nil
 		lib, err := m.libraryRec(tx, libraryID)
 		if err != nil {
@@ -151,7 +151,7 @@ func (m *Manager) RenameItem(ctx context.Context, libraryID, oldName, newName st
 		return err
 	}
 	m.afterEnd(ended)
-	m.dropUnreferenced(drop)
+	m.freeBlobs(drop)
 	for _, c := range gone {
 		m.notify(c)
 	}
