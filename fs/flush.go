@@ -18,9 +18,11 @@ import (
 // carry it), so a FLUSH from another table than the last writer's is
 // passed over; the writer's own close, or the last RELEASE, commits.
 
-// RawFileSystem is the filesystem as the FUSE server speaks to it.
+// RawFileSystem is the filesystem as the FUSE server speaks to it: every
+// request counted (Counters), then the flush filter, then the nodes.
 func (fsys *FS) RawFileSystem(opts *fusefs.Options) fuse.RawFileSystem {
-	return &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), writers: map[uint64]uint64{}}
+	nodes := &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), writers: map[uint64]uint64{}}
+	return &countingFS{RawFileSystem: nodes, c: &fsys.counters}
 }
 
 type flushFilter struct {

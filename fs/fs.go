@@ -19,6 +19,9 @@ type FS struct {
 	log     *slog.Logger
 	started time.Time
 	root    *rootNode
+	// counters count the requests of the mounts served through
+	// RawFileSystem.
+	counters Counters
 
 	// Changes waiting to be told to the kernel: a queue without bound,
 	// because with long cache timeouts a dropped change would leave the
@@ -49,6 +52,10 @@ func New(m Manager, opts Options) *FS {
 	fsys.startInvalidator()
 	return fsys
 }
+
+// Counters returns the FUSE requests served so far, by opcode (see
+// Counters).
+func (fsys *FS) Counters() map[string]uint64 { return fsys.counters.Snapshot() }
 
 // Root is the node to mount.
 func (fsys *FS) Root() fusefs.InodeEmbedder { return fsys.root }

@@ -152,7 +152,7 @@ func start(opts Options) (*Mount, error) {
 	// waits for the mountpoint (a test, systemd, a script) may run a
 	// clfs command at once, and without the socket it would try to open
 	// the catalog the daemon holds.
-	ctl, err := control.Serve(m, control.SocketPath(m.Home()), api.Options{Logger: log})
+	ctl, err := control.Serve(m, control.SocketPath(m.Home()), api.Options{Logger: log, Counters: fsys.Counters})
 	if err != nil {
 		fsys.Close()
 		m.Close()

@@ -55,7 +55,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		},
 		Commands: []*cli.Command{
-			cmdLibrary(), cmdItem(), cmdFile(), cmdStorage(), cmdSession(), cmdFsck(), cmdMount(), cmdServe(),
+			cmdLibrary(), cmdItem(), cmdFile(), cmdStorage(), cmdSession(), cmdFsck(), cmdCounters(), cmdMount(), cmdServe(),
 		},
 		// A checksum or a description may contain commas.
 		DisableSliceFlagSeparator: true,

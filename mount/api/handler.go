@@ -32,6 +32,9 @@ type Options struct {
 	// with its decoded input (a pointer to the op's input type) and its
 	// error: for tests and metrics.
 	OnCall func(op Operation, in any, err error)
+	// Counters, when set, answers GET /clfs/counters: the mount's FUSE
+	// requests so far, by opcode (see counters.go).
+	Counters func() map[string]uint64
 }
 
 // Public is what the HTTPS listener adds to the API.
@@ -43,18 +46,19 @@ type Public struct {
 // Handler serves a session manager's API: the operation table in the
 // /rest dialect (and /api, when public), the data plane and fsck.
 type Handler struct {
-	m      *sessionmgr.Manager
-	log    *slog.Logger
-	public *Public
-	onCall func(op Operation, in any, err error)
-	rest   *router
-	api    *router // nil but on the public listener
-	chain  http.Handler
+	m          *sessionmgr.Manager
+	log        *slog.Logger
+	public     *Public
+	onCall     func(op Operation, in any, err error)
+	countersFn func() map[string]uint64
+	rest       *router
+	api        *router // nil but on the public listener
+	chain      http.Handler
 }
 
 // NewHandler serves m with the rules of opts.
 func NewHandler(m *sessionmgr.Manager, opts Options) *Handler {
-	h := &Handler{m: m, log: opts.Logger, public: opts.Public, onCall: opts.OnCall}
+	h := &Handler{m: m, log: opts.Logger, public: opts.Public, onCall: opts.OnCall, countersFn: opts.Counters}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -117,6 +121,8 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.fsck(w, r)
+	case p == countersPath:
+		h.counters(w, r)
 	case h.api != nil && strings.HasPrefix(p, apiPrefix+"/"):
 		op, params, err := h.api.match(r)
 		if err != nil {

@@ -22,10 +22,13 @@ const (
 	restPrefix = "/rest/com/vmware/content"
 	// apiPrefix starts the /api dialect of the same (spec §9.1).
 	apiPrefix = "/api/content"
-	// clfsPrefix starts the clfs extensions: the data plane, fsck, info.
+	// clfsPrefix starts the clfs extensions: the data plane, fsck, info,
+	// counters.
 	clfsPrefix = "/clfs"
 	dataPrefix = clfsPrefix + "/data/"
 	fsckPath   = clfsPrefix + "/fsck"
+	// countersPath answers the mount's FUSE request counters.
+	countersPath = clfsPrefix + "/counters"
 
 	actionParam   = "~action"
 	progressParam = "x_progress"       // fsck: stream progress lines

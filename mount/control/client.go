@@ -131,6 +131,22 @@ func (c *Client) Fsck(ctx context.Context, progress func(done, total int64)) (*s
 	return rep, err
 }
 
+// Counters returns the mount's FUSE requests so far, by opcode; a
+// daemon without a mount answers sessionmgr.ErrUnsupported.
+func (c *Client) Counters(ctx context.Context) (map[string]uint64, error) {
+	req := api.CountersRequest()
+	resp, err := c.do(ctx, req.Method, req.Path, req.Query, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	counts := map[string]uint64{}
+	if err := api.ReadAnswer(resp, &counts); err != nil {
+		return nil, err
+	}
+	return counts, nil
+}
+
 // ---- transport
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Response, error) {

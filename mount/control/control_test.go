@@ -560,3 +560,35 @@ func eventuallyCtl(t *testing.T, what string, ok func() bool) {
 	}
 	t.Fatalf("%s: not reached", what)
 }
+
+// TestControlCounters: the counters come from the function the daemon
+// passes in api.Options, unchanged; a daemon without one (clfs serve)
+// answers Unsupported.
+func TestControlCounters(t *testing.T) {
+	e := newCtlEnv(t)
+	if _, err := e.c.Counters(context.Background()); !errors.Is(err, sessionmgr.ErrUnsupported) {
+		t.Errorf("Counters without a mount: %v, want %v", err, sessionmgr.ErrUnsupported)
+	}
+
+	home := t.TempDir()
+	m, err := sessionmgr.Open(sessionmgr.Options{Home: home, ReapInterval: -1, Logger: ctlLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	want := map[string]uint64{"LOOKUP": 3, "CREATE": 1}
+	srv, err := Serve(m, SocketPath(home), api.Options{Logger: ctlLogger(t), Counters: func() map[string]uint64 { return want }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := Dial(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := c.Counters(context.Background())
+	if err != nil || !jsonEqual(t, got, want) {
+		t.Errorf("Counters = %v, %v; want %v", got, err, want)
+	}
+}
