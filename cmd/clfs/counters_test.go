@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+	"time"
 
 	"clfs/mount/control"
 )
@@ -27,8 +28,16 @@ func TestCountersShowTheMountsRequests(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(item, "f"), []byte("hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel sends RELEASE after close(2) has returned, so it may
+	// arrive a moment after the write is done.
 	var after map[string]uint64
-	e.json(&after, "counters", "--json")
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		e.json(&after, "counters", "--json")
+		if after["RELEASE"] > before["RELEASE"] || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, op := range []string{"CREATE", "WRITE", "FLUSH", "RELEASE"} {
 		if after[op] <= before[op] {
 			t.Errorf("%s: %d before the write, %d after; want more", op, before[op], after[op])
