@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ type fileNode struct {
 	fsys *FS
 	item *itemNode
 	ino  uint64 // the file's catalog ID
+	gen  uint64 // the node's generation: see itemNode.gens and admit
 
 	mu       sync.Mutex
 	lastName string // GUARDED_BY(mu)
@@ -41,13 +43,77 @@ type fileNode struct {
 	// too, or the kernel's one size per inode would flip between the
 	// writer's and the committed one.
 	opened []fusefs.FileHandle // GUARDED_BY(mu); in the order they opened
+	// blob is the SHA-256 of the blob the node's passthrough handles
+	// read: the kernel binds one backing file to an inode (go-fuse one
+	// backing ID to a node) while they are open, so a node reads one
+	// blob for good.
+	blob string // GUARDED_BY(mu)
 }
 
-func (n *fileNode) addHandle(h fusefs.FileHandle) {
+// openMode is how a handle opens a file node.
+type openMode int
+
+const (
+	openDaemon      openMode = iota // reads and writes come to the daemon (DIRECT_IO)
+	openPassthrough                 // the kernel reads the blob itself
+	openStale                       // ESTALE: the kernel looks the name up again
+)
+
+// admit decides how a new handle opens the node and, unless it is
+// openStale, adds the handle mk makes for that mode to its open handles.
+// blob is the SHA-256 of the blob the handle could pass through, "" for
+// a handle that cannot (a writer, inline content, a new name, a mount
+// with --verify-reads).
+//
+// The kernel holds an inode either in passthrough, bound to one backing
+// file, or not: while passthrough handles are open, any other open of
+// the inode fails with EIO, and a cached (mmap'd) one keeps passthrough
+// out. So passthrough is for a node whose open handles are all
+// passthrough handles of the same blob; a handle that needs another blob
+// or the daemon while some are open, or another blob than the one the
+// node had, retires the node: ESTALE makes the kernel look the name up
+// again (open(2) and stat(2) retry once), which answers with a node of
+// the next generation, a new inode, while the old one's readers finish
+// their version.
+func (n *fileNode) admit(blob string, mk func(openMode) fusefs.FileHandle) (fusefs.FileHandle, openMode) {
+	if n.item.gen(n.ino) != n.gen {
+		return nil, openStale
+	}
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	passing := 0
+	for _, o := range n.opened {
+		if _, ok := o.(*passthroughHandle); ok {
+			passing++
+		}
+	}
+	mode := openDaemon
+	switch {
+	case passing > 0 && blob != n.blob:
+		mode = openStale
+	case passing > 0:
+		mode = openPassthrough
+	case len(n.opened) > 0 || blob == "":
+		// The kernel may hold the inode cached (a mapping).
+	case n.blob == "" || n.blob == blob:
+		mode = openPassthrough
+	default:
+		mode = openStale
+	}
+	if mode == openStale {
+		n.item.retire(n.ino, n.gen)
+		return nil, mode
+	}
+	if mode == openPassthrough {
+		n.blob = blob
+	}
+	h := mk(mode)
 	n.opened = append(n.opened, h)
-	n.mu.Unlock()
+	return h, mode
 }
+
+// retired: the name now leads to a node of a later generation.
+func (n *fileNode) retired() bool { return n.item.gen(n.ino) != n.gen }
 
 func (n *fileNode) dropHandle(h fusefs.FileHandle) {
 	n.mu.Lock()
@@ -106,11 +172,14 @@ func (n *fileNode) entryFor(ctx context.Context, e *sessionmgr.FileEntry) *sessi
 	return e
 }
 
-// newWriteHandle is a write handle of the node over d.
+// newWriteHandle is a write handle of the node over d, or nil when the
+// node is retired (ESTALE).
 func (n *fileNode) newWriteHandle(d *sessionmgr.Draft) *writeHandle {
-	h := &writeHandle{fsys: n.fsys, d: d, node: n}
-	n.addHandle(h)
-	return h
+	h, _ := n.admit("", func(openMode) fusefs.FileHandle {
+		return &writeHandle{fsys: n.fsys, d: d, node: n}
+	})
+	w, _ := h.(*writeHandle)
+	return w
 }
 
 // writer is the draft the node's write handles share, if it has any:
@@ -199,6 +268,9 @@ func (n *fileNode) renamed(name string) {
 // ESTALE when the name now holds another file or none: the kernel then
 // looks the name up again (stat(2) and open(2) retry once).
 func (n *fileNode) current(ctx context.Context) (*sessionmgr.FileEntry, error) {
+	if n.retired() {
+		return nil, syscall.ESTALE
+	}
 	name, _ := n.name()
 	e, err := n.fsys.m.ItemEntry(ctx, n.item.id, name)
 	if err != nil {
@@ -228,6 +300,9 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	// go-fuse's choice of handle may be one released a moment ago, or a
 	// writer already closed; the node's own list is current.
 	f = n.viewHandle()
+	if h, ok := f.(*passthroughHandle); ok {
+		f = h.readHandle
+	}
 	switch h := f.(type) {
 	case *writeHandle:
 		e, err = h.d.Entry(ctx)
@@ -327,6 +402,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if !write {
 		return n.openRead(ctx)
 	}
+	if n.retired() {
+		return nil, 0, syscall.ESTALE
+	}
 	name, detached := n.name()
 	d, err := n.fsys.m.OpenDraft(ctx, n.item.id, name)
 	if err != nil {
@@ -336,6 +414,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
 	h := n.newWriteHandle(d)
+	if h == nil {
+		d.Close(ctx)
+		return nil, 0, syscall.ESTALE
+	}
 	if flags&syscall.O_TRUNC != 0 {
 		if err := d.TruncateAtOpen(ctx, callerOf(ctx)); err != nil {
 			h.release(ctx)
@@ -349,6 +431,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 }
 
 func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, syscall.Errno) {
+	if n.retired() {
+		return nil, 0, syscall.ESTALE
+	}
 	name, detached := n.name()
 	e, err := n.fsys.m.ItemEntry(ctx, n.item.id, name)
 	if err == nil && detached && e.Posix.Ino != n.ino && e.Pending {
@@ -365,19 +450,42 @@ func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, sys
 	if e.Pending {
 		// A new name not committed yet reads as empty for everybody
 		// but its writer.
-		h := &readHandle{fsys: n.fsys, entry: *e, path: n.path(), node: n}
-		n.addHandle(h)
+		h, _ := n.admit("", func(openMode) fusefs.FileHandle {
+			return &readHandle{fsys: n.fsys, entry: *e, path: n.path(), node: n}
+		})
+		if h == nil {
+			return nil, 0, syscall.ESTALE
+		}
 		return h, fuse.FOPEN_DIRECT_IO, 0
 	}
 	r, err := n.fsys.m.OpenFileReader(ctx, n.item.id, name)
 	if err != nil {
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
+	// The blob, when the kernel can read it itself: committed blobs
+	// never change, so no page is shared between versions.
+	blob, passable := r.Passthrough()
+	sha := ""
+	if passable && n.fsys.passthrough.Load() {
+		sha = r.Entry().SHA256
+	}
+	h, mode := n.admit(sha, func(mode openMode) fusefs.FileHandle {
+		h := &readHandle{fsys: n.fsys, r: r, entry: r.Entry(), path: n.path(), node: n}
+		if mode == openPassthrough {
+			return &passthroughHandle{readHandle: h, blob: blob}
+		}
+		return h
+	})
+	switch mode {
+	case openStale:
+		r.Close()
+		return nil, 0, syscall.ESTALE
+	case openPassthrough:
+		return h, 0, 0 // go-fuse adds FOPEN_PASSTHROUGH
+	}
 	// DIRECT_IO: the page cache is one per inode, but readers pinned to
 	// different versions of the file must not share pages, nor be cut
 	// at a size the kernel learned from another version.
-	h := &readHandle{fsys: n.fsys, r: r, entry: r.Entry(), path: n.path(), node: n}
-	n.addHandle(h)
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
@@ -463,6 +571,33 @@ func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 	if h.r != nil {
 		h.r.Close()
 	}
+	return 0
+}
+
+// passthroughHandle reads one committed version from its blob, which the
+// kernel reads directly (FUSE passthrough): its reads never come to the
+// daemon, so a download session canceled under it does not stop it, and
+// it reads its pinned version to the end. Should the kernel refuse the
+// blob, reads come to Read as for any reader (flushFilter.Open).
+type passthroughHandle struct {
+	*readHandle
+	blob *os.File
+}
+
+var (
+	_ = (fusefs.FilePassthroughFder)((*passthroughHandle)(nil))
+	_ = (fusefs.FileReader)((*passthroughHandle)(nil))
+	_ = (fusefs.FileReleaser)((*passthroughHandle)(nil))
+	_ = (fusefs.FileGetattrer)((*passthroughHandle)(nil))
+)
+
+// PassthroughFd is the blob's descriptor; the kernel takes its own
+// reference when go-fuse registers it, at the open.
+func (h *passthroughHandle) PassthroughFd() (int, bool) { return int(h.blob.Fd()), true }
+
+func (h *passthroughHandle) Release(ctx context.Context) syscall.Errno {
+	h.node.dropHandle(h)
+	h.r.Close()
 	return 0
 }
 

@@ -21,12 +21,13 @@ import (
 // RawFileSystem is the filesystem as the FUSE server speaks to it: every
 // request counted (Counters), then the flush filter, then the nodes.
 func (fsys *FS) RawFileSystem(opts *fusefs.Options) fuse.RawFileSystem {
-	nodes := &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), writers: map[uint64]uint64{}}
+	nodes := &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), fsys: fsys, writers: map[uint64]uint64{}}
 	return &countingFS{RawFileSystem: nodes, c: &fsys.counters}
 }
 
 type flushFilter struct {
 	fuse.RawFileSystem
+	fsys *FS
 
 	mu      sync.Mutex
 	writers map[uint64]uint64 // GUARDED_BY(mu); file handle → lock owner of its last write
@@ -86,4 +87,18 @@ func (f *flushFilter) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	delete(f.writers, in.Fh)
 	f.mu.Unlock()
 	f.RawFileSystem.Release(cancel, in)
+}
+
+// Open keeps every handle that does not pass through out of the page
+// cache. A passthroughHandle opens with no flags, and go-fuse adds
+// FOPEN_PASSTHROUGH once the kernel has taken the blob; if the kernel
+// refused it (not root after all), the handle reads through the daemon
+// and must be DIRECT_IO like any other reader (see fileNode.openRead).
+func (f *flushFilter) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	st := f.RawFileSystem.Open(cancel, in, out)
+	if st == fuse.OK && out.OpenFlags&(fuse.FOPEN_PASSTHROUGH|fuse.FOPEN_DIRECT_IO) == 0 {
+		out.OpenFlags |= fuse.FOPEN_DIRECT_IO
+		f.fsys.passthroughRefused()
+	}
+	return st
 }

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,33 @@ type itemNode struct {
 	fsys      *FS
 	id        string // API id of the item
 	libraryID string
+
+	// gens are the generations of the item's file nodes, by catalog ID:
+	// a node whose kernel inode is bound to one blob (passthrough) is
+	// retired when its file needs another, and the next LOOKUP of the
+	// name makes a node of the next generation (fileNode.retire).
+	gensMu sync.Mutex
+	gens   map[uint64]uint64 // GUARDED_BY(gensMu); absent is 0
+}
+
+// gen is the current generation of the file nodes of catalog ID ino.
+func (n *itemNode) gen(ino uint64) uint64 {
+	n.gensMu.Lock()
+	defer n.gensMu.Unlock()
+	return n.gens[ino]
+}
+
+// retire moves the file past generation gen, if it is still there.
+func (n *itemNode) retire(ino, gen uint64) {
+	n.gensMu.Lock()
+	defer n.gensMu.Unlock()
+	if n.gens[ino] != gen {
+		return
+	}
+	if n.gens == nil {
+		n.gens = map[uint64]uint64{}
+	}
+	n.gens[ino] = gen + 1
 }
 
 var (
@@ -88,13 +116,14 @@ func (n *itemNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 }
 
 func (n *itemNode) fileInode(ctx context.Context, e *sessionmgr.FileEntry, out *fuse.EntryOut) *fusefs.Inode {
+	gen := n.gen(e.Posix.Ino)
 	if c := n.GetChild(e.Name); c != nil {
-		if f, ok := c.Operations().(*fileNode); ok {
+		if f, ok := c.Operations().(*fileNode); ok && f.gen == gen {
 			e = f.entryFor(ctx, e)
 		}
 	}
 	fillFileAttr(&out.Attr, e)
-	child := n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n, ino: e.Posix.Ino, lastName: e.Name}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino)})
+	child := n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n, ino: e.Posix.Ino, gen: gen, lastName: e.Name}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino), Gen: gen})
 	if f, ok := child.Operations().(*fileNode); ok {
 		f.remember(e)
 	}
@@ -136,7 +165,12 @@ func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode u
 		d.Close(ctx)
 		return nil, nil, 0, n.fsys.reject("create", n.path(name), syscall.EIO, "the new name's inode is not a file")
 	}
-	return child, f.newWriteHandle(d), fuse.FOPEN_DIRECT_IO, 0
+	h := f.newWriteHandle(d)
+	if h == nil {
+		d.Close(ctx)
+		return nil, nil, 0, syscall.ESTALE
+	}
+	return child, h, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *itemNode) Unlink(ctx context.Context, name string) syscall.Errno {
