@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"clfs/fs"
 	"clfs/sessionmgr"
 )
 
@@ -113,9 +114,23 @@ func eventuallyFast(t *testing.T, f func() error) {
 	t.Fatalf("not visible within 100ms: %v", err)
 }
 
-// Cancelling a download session from the API makes its readers get EIO.
+// Cancelling a download session from the API makes the readers the
+// daemon serves (--verify-reads) get EIO.
 func TestCancelledDownloadFailsReads(t *testing.T) {
-	mnt, mt := mounted(t)
+	testCancelledDownload(t, true)
+}
+
+// Without --verify-reads, a reader open in passthrough finishes reading
+// its pinned version after its download session was cancelled: the kernel
+// reads the blob, the daemon sees no read to fail. That it reads on is
+// also the proof that passthrough is in use.
+func TestCancelledDownloadPassthroughFinishes(t *testing.T) {
+	testCancelledDownload(t, false)
+}
+
+func testCancelledDownload(t *testing.T, verify bool) {
+	tm, _ := mountLoggedOpts(t, Options{VerifyReads: verify})
+	mnt, mt := tm.Dir, tm.Mount
 	item := filepath.Join(mnt, "lib", "item")
 	if err := os.MkdirAll(item, 0o755); err != nil {
 		t.Fatal(err)
@@ -144,8 +159,11 @@ func TestCancelledDownloadFailsReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.ReadAt(buf, 6<<20) // beyond what readahead fetched
-	if !errors.Is(err, syscall.EIO) {
+	if verify && !errors.Is(err, syscall.EIO) {
 		t.Fatalf("read after the download session was cancelled: %v, want EIO", err)
+	}
+	if !verify && (err != nil || !bytes.Equal(buf, data[6<<20:6<<20+4096])) {
+		t.Fatalf("passthrough read after the download session was cancelled: %v; want the pinned bytes", err)
 	}
 	// A new open gets a new session and reads fine.
 	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
@@ -319,4 +337,26 @@ func TestAPIChangesShowInCachedListings(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventuallyFast(t, listed(item, "b.txt", false))
+}
+
+// TestBlockSizeFitsRequests: st_blksize is the mount's request size, so
+// readers that size their buffer from it (cmp) make one round trip per
+// request, not per 4 KiB; st_blocks still counts 512-byte units.
+func TestBlockSizeFitsRequests(t *testing.T) {
+	mnt, _ := mounted(t)
+	item := filepath.Join(mnt, "lib", "item")
+	if err := os.MkdirAll(item, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(item, "f")
+	if err := os.WriteFile(path, make([]byte, 100000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blksize != fs.RequestSize || st.Blocks != (100000+4095)/4096*8 {
+		t.Errorf("st_blksize %d, st_blocks %d; want %d and %d", st.Blksize, st.Blocks, fs.RequestSize, (100000+4095)/4096*8)
+	}
 }
