@@ -32,6 +32,10 @@ type fileNode struct {
 	ino  uint64 // the file's catalog ID
 	gen  uint64 // the node's generation: see itemNode.gens and admit
 
+	// elder is the node this one's generation retired, while it may
+	// still have handles open (elderOpenLocked).
+	elder *fileNode // GUARDED_BY(mu)
+
 	mu       sync.Mutex
 	lastName string // GUARDED_BY(mu)
 	// last is what the node last answered: once its name is gone, what
@@ -69,16 +73,14 @@ const (
 // file, or not: while passthrough handles are open, any other open of
 // the inode fails with EIO, and a cached (mmap'd) one keeps passthrough
 // out. So passthrough is for a node whose open handles are all
-// passthrough handles of the same blob; a handle that needs another blob
-// or the daemon while some are open, or another blob than the one the
-// node had, retires the node: ESTALE makes the kernel look the name up
-// again (open(2) and stat(2) retry once), which answers with a node of
-// the next generation, a new inode, while the old one's readers finish
-// their version.
+// passthrough handles of the same blob, and a node with nothing open
+// (the kernel let go of its blob with its last handle). A handle that
+// needs the daemon or another blob while passthrough handles are open
+// retires the node: ESTALE makes the kernel look the name up again
+// (open(2) retries once), which answers with a node of the next
+// generation, a new inode, while the old one's readers finish their
+// version.
 func (n *fileNode) admit(blob string, mk func(openMode) fusefs.FileHandle) (fusefs.FileHandle, openMode) {
-	if n.item.gen(n.ino) != n.gen {
-		return nil, openStale
-	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	passing := 0
@@ -89,20 +91,23 @@ func (n *fileNode) admit(blob string, mk func(openMode) fusefs.FileHandle) (fuse
 	}
 	mode := openDaemon
 	switch {
-	case passing > 0 && blob != n.blob:
-		mode = openStale
-	case passing > 0:
+	case passing > 0 && blob == n.blob:
 		mode = openPassthrough
+	case passing > 0:
+		mode = openStale
 	case len(n.opened) > 0 || blob == "":
 		// The kernel may hold the inode cached (a mapping).
-	case n.blob == "" || n.blob == blob:
-		mode = openPassthrough
+	case n.item.awaitsDaemonHandle(n.ino, n.gen, false):
 	default:
-		mode = openStale
+		// Nothing open: the kernel has let go of any blob it had.
+		mode = openPassthrough
 	}
 	if mode == openStale {
-		n.item.retire(n.ino, n.gen)
+		n.item.retire(n, blob == "")
 		return nil, mode
+	}
+	if blob == "" {
+		n.item.awaitsDaemonHandle(n.ino, n.gen, true)
 	}
 	if mode == openPassthrough {
 		n.blob = blob
@@ -112,19 +117,84 @@ func (n *fileNode) admit(blob string, mk func(openMode) fusefs.FileHandle) (fuse
 	return h, mode
 }
 
-// retired: the name now leads to a node of a later generation.
-func (n *fileNode) retired() bool { return n.item.gen(n.ino) != n.gen }
+// retired: the name now leads to a node of a later generation. A retired
+// node still opens, by the rules of admit, for a kernel that reaches it
+// through a dentry it has not looked up again: the kernel retries an
+// ESTALE open once only, and a file written and read in a loop may
+// retire the node it looks up again before its open arrives.
+func (n *fileNode) retired() bool {
+	gen, _ := n.item.gen(n.ino)
+	return gen != n.gen
+}
+
+// elderOpenLocked says whether a handle is still open on a node this
+// one's generation retired, directly or down the line: those opened
+// before any of this node's. A retired node the kernel has forgotten
+// never opens again, so the line is cut where such nodes have no handle
+// open.
+func (n *fileNode) elderOpenLocked() bool {
+	for n.elder != nil {
+		open, next := n.elder.elderState()
+		if open {
+			return true
+		}
+		if !n.elder.Forgotten() {
+			break
+		}
+		n.elder = next
+	}
+	if n.elder == nil {
+		return false
+	}
+	for e := n.elder.elderNext(); e != nil; e = e.elderNext() {
+		if open, _ := e.elderState(); open {
+			return true
+		}
+	}
+	return false
+}
+
+// elderState: whether the node has a handle open, and the elder it
+// retired.
+func (n *fileNode) elderState() (open bool, next *fileNode) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.opened) > 0, n.elder
+}
+
+func (n *fileNode) elderNext() *fileNode {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.elder
+}
+
+// dropHandleAfterRelease drops h from the node's open handles once the
+// RELEASE that closes it is done (FS.afterRelease): go-fuse counts the
+// node's passthrough handles in that RELEASE only after h.Release, and a
+// passthrough open admitted in between would lose its blob.
+func (n *fileNode) dropHandleAfterRelease(ctx context.Context, h fusefs.FileHandle) {
+	n.fsys.afterRelease(ctx, func() { n.dropHandle(h) })
+}
 
 func (n *fileNode) dropHandle(h fusefs.FileHandle) {
 	n.mu.Lock()
 	wasFirst := len(n.opened) > 0 && n.opened[0] == h
 	n.opened = slices.DeleteFunc(n.opened, func(o fusefs.FileHandle) bool { return o == h })
 	_, writerNext := n.viewHandleLocked().(*writeHandle)
+	lastOfElder := len(n.opened) == 0 && n.retired()
 	n.mu.Unlock()
 	if wasFirst && writerNext {
 		// A writer's view answers from now on; the kernel holds the
 		// committed one the closed reader gave it.
 		n.fsys.invalidateAttrs(&n.Inode)
+	}
+	if lastOfElder {
+		// The node that retired this one may answer with a writer's
+		// view from now on.
+		name, _ := n.name()
+		if c := n.item.GetChild(name); c != nil && c != &n.Inode {
+			n.fsys.invalidateAttrs(c)
+		}
 	}
 }
 
@@ -143,6 +213,13 @@ func (n *fileNode) viewHandle() fusefs.FileHandle {
 }
 
 func (n *fileNode) viewHandleLocked() fusefs.FileHandle {
+	if len(n.opened) > 0 {
+		if _, ok := n.opened[0].(*writeHandle); ok && n.elderOpenLocked() {
+			// An elder's readers opened first: theirs is the view,
+			// the committed one.
+			return nil
+		}
+	}
 	for i, h := range n.opened {
 		if w, ok := h.(*writeHandle); ok && i+1 < len(n.opened) && w.closedByCaller() {
 			continue
@@ -268,9 +345,6 @@ func (n *fileNode) renamed(name string) {
 // ESTALE when the name now holds another file or none: the kernel then
 // looks the name up again (stat(2) and open(2) retry once).
 func (n *fileNode) current(ctx context.Context) (*sessionmgr.FileEntry, error) {
-	if n.retired() {
-		return nil, syscall.ESTALE
-	}
 	name, _ := n.name()
 	e, err := n.fsys.m.ItemEntry(ctx, n.item.id, name)
 	if err != nil {
@@ -402,9 +476,6 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if !write {
 		return n.openRead(ctx)
 	}
-	if n.retired() {
-		return nil, 0, syscall.ESTALE
-	}
 	name, detached := n.name()
 	d, err := n.fsys.m.OpenDraft(ctx, n.item.id, name)
 	if err != nil {
@@ -431,9 +502,6 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 }
 
 func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, syscall.Errno) {
-	if n.retired() {
-		return nil, 0, syscall.ESTALE
-	}
 	name, detached := n.name()
 	e, err := n.fsys.m.ItemEntry(ctx, n.item.id, name)
 	if err == nil && detached && e.Posix.Ino != n.ino && e.Pending {
@@ -567,7 +635,7 @@ func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 }
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
-	h.node.dropHandle(h)
+	h.node.dropHandleAfterRelease(ctx, h)
 	if h.r != nil {
 		h.r.Close()
 	}
@@ -596,7 +664,7 @@ var (
 func (h *passthroughHandle) PassthroughFd() (int, bool) { return int(h.blob.Fd()), true }
 
 func (h *passthroughHandle) Release(ctx context.Context) syscall.Errno {
-	h.node.dropHandle(h)
+	h.node.dropHandleAfterRelease(ctx, h)
 	h.r.Close()
 	return 0
 }
@@ -730,7 +798,7 @@ func (h *writeHandle) release(ctx context.Context) {
 	}
 	h.closed = true
 	h.mu.Unlock()
-	h.node.dropHandle(h)
+	h.node.dropHandleAfterRelease(ctx, h)
 	if err := h.d.Close(ctx); err != nil {
 		h.fsys.toErrno("release", h.path(), err)
 	}

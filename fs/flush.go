@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"math"
 	"sync"
 	"syscall"
@@ -86,7 +87,65 @@ func (f *flushFilter) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	f.mu.Lock()
 	delete(f.writers, in.Fh)
 	f.mu.Unlock()
+	f.fsys.releases.begin(cancel)
 	f.RawFileSystem.Release(cancel, in)
+	f.fsys.releases.end(cancel)
+}
+
+// releaseQueue holds what a handle's Release leaves for the end of its
+// RELEASE request. go-fuse keeps one backing file per node for the
+// node's passthrough handles and drops a reference to it after the
+// handle's Release returns, for every handle, passthrough or not (it
+// does not tell them apart). Were a daemon handle dropped from its node
+// inside Release, a passthrough open admitted before go-fuse's drop
+// would have its backing file unregistered under it, and the next
+// passthrough open of the inode would register another, which the
+// kernel refuses (EIO). Requests are told apart by their cancel channel:
+// go-fuse gives each request in flight its own.
+type releaseQueue struct {
+	mu      sync.Mutex
+	pending map[<-chan struct{}][]func() // GUARDED_BY(mu)
+}
+
+func (q *releaseQueue) begin(request <-chan struct{}) {
+	if request == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pending == nil {
+		q.pending = map[<-chan struct{}][]func(){}
+	}
+	q.pending[request] = []func(){}
+}
+
+func (q *releaseQueue) end(request <-chan struct{}) {
+	if request == nil {
+		return
+	}
+	q.mu.Lock()
+	fns := q.pending[request]
+	delete(q.pending, request)
+	q.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// afterRelease runs fn at the end of the RELEASE request ctx belongs to,
+// or now outside one.
+func (fsys *FS) afterRelease(ctx context.Context, fn func()) {
+	if c, ok := ctx.(*fuse.Context); ok && c.Cancel != nil {
+		q := &fsys.releases
+		q.mu.Lock()
+		if fns, ok := q.pending[c.Cancel]; ok {
+			q.pending[c.Cancel] = append(fns, fn)
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+	}
+	fn()
 }
 
 // Open keeps every handle that does not pass through out of the page

@@ -38,6 +38,7 @@ type FS struct {
 	// passthrough: the kernel takes blobs as backing files (file.go);
 	// set by the mount once the kernel has answered INIT.
 	passthrough atomic.Bool
+	releases    releaseQueue // flushFilter.Release
 }
 
 // Options configures New. There is no read-only option: a session
