@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,11 @@ type fileNode struct {
 	fsys *FS
 	item *itemNode
 	ino  uint64 // the file's catalog ID
+	gen  uint64 // the node's generation: see itemNode.gens and admit
+
+	// elder is the node this one's generation retired, while it may
+	// still have handles open (elderOpenLocked).
+	elder *fileNode // GUARDED_BY(mu)
 
 	mu       sync.Mutex
 	lastName string // GUARDED_BY(mu)
@@ -41,12 +47,133 @@ type fileNode struct {
 	// too, or the kernel's one size per inode would flip between the
 	// writer's and the committed one.
 	opened []fusefs.FileHandle // GUARDED_BY(mu); in the order they opened
+	// blob is the SHA-256 of the blob the node's passthrough handles
+	// read: the kernel binds one backing file to an inode (go-fuse one
+	// backing ID to a node) while they are open, so a node reads one
+	// blob for good.
+	blob string // GUARDED_BY(mu)
 }
 
-func (n *fileNode) addHandle(h fusefs.FileHandle) {
+// openMode is how a handle opens a file node.
+type openMode int
+
+const (
+	openDaemon      openMode = iota // reads and writes come to the daemon (DIRECT_IO)
+	openPassthrough                 // the kernel reads the blob itself
+	openStale                       // ESTALE: the kernel looks the name up again
+)
+
+// admit decides how a new handle opens the node and, unless it is
+// openStale, adds the handle mk makes for that mode to its open handles.
+// blob is the SHA-256 of the blob the handle could pass through, "" for
+// a handle that cannot (a writer, inline content, a new name, a mount
+// with --verify-reads).
+//
+// The kernel holds an inode either in passthrough, bound to one backing
+// file, or not: while passthrough handles are open, any other open of
+// the inode fails with EIO, and a cached (mmap'd) one keeps passthrough
+// out. So passthrough is for a node whose open handles are all
+// passthrough handles of the same blob, and a node with nothing open
+// (the kernel let go of its blob with its last handle). A handle that
+// needs the daemon or another blob while passthrough handles are open
+// retires the node: ESTALE makes the kernel look the name up again
+// (open(2) retries once), which answers with a node of the next
+// generation, a new inode, while the old one's readers finish their
+// version.
+func (n *fileNode) admit(blob string, mk func(openMode) fusefs.FileHandle) (fusefs.FileHandle, openMode) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	passing := 0
+	for _, o := range n.opened {
+		if _, ok := o.(*passthroughHandle); ok {
+			passing++
+		}
+	}
+	mode := openDaemon
+	switch {
+	case passing > 0 && blob == n.blob:
+		mode = openPassthrough
+	case passing > 0:
+		mode = openStale
+	case len(n.opened) > 0 || blob == "":
+		// The kernel may hold the inode cached (a mapping).
+	case n.item.awaitsDaemonHandle(n.ino, n.gen, false):
+	default:
+		// Nothing open: the kernel has let go of any blob it had.
+		mode = openPassthrough
+	}
+	if mode == openStale {
+		n.item.retire(n, blob == "")
+		return nil, mode
+	}
+	if blob == "" {
+		n.item.awaitsDaemonHandle(n.ino, n.gen, true)
+	}
+	if mode == openPassthrough {
+		n.blob = blob
+	}
+	h := mk(mode)
 	n.opened = append(n.opened, h)
-	n.mu.Unlock()
+	return h, mode
+}
+
+// retired: the name now leads to a node of a later generation. A retired
+// node still opens, by the rules of admit, for a kernel that reaches it
+// through a dentry it has not looked up again: the kernel retries an
+// ESTALE open once only, and a file written and read in a loop may
+// retire the node it looks up again before its open arrives.
+func (n *fileNode) retired() bool {
+	gen, _ := n.item.gen(n.ino)
+	return gen != n.gen
+}
+
+// elderOpenLocked says whether a handle is still open on a node this
+// one's generation retired, directly or down the line: those opened
+// before any of this node's. A retired node the kernel has forgotten
+// never opens again, so the line is cut where such nodes have no handle
+// open.
+func (n *fileNode) elderOpenLocked() bool {
+	for n.elder != nil {
+		open, next := n.elder.elderState()
+		if open {
+			return true
+		}
+		if !n.elder.Forgotten() {
+			break
+		}
+		n.elder = next
+	}
+	if n.elder == nil {
+		return false
+	}
+	for e := n.elder.elderNext(); e != nil; e = e.elderNext() {
+		if open, _ := e.elderState(); open {
+			return true
+		}
+	}
+	return false
+}
+
+// elderState: whether the node has a handle open, and the elder it
+// retired.
+func (n *fileNode) elderState() (open bool, next *fileNode) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.opened) > 0, n.elder
+}
+
+func (n *fileNode) elderNext() *fileNode {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.elder
+}
+
+// dropHandleAfterRelease drops h from the node's open handles once the
+// RELEASE that closes it is done (FS.afterRelease): go-fuse counts the
+// node's passthrough handles in that RELEASE only after h.Release, and a
+// passthrough open admitted in between would lose its blob.
+func (n *fileNode) dropHandleAfterRelease(ctx context.Context, h fusefs.FileHandle) {
+	n.fsys.afterRelease(ctx, func() { n.dropHandle(h) })
 }
 
 func (n *fileNode) dropHandle(h fusefs.FileHandle) {
@@ -54,11 +181,20 @@ func (n *fileNode) dropHandle(h fusefs.FileHandle) {
 	wasFirst := len(n.opened) > 0 && n.opened[0] == h
 	n.opened = slices.DeleteFunc(n.opened, func(o fusefs.FileHandle) bool { return o == h })
 	_, writerNext := n.viewHandleLocked().(*writeHandle)
+	lastOfElder := len(n.opened) == 0 && n.retired()
 	n.mu.Unlock()
 	if wasFirst && writerNext {
 		// A writer's view answers from now on; the kernel holds the
 		// committed one the closed reader gave it.
 		n.fsys.invalidateAttrs(&n.Inode)
+	}
+	if lastOfElder {
+		// The node that retired this one may answer with a writer's
+		// view from now on.
+		name, _ := n.name()
+		if c := n.item.GetChild(name); c != nil && c != &n.Inode {
+			n.fsys.invalidateAttrs(c)
+		}
 	}
 }
 
@@ -77,6 +213,13 @@ func (n *fileNode) viewHandle() fusefs.FileHandle {
 }
 
 func (n *fileNode) viewHandleLocked() fusefs.FileHandle {
+	if len(n.opened) > 0 {
+		if _, ok := n.opened[0].(*writeHandle); ok && n.elderOpenLocked() {
+			// An elder's readers opened first: theirs is the view,
+			// the committed one.
+			return nil
+		}
+	}
 	for i, h := range n.opened {
 		if w, ok := h.(*writeHandle); ok && i+1 < len(n.opened) && w.closedByCaller() {
 			continue
@@ -106,11 +249,14 @@ func (n *fileNode) entryFor(ctx context.Context, e *sessionmgr.FileEntry) *sessi
 	return e
 }
 
-// newWriteHandle is a write handle of the node over d.
+// newWriteHandle is a write handle of the node over d, or nil when the
+// node is retired (ESTALE).
 func (n *fileNode) newWriteHandle(d *sessionmgr.Draft) *writeHandle {
-	h := &writeHandle{fsys: n.fsys, d: d, node: n}
-	n.addHandle(h)
-	return h
+	h, _ := n.admit("", func(openMode) fusefs.FileHandle {
+		return &writeHandle{fsys: n.fsys, d: d, node: n}
+	})
+	w, _ := h.(*writeHandle)
+	return w
 }
 
 // writer is the draft the node's write handles share, if it has any:
@@ -228,6 +374,9 @@ func (n *fileNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.A
 	// go-fuse's choice of handle may be one released a moment ago, or a
 	// writer already closed; the node's own list is current.
 	f = n.viewHandle()
+	if h, ok := f.(*passthroughHandle); ok {
+		f = h.readHandle
+	}
 	switch h := f.(type) {
 	case *writeHandle:
 		e, err = h.d.Entry(ctx)
@@ -336,6 +485,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
 	h := n.newWriteHandle(d)
+	if h == nil {
+		d.Close(ctx)
+		return nil, 0, syscall.ESTALE
+	}
 	if flags&syscall.O_TRUNC != 0 {
 		if err := d.TruncateAtOpen(ctx, callerOf(ctx)); err != nil {
 			h.release(ctx)
@@ -365,19 +518,42 @@ func (n *fileNode) openRead(ctx context.Context) (fusefs.FileHandle, uint32, sys
 	if e.Pending {
 		// A new name not committed yet reads as empty for everybody
 		// but its writer.
-		h := &readHandle{fsys: n.fsys, entry: *e, path: n.path(), node: n}
-		n.addHandle(h)
+		h, _ := n.admit("", func(openMode) fusefs.FileHandle {
+			return &readHandle{fsys: n.fsys, entry: *e, path: n.path(), node: n}
+		})
+		if h == nil {
+			return nil, 0, syscall.ESTALE
+		}
 		return h, fuse.FOPEN_DIRECT_IO, 0
 	}
 	r, err := n.fsys.m.OpenFileReader(ctx, n.item.id, name)
 	if err != nil {
 		return nil, 0, n.fsys.toErrno("open", n.path(), err)
 	}
+	// The blob, when the kernel can read it itself: committed blobs
+	// never change, so no page is shared between versions.
+	blob, passable := r.Passthrough()
+	sha := ""
+	if passable && n.fsys.passthrough.Load() {
+		sha = r.Entry().SHA256
+	}
+	h, mode := n.admit(sha, func(mode openMode) fusefs.FileHandle {
+		h := &readHandle{fsys: n.fsys, r: r, entry: r.Entry(), path: n.path(), node: n}
+		if mode == openPassthrough {
+			return &passthroughHandle{readHandle: h, blob: blob}
+		}
+		return h
+	})
+	switch mode {
+	case openStale:
+		r.Close()
+		return nil, 0, syscall.ESTALE
+	case openPassthrough:
+		return h, 0, 0 // go-fuse adds FOPEN_PASSTHROUGH
+	}
 	// DIRECT_IO: the page cache is one per inode, but readers pinned to
 	// different versions of the file must not share pages, nor be cut
 	// at a size the kernel learned from another version.
-	h := &readHandle{fsys: n.fsys, r: r, entry: r.Entry(), path: n.path(), node: n}
-	n.addHandle(h)
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
@@ -459,10 +635,37 @@ func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 }
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
-	h.node.dropHandle(h)
+	h.node.dropHandleAfterRelease(ctx, h)
 	if h.r != nil {
 		h.r.Close()
 	}
+	return 0
+}
+
+// passthroughHandle reads one committed version from its blob, which the
+// kernel reads directly (FUSE passthrough): its reads never come to the
+// daemon, so a download session canceled under it does not stop it, and
+// it reads its pinned version to the end. Should the kernel refuse the
+// blob, reads come to Read as for any reader (flushFilter.Open).
+type passthroughHandle struct {
+	*readHandle
+	blob *os.File
+}
+
+var (
+	_ = (fusefs.FilePassthroughFder)((*passthroughHandle)(nil))
+	_ = (fusefs.FileReader)((*passthroughHandle)(nil))
+	_ = (fusefs.FileReleaser)((*passthroughHandle)(nil))
+	_ = (fusefs.FileGetattrer)((*passthroughHandle)(nil))
+)
+
+// PassthroughFd is the blob's descriptor; the kernel takes its own
+// reference when go-fuse registers it, at the open.
+func (h *passthroughHandle) PassthroughFd() (int, bool) { return int(h.blob.Fd()), true }
+
+func (h *passthroughHandle) Release(ctx context.Context) syscall.Errno {
+	h.node.dropHandleAfterRelease(ctx, h)
+	h.r.Close()
 	return 0
 }
 
@@ -595,7 +798,7 @@ func (h *writeHandle) release(ctx context.Context) {
 	}
 	h.closed = true
 	h.mu.Unlock()
-	h.node.dropHandle(h)
+	h.node.dropHandleAfterRelease(ctx, h)
 	if err := h.d.Close(ctx); err != nil {
 		h.fsys.toErrno("release", h.path(), err)
 	}

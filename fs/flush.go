@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"math"
 	"sync"
 	"syscall"
@@ -21,12 +22,13 @@ import (
 // RawFileSystem is the filesystem as the FUSE server speaks to it: every
 // request counted (Counters), then the flush filter, then the nodes.
 func (fsys *FS) RawFileSystem(opts *fusefs.Options) fuse.RawFileSystem {
-	nodes := &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), writers: map[uint64]uint64{}}
+	nodes := &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), fsys: fsys, writers: map[uint64]uint64{}}
 	return &countingFS{RawFileSystem: nodes, c: &fsys.counters}
 }
 
 type flushFilter struct {
 	fuse.RawFileSystem
+	fsys *FS
 
 	mu      sync.Mutex
 	writers map[uint64]uint64 // GUARDED_BY(mu); file handle → lock owner of its last write
@@ -85,5 +87,77 @@ func (f *flushFilter) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	f.mu.Lock()
 	delete(f.writers, in.Fh)
 	f.mu.Unlock()
+	f.fsys.releases.begin(cancel)
 	f.RawFileSystem.Release(cancel, in)
+	f.fsys.releases.end(cancel)
+}
+
+// releaseQueue holds what a handle's Release leaves for the end of its
+// RELEASE request. go-fuse keeps one backing file per node for the
+// node's passthrough handles and drops a reference to it after the
+// handle's Release returns, for every handle, passthrough or not (it
+// does not tell them apart). Were a daemon handle dropped from its node
+// inside Release, a passthrough open admitted before go-fuse's drop
+// would have its backing file unregistered under it, and the next
+// passthrough open of the inode would register another, which the
+// kernel refuses (EIO). Requests are told apart by their cancel channel:
+// go-fuse gives each request in flight its own.
+type releaseQueue struct {
+	mu      sync.Mutex
+	pending map[<-chan struct{}][]func() // GUARDED_BY(mu)
+}
+
+func (q *releaseQueue) begin(request <-chan struct{}) {
+	if request == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pending == nil {
+		q.pending = map[<-chan struct{}][]func(){}
+	}
+	q.pending[request] = []func(){}
+}
+
+func (q *releaseQueue) end(request <-chan struct{}) {
+	if request == nil {
+		return
+	}
+	q.mu.Lock()
+	fns := q.pending[request]
+	delete(q.pending, request)
+	q.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// afterRelease runs fn at the end of the RELEASE request ctx belongs to,
+// or now outside one.
+func (fsys *FS) afterRelease(ctx context.Context, fn func()) {
+	if c, ok := ctx.(*fuse.Context); ok && c.Cancel != nil {
+		q := &fsys.releases
+		q.mu.Lock()
+		if fns, ok := q.pending[c.Cancel]; ok {
+			q.pending[c.Cancel] = append(fns, fn)
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+	}
+	fn()
+}
+
+// Open keeps every handle that does not pass through out of the page
+// cache. A passthroughHandle opens with no flags, and go-fuse adds
+// FOPEN_PASSTHROUGH once the kernel has taken the blob; if the kernel
+// refused it (not root after all), the handle reads through the daemon
+// and must be DIRECT_IO like any other reader (see fileNode.openRead).
+func (f *flushFilter) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
+	st := f.RawFileSystem.Open(cancel, in, out)
+	if st == fuse.OK && out.OpenFlags&(fuse.FOPEN_PASSTHROUGH|fuse.FOPEN_DIRECT_IO) == 0 {
+		out.OpenFlags |= fuse.FOPEN_DIRECT_IO
+		f.fsys.passthroughRefused()
+	}
+	return st
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +34,11 @@ type FS struct {
 	wake            chan struct{}       // a change is pending, or closed
 	invalidatorDone chan struct{}
 	closeOnce       sync.Once
+
+	// passthrough: the kernel takes blobs as backing files (file.go);
+	// set by the mount once the kernel has answered INIT.
+	passthrough atomic.Bool
+	releases    releaseQueue // flushFilter.Release
 }
 
 // Options configures New. There is no read-only option: a session
@@ -56,6 +62,25 @@ func New(m Manager, opts Options) *FS {
 // Counters returns the FUSE requests served so far, by opcode (see
 // Counters).
 func (fsys *FS) Counters() map[string]uint64 { return fsys.counters.Snapshot() }
+
+// SetPassthrough says whether the kernel reads committed blobs itself
+// (FUSE passthrough: Linux 6.9 or later, a root daemon), which only the
+// kernel's answer to INIT tells. Off, every read comes to the daemon.
+func (fsys *FS) SetPassthrough(on bool) { fsys.passthrough.Store(on) }
+
+// passthroughRefused turns passthrough off for good: go-fuse stops
+// offering backing files after the kernel refused one.
+func (fsys *FS) passthroughRefused() {
+	if fsys.passthrough.Swap(false) {
+		fsys.log.Warn("the kernel refused a passthrough file: reads go through the daemon from now on")
+	}
+}
+
+// RequestSize is the largest READ and WRITE the mount asks the kernel for
+// (its MaxWrite): files report it as st_blksize, so that readers that size
+// their buffer from it (cmp, many others) make one round trip per request,
+// not one per 4 KiB page.
+const RequestSize = 1 << 20
 
 // Root is the node to mount.
 func (fsys *FS) Root() fusefs.InodeEmbedder { return fsys.root }
@@ -103,6 +128,10 @@ func fillFileAttr(out *fuse.Attr, e *sessionmgr.FileEntry) {
 		out.Nlink = 0
 	}
 	out.Size = uint64(e.Size)
+	// go-fuse fills st_blocks only when st_blksize is unset: counted
+	// here as it does, in 512-byte units of whole 4 KiB pages.
+	out.Blksize = RequestSize
+	out.Blocks = (out.Size + 4095) / 4096 * 8
 	out.Uid, out.Gid = e.Posix.UID, e.Posix.GID
 	setTimes(out, e.Posix)
 }

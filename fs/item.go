@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,78 @@ type itemNode struct {
 	fsys      *FS
 	id        string // API id of the item
 	libraryID string
+
+	// gens are the current generations of the item's file nodes, by
+	// catalog ID: a node whose kernel inode is bound to one blob
+	// (passthrough) is retired when its file needs another, and the next
+	// LOOKUP of the name makes a node of the next generation (admit).
+	gensMu sync.Mutex
+	gens   map[uint64]*fileGen // GUARDED_BY(gensMu); absent is generation 0
+}
+
+// fileGen is a file's current node generation.
+type fileGen struct {
+	gen uint64
+	// elder is the node the generation retired. Its handles opened
+	// before any of this generation's, so while one is open the file's
+	// view is still theirs (fileNode.viewHandleLocked).
+	elder *fileNode
+	// daemonDue: a writer (or another handle that cannot pass through)
+	// retired the elder and retries its open on this generation, and the
+	// kernel retries an ESTALE open once only: until it arrives, readers
+	// keep off passthrough, which would retire this generation too.
+	daemonDue time.Time
+}
+
+// daemonRetry is how long a generation waits for the handle that retired
+// the previous one before readers may bind it to a blob.
+const daemonRetry = time.Second
+
+// gen is the current generation of the file nodes of catalog ID ino, and
+// the node it retired, if any.
+func (n *itemNode) gen(ino uint64) (uint64, *fileNode) {
+	n.gensMu.Lock()
+	defer n.gensMu.Unlock()
+	if g := n.gens[ino]; g != nil {
+		return g.gen, g.elder
+	}
+	return 0, nil
+}
+
+// retire moves the file past node f's generation, if it is still the
+// current one; forDaemon says a handle that cannot pass through (a
+// writer's) is about to retry its open.
+func (n *itemNode) retire(f *fileNode, forDaemon bool) {
+	n.gensMu.Lock()
+	defer n.gensMu.Unlock()
+	if g := n.gens[f.ino]; g != nil && g.gen != f.gen || g == nil && f.gen != 0 {
+		return
+	}
+	if n.gens == nil {
+		n.gens = map[uint64]*fileGen{}
+	}
+	next := &fileGen{gen: f.gen + 1, elder: f}
+	if forDaemon {
+		next.daemonDue = time.Now().Add(daemonRetry)
+	}
+	n.gens[f.ino] = next
+}
+
+// awaitsDaemonHandle says whether generation gen of ino waits for the
+// retried open of the handle that retired its elder; admitted says such
+// a handle has arrived.
+func (n *itemNode) awaitsDaemonHandle(ino, gen uint64, admitted bool) bool {
+	n.gensMu.Lock()
+	defer n.gensMu.Unlock()
+	g := n.gens[ino]
+	if g == nil || g.gen != gen || g.daemonDue.IsZero() {
+		return false
+	}
+	if admitted || time.Now().After(g.daemonDue) {
+		g.daemonDue = time.Time{}
+		return false
+	}
+	return true
 }
 
 var (
@@ -88,13 +161,14 @@ func (n *itemNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 }
 
 func (n *itemNode) fileInode(ctx context.Context, e *sessionmgr.FileEntry, out *fuse.EntryOut) *fusefs.Inode {
+	gen, elder := n.gen(e.Posix.Ino)
 	if c := n.GetChild(e.Name); c != nil {
-		if f, ok := c.Operations().(*fileNode); ok {
+		if f, ok := c.Operations().(*fileNode); ok && f.gen == gen {
 			e = f.entryFor(ctx, e)
 		}
 	}
 	fillFileAttr(&out.Attr, e)
-	child := n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n, ino: e.Posix.Ino, lastName: e.Name}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino)})
+	child := n.NewInode(ctx, &fileNode{fsys: n.fsys, item: n, ino: e.Posix.Ino, gen: gen, elder: elder, lastName: e.Name}, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(e.Posix.Ino), Gen: gen})
 	if f, ok := child.Operations().(*fileNode); ok {
 		f.remember(e)
 	}
@@ -136,7 +210,12 @@ func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode u
 		d.Close(ctx)
 		return nil, nil, 0, n.fsys.reject("create", n.path(name), syscall.EIO, "the new name's inode is not a file")
 	}
-	return child, f.newWriteHandle(d), fuse.FOPEN_DIRECT_IO, 0
+	h := f.newWriteHandle(d)
+	if h == nil {
+		d.Close(ctx)
+		return nil, nil, 0, syscall.ESTALE
+	}
+	return child, h, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (n *itemNode) Unlink(ctx context.Context, name string) syscall.Errno {

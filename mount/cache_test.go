@@ -5,12 +5,16 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"clfs/fs"
 	"clfs/sessionmgr"
 )
 
@@ -113,9 +117,23 @@ func eventuallyFast(t *testing.T, f func() error) {
 	t.Fatalf("not visible within 100ms: %v", err)
 }
 
-// Cancelling a download session from the API makes its readers get EIO.
+// Cancelling a download session from the API makes the readers the
+// daemon serves (--verify-reads) get EIO.
 func TestCancelledDownloadFailsReads(t *testing.T) {
-	mnt, mt := mounted(t)
+	testCancelledDownload(t, true)
+}
+
+// Without --verify-reads, a reader open in passthrough finishes reading
+// its pinned version after its download session was cancelled: the kernel
+// reads the blob, the daemon sees no read to fail. That it reads on is
+// also the proof that passthrough is in use.
+func TestCancelledDownloadPassthroughFinishes(t *testing.T) {
+	testCancelledDownload(t, false)
+}
+
+func testCancelledDownload(t *testing.T, verify bool) {
+	tm, _ := mountLoggedOpts(t, Options{VerifyReads: verify})
+	mnt, mt := tm.Dir, tm.Mount
 	item := filepath.Join(mnt, "lib", "item")
 	if err := os.MkdirAll(item, 0o755); err != nil {
 		t.Fatal(err)
@@ -144,8 +162,11 @@ func TestCancelledDownloadFailsReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.ReadAt(buf, 6<<20) // beyond what readahead fetched
-	if !errors.Is(err, syscall.EIO) {
+	if verify && !errors.Is(err, syscall.EIO) {
 		t.Fatalf("read after the download session was cancelled: %v, want EIO", err)
+	}
+	if !verify && (err != nil || !bytes.Equal(buf, data[6<<20:6<<20+4096])) {
+		t.Fatalf("passthrough read after the download session was cancelled: %v; want the pinned bytes", err)
 	}
 	// A new open gets a new session and reads fine.
 	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
@@ -319,4 +340,108 @@ func TestAPIChangesShowInCachedListings(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventuallyFast(t, listed(item, "b.txt", false))
+}
+
+// TestBlockSizeFitsRequests: st_blksize is the mount's request size, so
+// readers that size their buffer from it (cmp) make one round trip per
+// request, not per 4 KiB; st_blocks still counts 512-byte units.
+func TestBlockSizeFitsRequests(t *testing.T) {
+	mnt, _ := mounted(t)
+	item := filepath.Join(mnt, "lib", "item")
+	if err := os.MkdirAll(item, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(item, "f")
+	if err := os.WriteFile(path, make([]byte, 100000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blksize != fs.RequestSize || st.Blocks != (100000+4095)/4096*8 {
+		t.Errorf("st_blksize %d, st_blocks %d; want %d and %d", st.Blksize, st.Blocks, fs.RequestSize, (100000+4095)/4096*8)
+	}
+}
+
+// TestPassthroughReadsSkipTheDaemon: reads of committed content are served
+// by the kernel from the blob (no READ reaches the daemon), unless the
+// mount verifies reads, which keeps every read on the daemon.
+func TestPassthroughReadsSkipTheDaemon(t *testing.T) {
+	for _, verify := range []bool{false, true} {
+		t.Run(fmt.Sprintf("verify_reads=%v", verify), func(t *testing.T) {
+			tm, _ := mountLoggedOpts(t, Options{VerifyReads: verify})
+			item := filepath.Join(tm.Dir, "lib", "item")
+			if err := os.MkdirAll(item, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(item, "f")
+			data := randomBytes(8 << 20)
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := tm.fsys.Counters()["READ"]
+			for range 2 {
+				if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("read back: %d bytes, %v", len(got), err)
+				}
+			}
+			reads := tm.fsys.Counters()["READ"] - before
+			switch {
+			case !verify && reads != 0:
+				t.Errorf("%d READ requests reached the daemon; passthrough should serve them all", reads)
+			case verify && reads == 0:
+				t.Errorf("no READ reached the daemon with verify reads on")
+			}
+		})
+	}
+}
+
+// TestPassthroughMixedOpens: writers opening and closing a file (without
+// writing) while readers open, read and close it in a loop. The kernel
+// refuses a daemon open of an inode that passthrough handles hold, and
+// go-fuse shares one backing file among a node's passthrough handles:
+// every open must still succeed and every read see the whole content.
+func TestPassthroughMixedOpens(t *testing.T) {
+	tm := newMount(t)
+	path := filepath.Join(tm.mkItem(t, "lib", "item"), "f")
+	data := randomBytes(300000)
+	writeFile(t, path, data, 0o644, time.Time{})
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				got, err := os.ReadFile(path)
+				if err != nil {
+					errs <- fmt.Errorf("reader: %w", err)
+					return
+				}
+				if !bytes.Equal(got, data) {
+					errs <- fmt.Errorf("reader read %d bytes %s", len(got), short(got))
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 300 && len(errs) == 0; i++ {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Errorf("writer open %d: %v", i, err)
+			break
+		}
+		if err := f.Close(); err != nil {
+			t.Errorf("writer close %d: %v", i, err)
+			break
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

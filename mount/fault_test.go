@@ -59,12 +59,20 @@ func (c *logCapture) lines(words ...string) []string {
 // mountLogged mounts a fresh home with its log captured.
 func mountLogged(t *testing.T) (*testMount, *logCapture) {
 	t.Helper()
+	return mountLoggedOpts(t, Options{})
+}
+
+// mountLoggedOpts is mountLogged with options (Mountpoint, Home and
+// Logger are filled in).
+func mountLoggedOpts(t *testing.T, opts Options) (*testMount, *logCapture) {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Fatalf("these tests mount for real and need /dev/fuse: %v", err)
 	}
 	logs := &logCapture{t: t}
 	home, dir := t.TempDir(), newMountpoint(t)
-	mt, err := Start(Options{Mountpoint: dir, Home: home, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	opts.Mountpoint, opts.Home, opts.Logger = dir, home, slog.New(slog.NewTextHandler(logs, nil))
+	mt, err := Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,11 +90,11 @@ func (tm *testMount) blobPath(t *testing.T, lib, item, name string) string {
 }
 
 // TestFaultDamagedContent: a stored blob truncated, or corrupted with its
-// size intact, behind clfs's back: reading the file fails with EIO and a
-// log line names it; fsck names it; other files read as before, and the
-// damaged file can be written again.
+// size intact, behind clfs's back, on a mount with --verify-reads: reading
+// the file fails with EIO and a log line names it; fsck names it; other
+// files read as before, and the damaged file can be written again.
 func TestFaultDamagedContent(t *testing.T) {
-	tm, logs := mountLogged(t)
+	tm, logs := mountLoggedOpts(t, Options{VerifyReads: true})
 	dir := tm.mkItem(t, "lib", "item")
 	good, cut, flipped := randomBytes(300000), randomBytes(1<<20), randomBytes(2<<20+5)
 	for name, data := range map[string][]byte{"good.bin": good, "cut.bin": cut, "flipped.bin": flipped} {
@@ -145,7 +153,7 @@ func TestFaultDamagedContent(t *testing.T) {
 // file at open), but a reader that goes on to the end gets EIO for the
 // last bytes instead of a silent success.
 func TestFaultDamagedContentReadToEnd(t *testing.T) {
-	tm, _ := mountLogged(t)
+	tm, _ := mountLoggedOpts(t, Options{VerifyReads: true})
 	dir := tm.mkItem(t, "lib", "item")
 	data := randomBytes(1 << 20)
 	p := filepath.Join(dir, "f")
@@ -165,6 +173,42 @@ func TestFaultDamagedContentReadToEnd(t *testing.T) {
 	}
 	if _, err := io.ReadAll(r); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("reading a corrupted file to its end: %v, want EIO", err)
+	}
+}
+
+// TestFaultDamagedContentTrusted: without --verify-reads a committed blob
+// is trusted (passthrough): a blob corrupted with its size intact reads
+// back as it now is, without an error, and fsck is what names it; a blob
+// whose size changed still fails at open with EIO (the size check stays).
+func TestFaultDamagedContentTrusted(t *testing.T) {
+	tm, _ := mountLogged(t)
+	dir := tm.mkItem(t, "lib", "item")
+	cut, flipped := randomBytes(1<<20), randomBytes(2<<20+5)
+	writeFile(t, filepath.Join(dir, "cut.bin"), cut, 0o644, time.Time{})
+	writeFile(t, filepath.Join(dir, "flipped.bin"), flipped, 0o644, time.Time{})
+	if err := os.Truncate(tm.blobPath(t, "lib", "item", "cut.bin"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(tm.blobPath(t, "lib", "item", "flipped.bin"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := append([]byte(nil), flipped...)
+	damaged[1<<20] ^= 0xff
+	if _, err := f.WriteAt(damaged[1<<20:1<<20+1], 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if got, err := os.ReadFile(filepath.Join(dir, "cut.bin")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("read of a blob of the wrong size: %d bytes, %v; want EIO at open", len(got), err)
+	}
+	wantContent(t, filepath.Join(dir, "flipped.bin"), damaged)
+	rep, err := tm.Manager.Fsck(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 2 {
+		t.Errorf("fsck problems %+v; want cut.bin and flipped.bin", rep.Problems)
 	}
 }
 

@@ -57,7 +57,7 @@ func mountHome(t *testing.T, home, dir string) *testMount {
 		t.Fatalf("these tests mount for real and need /dev/fuse: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	mt, err := Start(Options{Mountpoint: dir, Home: home, Logger: logger})
+	mt, err := Start(Options{Mountpoint: dir, Home: home, Logger: logger, Debug: os.Getenv("CLFS_FUSE_DEBUG") != ""})
 	if err != nil {
 		t.Fatal(err)
 	}

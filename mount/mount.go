@@ -33,7 +33,12 @@ type Options struct {
 	// probe before each write.
 	NoXattr        bool
 	SessionTimeout time.Duration
-	Logger         *slog.Logger
+	// VerifyReads keeps every read on the daemon, checked against the
+	// stored SHA-256 (sessionmgr.Options.VerifyReads); without it,
+	// committed blobs are read through FUSE passthrough where the kernel
+	// offers it, and fsck is where they are checked.
+	VerifyReads bool
+	Logger      *slog.Logger
 	// Clock and ReapInterval are passed to the session manager (tests
 	// expire sessions with a fake clock).
 	Clock        sessionmgr.Clock
@@ -114,7 +119,7 @@ func start(opts Options) (*Mount, error) {
 		DirectMount:   os.Geteuid() == 0,
 		AllowOther:    opts.AllowOther,
 		Debug:         opts.Debug,
-		MaxWrite:      1 << 20,
+		MaxWrite:      fs.RequestSize,
 		DisableXAttrs: opts.NoXattr,
 		// O_TRUNC arrives with OPEN, so truncation belongs to the handle.
 		// Write handles are DIRECT_IO; shared writable mmap still works.
@@ -182,6 +187,17 @@ func start(opts Options) (*Mount, error) {
 		}
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
+	passthrough := !opts.VerifyReads && os.Geteuid() == 0 &&
+		server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
+	fsys.SetPassthrough(passthrough)
+	switch {
+	case opts.VerifyReads:
+		log.Info("reads go through the daemon, checked against their SHA-256 (verify reads)")
+	case passthrough:
+		log.Info("reads of stored content use FUSE passthrough")
+	default:
+		log.Info("reads go through the daemon: the kernel offers no FUSE passthrough to this process (it needs Linux 6.9 or later and root)")
+	}
 	return &Mount{Manager: m, fsys: fsys, server: server, control: ctl, api: https, opts: opts}, nil
 }
 
@@ -197,7 +213,7 @@ func openHome(opts Options) (*sessionmgr.Manager, *slog.Logger, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	mo := sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval, ReadOnly: opts.ReadOnly}
+	mo := sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval, ReadOnly: opts.ReadOnly, VerifyReads: opts.VerifyReads}
 	if opts.API != nil {
 		mo.Endpoints = opts.API.Endpoints()
 	}

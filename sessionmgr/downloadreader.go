@@ -36,12 +36,15 @@ type DownloadReader struct {
 	raNext   int64 // where a sequential reader reads next
 	raIssued int64 // readahead has been asked for up to here
 
-	// Stored content is checked against its SHA-256 as it is read in
-	// order: a reader that reaches the end of a file whose blob was
-	// damaged behind clfs's back gets ErrContentCorrupt for the last
-	// bytes, not a silent success. Hashing runs on the pipe's goroutine,
-	// beside the disk reads; only the last read waits for it. Readers
-	// of part of a file are not checked (that would cost a full read).
+	// With Options.VerifyReads, stored content is checked against its
+	// SHA-256 as it is read in order: a reader that reaches the end of a
+	// file whose blob was damaged behind clfs's back gets
+	// ErrContentCorrupt for the last bytes, not a silent success.
+	// Hashing runs on the pipe's goroutine, beside the disk reads; only
+	// the last read waits for it. Readers of part of a file are not
+	// checked (that would cost a full read). Without it, blobs are
+	// trusted: they are immutable and were hashed at commit; fsck
+	// re-hashes them.
 	sha      []byte
 	verifyMu sync.Mutex
 	pipe     *hashPipe // GUARDED_BY(verifyMu); nil once checked (or inline)
@@ -149,10 +152,26 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 		SHA256: hex.EncodeToString(f.SHA256), Posix: posixOf(f.FileID, f.Attr),
 	}
 	r := &DownloadReader{m: m, ls: ls, sessionID: s.ID, label: downloadLabel(s.UUID), name: name, size: f.Size, f: file, inline: inline, entry: entry, sha: f.SHA256}
-	if file != nil {
+	if file != nil && m.verifyReads {
 		r.pipe = newHashPipe(nil, nil)
 	}
 	return r, nil
+}
+
+// Passthrough is the blob the pinned content is stored in, for a front
+// end that can have the kernel read it directly (FUSE passthrough): a
+// committed blob is immutable and was hashed at commit. ok is false for
+// inline content, and under Options.VerifyReads, whose reads must all
+// come through ReadAt to be checked. The file stays open until Close.
+//
+// Reads served from it bypass the reader: they are not counted in
+// bytes_transferred, and a session canceled or failed meanwhile does not
+// stop them (ReadAt's check): such a reader finishes its pinned version.
+func (r *DownloadReader) Passthrough() (f *os.File, ok bool) {
+	if r.f == nil || r.m.verifyReads {
+		return nil, false
+	}
+	return r.f, true
 }
 
 // Entry is the file as pinned: what fstat on a read handle shows, however
@@ -202,7 +221,8 @@ func (r *DownloadReader) verify(p []byte, off int64) error {
 	r.verifyMu.Lock()
 	defer r.verifyMu.Unlock()
 	if r.pipe == nil {
-		// Once damaged, always: the kernel turns a failed part of a
+		// Checked already, or not at all (no VerifyReads). Once
+		// damaged, always: the kernel turns a failed part of a
 		// large read into a short read, and the caller reads on.
 		return r.damaged
 	}

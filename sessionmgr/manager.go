@@ -57,6 +57,13 @@ type Options struct {
 	// are ordered, not each synced: durable with the next sync, within a
 	// second (durability.go).
 	NamespaceSync bool
+	// VerifyReads checks stored content against its SHA-256 as it is
+	// read to the end (ErrContentCorrupt for the last bytes of a damaged
+	// blob), and keeps blobs from being handed to the kernel
+	// (DownloadReader.Passthrough). Without it, blobs are trusted once
+	// hashed at commit, and fsck is where they are checked again; the
+	// size of a blob is checked at every open either way.
+	VerifyReads bool
 }
 
 // DefaultInlineLimit: a tar of small files commits each with one catalog
@@ -87,6 +94,7 @@ type Manager struct {
 	timeout        time.Duration
 	readOnly       bool
 	namespaceSync  bool
+	verifyReads    bool
 
 	contentLocks [64]sync.Mutex // by blob stripe (lockContent)
 	inlineLimit  int64
@@ -205,6 +213,7 @@ func Open(opts Options) (*Manager, error) {
 		inlineLimit:    opts.InlineLimit,
 		readOnly:       opts.ReadOnly,
 		namespaceSync:  opts.NamespaceSync,
+		verifyReads:    opts.VerifyReads,
 		live:           map[uint64]*liveSession{},
 		items:          map[string]*mountItem{},
 		readers:        map[string]*readSession{},

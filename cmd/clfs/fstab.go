@@ -46,6 +46,8 @@ func fstabFlags(options string) ([]string, error) {
 			flags = append(flags, "--read-only")
 		case "allow_other":
 			flags = append(flags, "--allow-other")
+		case "verify_reads":
+			flags = append(flags, "--verify-reads")
 		case "session_timeout":
 			if _, err := time.ParseDuration(val); err != nil {
 				return nil, fmt.Errorf("mount option session_timeout=%s: %v", val, err)

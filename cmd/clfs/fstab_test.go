@@ -29,6 +29,9 @@ func TestFstabCallForm(t *testing.T) {
 	if err != nil || len(flags) != 4 || flags[0] != "--read-only" || flags[1] != "--allow-other" || flags[3] != "2m" {
 		t.Errorf("fstabFlags = %q, %v", flags, err)
 	}
+	if flags, err := fstabFlags("defaults,verify_reads"); err != nil || len(flags) != 1 || flags[0] != "--verify-reads" {
+		t.Errorf("fstabFlags(verify_reads) = %q, %v", flags, err)
+	}
 	if _, err := fstabFlags("session_timeout=soon"); err == nil {
 		t.Error("a bad session_timeout was accepted")
 	}

@@ -23,6 +23,7 @@ type mountOptions struct {
 	AllowOther     bool
 	Debug          bool
 	NoXattr        bool
+	VerifyReads    bool
 	SessionTimeout time.Duration
 	CPUProfile     string
 	API            *api.ListenOptions // nil: no HTTPS API
@@ -38,6 +39,7 @@ func cmdMount() *cli.Command {
 			&cli.BoolFlag{Name: "allow-other", Usage: "let other users than the mounting one in"},
 			&cli.BoolFlag{Name: "debug", Usage: "trace every FUSE request on stderr"},
 			&cli.BoolFlag{Name: "no-xattr", Usage: "no extended attributes at all (no user.clfs.*), sparing the kernel's probe before each write"},
+			&cli.BoolFlag{Name: "verify-reads", Usage: "read every file through the daemon, checked against its SHA-256 as it is read to the end (EIO if damaged), instead of FUSE passthrough"},
 			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of sessions"},
 			// For profiling the daemon under a workload (clfsbench, pprof).
 			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile of the daemon to `FILE` until unmounted"},
@@ -45,7 +47,7 @@ func cmdMount() *cli.Command {
 		Action: func(c *cli.Context) error {
 			opts := mountOptions{
 				ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
-				Debug: c.Bool("debug"), NoXattr: c.Bool("no-xattr"), SessionTimeout: c.Duration("session-timeout"),
+				Debug: c.Bool("debug"), NoXattr: c.Bool("no-xattr"), VerifyReads: c.Bool("verify-reads"), SessionTimeout: c.Duration("session-timeout"),
 				CPUProfile: c.String("cpuprofile"),
 			}
 			listen, ok, err := apiOptions(c)
@@ -93,7 +95,7 @@ func runMount(ctx context.Context, g *globals, opts mountOptions, args []string)
 	mo := mount.Options{
 		Mountpoint: args[0], Home: g.home,
 		ReadOnly: opts.ReadOnly, AllowOther: opts.AllowOther, Debug: opts.Debug, NoXattr: opts.NoXattr,
-		SessionTimeout: opts.SessionTimeout, Logger: logger,
+		VerifyReads: opts.VerifyReads, SessionTimeout: opts.SessionTimeout, Logger: logger,
 	}
 	if opts.API != nil {
 		// Checked before binding, so that a bad mountpoint does not
