@@ -3,7 +3,9 @@
 // filesystem (loopback, with FUSE passthrough as root). It mounts each
 // system afresh for every phase of every run, runs identical workloads
 // inside ROOT/lib/ITEM (the only place clfs allows files), and prints the
-// medians and the ratios clfs/reference.
+// medians, the ratios clfs/reference, and the FUSE requests per file the
+// clfs daemon served in each step (its counters, read before and after
+// the step).
 //
 //	go run ./cmd/clfsbench [--quick] [--runs N] [--dir DIR] [--systems native,loopback,clfs]
 //	                       [--workloads W1,...,W6] [--clfs PATH] [--loopback PATH] [--json]
@@ -75,6 +77,10 @@ type harness struct {
 	results map[string]map[string][]float64
 	// failed[phase][system]: some run of that phase failed there.
 	failed map[string]map[string]bool
+	// requests[metric][system] holds, per run, the FUSE requests per
+	// file (or entry) of the step, by opcode: only clfs has them.
+	requests     map[string]map[string][]map[string]float64
+	countersWarn sync.Once
 }
 
 func main() {
@@ -211,7 +217,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	h := &harness{ctx: ctx, cfg: cfg, stdout: stdout, stderr: stderr, verbose: cfg.verbose,
-		live: map[*instance]bool{}, results: map[string]map[string][]float64{}, failed: map[string]map[string]bool{}}
+		live: map[*instance]bool{}, results: map[string]map[string][]float64{}, failed: map[string]map[string]bool{},
+		requests: map[string]map[string][]map[string]float64{}}
 	start := time.Now()
 	err = h.main()
 	if err != nil && !(ctx.Err() != nil && errors.Is(err, ctx.Err())) {

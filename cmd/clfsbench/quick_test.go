@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,72 @@ func TestQuick(t *testing.T) {
 	if regexp.MustCompile(`\sERR(\s|$)`).MatchString(table) {
 		t.Errorf("the table has ERR cells")
 	}
+
+	// The FUSE requests per file: clfs's are counted, and are not zero,
+	// in the steps issue 13 watches; the other systems have none.
+	reqs := requestsTable(t, table)
+	for _, step := range []string{"W3 tar x", "W3 rm -rf", "W5 rsync -a in", "W5 rsync -a again (no-op)", "W4 ls -lR, cold"} {
+		cells, ok := reqs[step]
+		if !ok {
+			t.Errorf("no line %q in the requests table", step)
+			continue
+		}
+		if v, err := strconv.ParseFloat(cells["clfs"], 64); err != nil || v <= 0 {
+			t.Errorf("%s: clfs has %q requests per file, want a positive number", step, cells["clfs"])
+		}
+		if !regexp.MustCompile(`^([A-Z_]+ [0-9.]+ ?)+( …)?$`).MatchString(cells["clfs, by opcode"]) {
+			t.Errorf("%s: clfs's requests by opcode read %q", step, cells["clfs, by opcode"])
+		}
+		for _, sys := range []string{"native", "loopback"} {
+			if cells[sys] != "—" {
+				t.Errorf("%s: %s has %q requests per file, want —", step, sys, cells[sys])
+			}
+		}
+	}
+	if c := reqs["W3 tar x"]["clfs, by opcode"]; !strings.Contains(c, "CREATE 1.0") {
+		t.Errorf("W3 tar x: clfs's requests by opcode %q have no CREATE 1.0 (one per file)", c)
+	}
+}
+
+// requestsTable parses the report's table of FUSE requests per file: its
+// lines by the start of their label, each a map column → cell. Columns
+// are two spaces or more apart.
+func requestsTable(t *testing.T, report string) map[string]map[string]string {
+	t.Helper()
+	_, section, ok := strings.Cut(report, "\nFUSE requests per file")
+	if !ok {
+		t.Fatalf("no table of FUSE requests per file in the report")
+	}
+	lines := strings.Split(section, "\n")
+	sep := regexp.MustCompile(`\s{2,}`)
+	var header []string
+	rows := map[string]map[string]string{}
+	for i, line := range lines {
+		if strings.HasPrefix(line, "workload ") {
+			header = sep.Split(line, -1)
+			lines = lines[i+2:] // the header and its rule
+			break
+		}
+	}
+	for _, line := range lines {
+		if strings.TrimSpace(line) == "" {
+			break
+		}
+		cells := sep.Split(line, -1)
+		if len(cells) != len(header) {
+			t.Fatalf("requests table: %d cells in %q, want %d as in %q", len(cells), line, len(header), header)
+		}
+		row := map[string]string{}
+		for i, c := range cells {
+			row[header[i]] = c
+		}
+		for _, step := range []string{"W3 tar x", "W3 rm -rf", "W4 ls -lR, cold", "W5 rsync -a in", "W5 rsync -a again (no-op)"} {
+			if strings.HasPrefix(cells[0], step) {
+				rows[step] = row
+			}
+		}
+	}
+	return rows
 }
 
 func requireTools(t *testing.T) {

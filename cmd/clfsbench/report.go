@@ -204,6 +204,11 @@ type row struct {
 	Median           map[string]float64   `json:"median"`
 	ClfsOverNative   *float64             `json:"clfs_over_native,omitempty"`
 	ClfsOverLoopback *float64             `json:"clfs_over_loopback,omitempty"`
+	// RequestsPer is the unit of Requests ("file", or "entry" for W4);
+	// Requests[system] is there for the systems with FUSE request
+	// counters (clfs).
+	RequestsPer string                    `json:"requests_per,omitempty"`
+	Requests    map[string]requestFigures `json:"requests,omitempty"`
 }
 
 func (h *harness) rows() []row {
@@ -231,6 +236,16 @@ func (h *harness) rows() []row {
 			return &q
 		}
 		r.ClfsOverNative, r.ClfsOverLoopback = ratio(sysNative), ratio(sysLoopback)
+		for sys, runs := range h.requests[m.key] {
+			if r.Requests == nil {
+				r.Requests = map[string]requestFigures{}
+				r.RequestsPer = "file"
+				if m.workload == "W4" {
+					r.RequestsPer = "entry"
+				}
+			}
+			r.Requests[sys] = summarizeRequests(runs)
+		}
 		rows = append(rows, r)
 	}
 	return rows
@@ -335,11 +350,55 @@ func (h *harness) printText(w io.Writer, rows []row) {
 		fmt.Fprintf(w, "\nSpread (min..max over the runs):\n")
 		writeTable(w, append([][]string{header[:5]}, spread...))
 	}
+	h.printRequests(w, rows, allSystems)
 }
 
-// writeTable prints cells in aligned columns: the first left-aligned, the
-// others right-aligned.
+// printRequests prints the FUSE requests per file of each step, for the
+// systems with counters, beside clfs's figure for the same step.
+func (h *harness) printRequests(w io.Writer, rows []row, columns []string) {
+	var cells [][]string
+	for _, r := range rows {
+		if len(r.Requests) == 0 {
+			continue
+		}
+		figure := "-"
+		if v, ok := r.Median[sysClfs]; ok {
+			figure = formatValue(v) + " " + r.Unit
+		}
+		line := []string{r.Label, figure, r.RequestsPer}
+		for _, sys := range columns {
+			if f, ok := r.Requests[sys]; ok {
+				line = append(line, formatPerUnit(f.Total))
+			} else {
+				line = append(line, "—")
+			}
+		}
+		byOp := "—"
+		if f, ok := r.Requests[sysClfs]; ok {
+			byOp = topOpcodes(f.ByOpcode, 8)
+		}
+		cells = append(cells, append(line, byOp))
+	}
+	if len(cells) == 0 {
+		return
+	}
+	header := append([]string{"workload", "clfs result", "requests per"}, columns...)
+	header = append(header, "clfs, by opcode")
+	fmt.Fprintf(w, "\nFUSE requests per file (per entry for W4), from the clfs daemon's counters read before and\n"+
+		"after each step (medians of %d run(s)); —: no counters (not a clfs mount):\n", h.cfg.runs)
+	left := map[int]bool{0: true, 2: true, len(header) - 1: true}
+	writeAligned(w, append([][]string{header}, cells...), left)
+}
+
+// writeTable prints cells in aligned columns: the first two left-aligned,
+// the others right-aligned.
 func writeTable(w io.Writer, cells [][]string) {
+	writeAligned(w, cells, map[int]bool{0: true, 1: true})
+}
+
+// writeAligned prints cells in aligned columns, the columns in left
+// left-aligned, the others right-aligned, and a rule under the first line.
+func writeAligned(w io.Writer, cells [][]string, left map[int]bool) {
 	width := map[int]int{}
 	for _, line := range cells {
 		for i, c := range line {
@@ -350,10 +409,10 @@ func writeTable(w io.Writer, cells [][]string) {
 		var b strings.Builder
 		for i, c := range line {
 			pad := strings.Repeat(" ", width[i]-len([]rune(c)))
-			switch i {
-			case 0:
+			switch {
+			case i == 0:
 				b.WriteString(c + pad)
-			case 1:
+			case left[i]:
 				b.WriteString("  " + c + pad)
 			default:
 				b.WriteString("  " + pad + c)

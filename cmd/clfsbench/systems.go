@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"clfs/mount/control"
 )
 
 // The systems under test. Every one gives a directory ROOT on the same disk,
@@ -33,6 +35,11 @@ type instance struct {
 	logPath string
 	exited  chan struct{}
 	waitErr error
+
+	// ctl reads the FUSE request counters of a clfs mount; nil for the
+	// other systems (and for clfs if its daemon serves none).
+	ctl      *control.Client
+	clfsHome string
 }
 
 // start sets up system in a fresh directory named label.
@@ -58,7 +65,8 @@ func (h *harness) start(system, label string) (*instance, error) {
 		args = []string{h.bins.loopback, in.mnt, data}
 	case sysClfs:
 		in.mnt = filepath.Join(in.base, "mnt")
-		args = []string{h.bins.clfs, "--home", filepath.Join(in.base, "home"), "mount", in.mnt}
+		in.clfsHome = filepath.Join(in.base, "home")
+		args = []string{h.bins.clfs, "--home", in.clfsHome, "mount", in.mnt}
 	default:
 		return nil, fmt.Errorf("unknown system %q", system)
 	}
@@ -106,6 +114,9 @@ func (h *harness) start(system, label string) (*instance, error) {
 			return nil, errors.Join(fmt.Errorf("%s did not mount %s within 30 s%s", system, in.mnt, in.logTail()), h.stop(in))
 		}
 	}
+	if system == sysClfs {
+		h.dialCounters(in)
+	}
 	return in, nil
 }
 
@@ -131,6 +142,10 @@ func (in *instance) logTail() string {
 // cleanly.
 func (h *harness) stop(in *instance) error {
 	defer h.removeLive(in)
+	if in.ctl != nil {
+		in.ctl.Close()
+		in.ctl = nil
+	}
 	var errs []error
 	if in.cmd != nil {
 		_ = syscall.Kill(in.pid, syscall.SIGTERM)
