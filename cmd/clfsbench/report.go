@@ -26,6 +26,7 @@ type machineInfo struct {
 	WorkDir   string            `json:"work_dir"`
 	Clfs      string            `json:"clfs"`
 	Loopback  string            `json:"loopback"`
+	Peers     []peer            `json:"peers,omitempty"`
 	Tools     map[string]string `json:"tools"`
 	LoadStart string            `json:"load_start"`
 	LoadEnd   string            `json:"load_end"`
@@ -71,6 +72,7 @@ func (h *harness) collectMachine() machineInfo {
 		}
 		m.Loopback += " (FUSE passthrough as root)"
 	}
+	m.Peers = h.cfg.peers
 	for _, t := range [][]string{{"rsync", "--version"}, {"fio", "--version"}, {"tar", "--version"}, {"dd", "--version"}} {
 		if out, _, err := h.output(t[0], t[1:]...); err == nil {
 			m.Tools[t[0]] = strings.Join(strings.Fields(strings.SplitN(string(out), "\n", 2)[0]), " ")
@@ -204,6 +206,7 @@ type row struct {
 	Median           map[string]float64   `json:"median"`
 	ClfsOverNative   *float64             `json:"clfs_over_native,omitempty"`
 	ClfsOverLoopback *float64             `json:"clfs_over_loopback,omitempty"`
+	ClfsOverPeer     map[string]float64   `json:"clfs_over_peer,omitempty"`
 	// RequestsPer is the unit of Requests ("file", or "entry" for W4);
 	// Requests[system] is there for the systems with FUSE request
 	// counters (clfs).
@@ -217,7 +220,7 @@ func (h *harness) rows() []row {
 		if !h.cfg.want[m.workload] {
 			continue
 		}
-		if m.daemon && !h.has(sysLoopback) && !h.has(sysClfs) {
+		if m.daemon && !h.has(sysLoopback) && !h.has(sysClfs) && len(h.cfg.peers) == 0 {
 			continue
 		}
 		r := row{Key: m.key, Workload: m.workload, Label: h.labelOf(m), Unit: m.unit, HigherIsBetter: m.higher,
@@ -236,6 +239,14 @@ func (h *harness) rows() []row {
 			return &q
 		}
 		r.ClfsOverNative, r.ClfsOverLoopback = ratio(sysNative), ratio(sysLoopback)
+		for _, p := range h.cfg.peers {
+			if q := ratio(p.Name); q != nil {
+				if r.ClfsOverPeer == nil {
+					r.ClfsOverPeer = map[string]float64{}
+				}
+				r.ClfsOverPeer[p.Name] = *q
+			}
+		}
 		for sys, runs := range h.requests[m.key] {
 			if r.Requests == nil {
 				r.Requests = map[string]requestFigures{}
@@ -264,6 +275,7 @@ func (h *harness) report() {
 		}
 		slices.Sort(ws)
 		cfg["workloads"] = ws
+		cfg["peers"] = append([]peer{}, h.cfg.peers...)
 		out := struct {
 			Machine machineInfo    `json:"machine"`
 			Config  map[string]any `json:"config"`
@@ -295,6 +307,9 @@ func (h *harness) printText(w io.Writer, rows []row) {
 	if m.Loopback != "" {
 		fmt.Fprintf(w, "loopback: %s\n", m.Loopback)
 	}
+	for _, p := range m.Peers {
+		fmt.Fprintf(w, "peer %s: sh -c %s\n", p.Name, shellJoin([]string{p.Cmd}))
+	}
 	var tools []string
 	for _, t := range []string{"dd", "tar", "rsync", "fio"} {
 		if v := m.Tools[t]; v != "" {
@@ -309,13 +324,21 @@ func (h *harness) printText(w io.Writer, rows []row) {
 	}
 	fmt.Fprintln(w)
 
-	header := []string{"workload", "unit", "native", "loopback", "clfs", "clfs/native", "clfs/loopback"}
+	columns := slices.Clone(allSystems)
+	for _, p := range h.cfg.peers {
+		columns = append(columns, p.Name)
+	}
+	header := append([]string{"workload", "unit"}, columns...)
+	header = append(header, "clfs/native", "clfs/loopback")
+	for _, p := range h.cfg.peers {
+		header = append(header, "clfs/"+p.Name)
+	}
 	cells := [][]string{header}
 	var spread [][]string
 	for _, r := range rows {
 		line := []string{r.Label, r.Unit}
 		sp := []string{r.Label, r.Unit}
-		for _, sys := range allSystems {
+		for _, sys := range columns {
 			switch v, ok := r.Median[sys]; {
 			case ok:
 				mark := ""
@@ -331,7 +354,15 @@ func (h *harness) printText(w io.Writer, rows []row) {
 				line, sp = append(line, "-"), append(sp, "-")
 			}
 		}
-		for _, q := range []*float64{r.ClfsOverNative, r.ClfsOverLoopback} {
+		ratios := []*float64{r.ClfsOverNative, r.ClfsOverLoopback}
+		for _, p := range h.cfg.peers {
+			if q, ok := r.ClfsOverPeer[p.Name]; ok {
+				ratios = append(ratios, &q)
+			} else {
+				ratios = append(ratios, nil)
+			}
+		}
+		for _, q := range ratios {
 			if q == nil {
 				line = append(line, "-")
 			} else {
@@ -348,9 +379,9 @@ func (h *harness) printText(w io.Writer, rows []row) {
 		"ERR: every run failed; a value marked ! comes from the runs that did not fail.\n", h.cfg.runs)
 	if h.cfg.runs > 1 && len(spread) > 0 {
 		fmt.Fprintf(w, "\nSpread (min..max over the runs):\n")
-		writeTable(w, append([][]string{header[:5]}, spread...))
+		writeTable(w, append([][]string{header[:2+len(columns)]}, spread...))
 	}
-	h.printRequests(w, rows, allSystems)
+	h.printRequests(w, rows, columns)
 }
 
 // printRequests prints the FUSE requests per file of each step, for the
