@@ -1,12 +1,22 @@
 // Command clfsbench measures clfs against two references on this machine:
 // a plain directory on the same disk (native) and go-fuse's own loopback
-// filesystem (loopback, with FUSE passthrough as root). It mounts each
-// system afresh for every phase of every run, runs identical workloads
-// inside ROOT/lib/ITEM (the only place clfs allows files), and prints the
-// medians and the ratios clfs/reference.
+// filesystem (loopback, with FUSE passthrough as root), and against any
+// other FUSE filesystem given as a peer. It mounts each system afresh for
+// every phase of every run, runs identical workloads inside ROOT/lib/ITEM
+// (the only place clfs allows files), and prints the medians, the ratios
+// clfs/reference, and the FUSE requests per file the clfs daemon served
+// in each step (its counters, read before and after the step).
 //
 //	go run ./cmd/clfsbench [--quick] [--runs N] [--dir DIR] [--systems native,loopback,clfs]
 //	                       [--workloads W1,...,W6] [--clfs PATH] [--loopback PATH] [--json]
+//	                       [--peer NAME=MOUNTCMD ...] [--mount-timeout 30s]
+//
+// A peer's MOUNTCMD runs with sh -c, in the foreground, with MNT (the
+// directory to mount) and BACKING (an empty directory for its data) in its
+// environment; the harness waits for MNT to be a mount point, runs the
+// workloads there, then unmounts it (umount, else umount -l), lets the
+// command exit by itself for 5 s, and else ends its process group
+// (SIGTERM, SIGKILL 10 s later).
 //
 // It needs root (drop_caches, passthrough), /dev/fuse, dd, tar, find, ls,
 // rsync, fio and fusermount3. It exits non-zero on any tool failure and on
@@ -49,8 +59,62 @@ type config struct {
 	fioSize   int64 // W6
 	fioRandIO int64
 
-	tarFileSize int
-	toolTimeout time.Duration
+	tarFileSize  int
+	toolTimeout  time.Duration
+	mountTimeout time.Duration
+	peers        []peer // in the order given; their names are in systems too
+}
+
+// peer is another FUSE filesystem to measure: MOUNTCMD, run with sh -c.
+type peer struct {
+	Name string `json:"name"`
+	Cmd  string `json:"mount_cmd"`
+}
+
+// peerFlag collects the repeatable --peer NAME=MOUNTCMD.
+type peerFlag struct{ peers *[]peer }
+
+func (f peerFlag) String() string {
+	if f.peers == nil {
+		return ""
+	}
+	var s []string
+	for _, p := range *f.peers {
+		s = append(s, p.Name+"="+p.Cmd)
+	}
+	return strings.Join(s, " ")
+}
+
+// Set checks one value: a name that is a path element and no other
+// system's, then a non-empty command.
+func (f peerFlag) Set(v string) error {
+	name, cmd, ok := strings.Cut(v, "=")
+	name, cmd = strings.TrimSpace(name), strings.TrimSpace(cmd)
+	switch {
+	case !ok:
+		return fmt.Errorf("want NAME=MOUNTCMD, got %q (no =)", v)
+	case name == "":
+		return fmt.Errorf("want NAME=MOUNTCMD, got %q (empty name)", v)
+	case !validPeerName(name):
+		return fmt.Errorf("peer name %q: use letters, digits, '.', '_' and '-' only", name)
+	case slices.Contains(allSystems, name):
+		return fmt.Errorf("peer name %q is a built-in system's; choose another", name)
+	case slices.ContainsFunc(*f.peers, func(p peer) bool { return p.Name == name }):
+		return fmt.Errorf("peer name %q given twice", name)
+	case cmd == "":
+		return fmt.Errorf("peer %q: empty mount command", name)
+	}
+	*f.peers = append(*f.peers, peer{Name: name, Cmd: cmd})
+	return nil
+}
+
+func validPeerName(name string) bool {
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return name != "." && name != ".."
 }
 
 type harness struct {
@@ -75,6 +139,10 @@ type harness struct {
 	results map[string]map[string][]float64
 	// failed[phase][system]: some run of that phase failed there.
 	failed map[string]map[string]bool
+	// requests[metric][system] holds, per run, the FUSE requests per
+	// file (or entry) of the step, by opcode: only clfs has them.
+	requests     map[string]map[string][]map[string]float64
+	countersWarn sync.Once
 }
 
 func main() {
@@ -139,6 +207,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fioSize := fl.String("fio-size", "1G", "W6 file size")
 	fioRandIO := fl.String("fio-rand-io", "256M", "W6 bytes read by the 4 KiB random read")
 	toolTimeout := fl.Duration("tool-timeout", 15*time.Minute, "kill a tool (and dump the daemon's goroutines) after this long: a hang is an error")
+	mountTimeout := fl.Duration("mount-timeout", 30*time.Second, "how long a daemon or peer may take to mount")
+	var peers []peer
+	fl.Var(peerFlag{&peers}, "peer", "`NAME=MOUNTCMD`: also measure another FUSE filesystem, mounted by sh -c MOUNTCMD in the foreground\n"+
+		"with $MNT (mount it there) and $BACKING (a directory for its data); repeatable")
 	if err := fl.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -160,9 +232,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	cfg := config{quick: *quick, runs: *runs, dir: *dir, clfsBin: *clfsBin, loopBin: *loopBin,
 		jsonOut: *jsonOut, keep: *keep, verbose: *verbose, tarFiles: *tarFiles, tarDirs: *tarDirs,
-		tarFileSize: 4096, toolTimeout: *toolTimeout, want: map[string]bool{}}
+		tarFileSize: 4096, toolTimeout: *toolTimeout, mountTimeout: *mountTimeout, peers: peers, want: map[string]bool{}}
 	if cfg.runs < 1 {
 		return cfg, fmt.Errorf("--runs must be at least 1")
+	}
+	if cfg.mountTimeout <= 0 {
+		return cfg, fmt.Errorf("--mount-timeout must be positive")
 	}
 	if cfg.tarFiles < 1 || cfg.tarDirs < 1 || cfg.tarDirs > cfg.tarFiles {
 		return cfg, fmt.Errorf("--files and --file-dirs must be positive, with at least one file per directory")
@@ -191,6 +266,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	slices.SortFunc(cfg.systems, func(a, b string) int {
 		return slices.Index(allSystems, a) - slices.Index(allSystems, b)
 	})
+	// The peers come after, in the order given.
+	for _, p := range cfg.peers {
+		cfg.systems = append(cfg.systems, p.Name)
+	}
 	for _, w := range strings.Split(*workloads, ",") {
 		w = strings.ToUpper(strings.TrimSpace(w))
 		if len(w) != 2 || w[0] != 'W' || w[1] < '1' || w[1] > '6' {
@@ -211,7 +290,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	h := &harness{ctx: ctx, cfg: cfg, stdout: stdout, stderr: stderr, verbose: cfg.verbose,
-		live: map[*instance]bool{}, results: map[string]map[string][]float64{}, failed: map[string]map[string]bool{}}
+		live: map[*instance]bool{}, results: map[string]map[string][]float64{}, failed: map[string]map[string]bool{},
+		requests: map[string]map[string][]map[string]float64{}}
 	start := time.Now()
 	err = h.main()
 	if err != nil && !(ctx.Err() != nil && errors.Is(err, ctx.Err())) {
@@ -260,6 +340,15 @@ func (h *harness) fail(msg string) {
 
 func (h *harness) has(system string) bool { return slices.Contains(h.cfg.systems, system) }
 
+// peer returns the peer named system, if it is one.
+func (h *harness) peer(system string) (peer, bool) {
+	i := slices.IndexFunc(h.cfg.peers, func(p peer) bool { return p.Name == system })
+	if i < 0 {
+		return peer{}, false
+	}
+	return h.cfg.peers[i], true
+}
+
 func (h *harness) main() error {
 	if err := h.preflight(); err != nil {
 		return err
@@ -305,11 +394,14 @@ func (h *harness) preflight() error {
 	add("W4", "ls")
 	add("W5", "rsync")
 	add("W6", "fio")
-	if h.has(sysLoopback) || h.has(sysClfs) {
+	if h.has(sysLoopback) || h.has(sysClfs) || len(h.cfg.peers) > 0 {
 		tools = append(tools, "fusermount3", "umount")
 		if _, err := os.Stat("/dev/fuse"); err != nil {
 			problems = append(problems, "no /dev/fuse: "+err.Error())
 		}
+	}
+	if len(h.cfg.peers) > 0 {
+		tools = append(tools, "sh")
 	}
 	if (h.has(sysClfs) && h.cfg.clfsBin == "") || (h.has(sysLoopback) && h.cfg.loopBin == "") {
 		tools = append(tools, "go")

@@ -26,6 +26,7 @@ type machineInfo struct {
 	WorkDir   string            `json:"work_dir"`
 	Clfs      string            `json:"clfs"`
 	Loopback  string            `json:"loopback"`
+	Peers     []peer            `json:"peers,omitempty"`
 	Tools     map[string]string `json:"tools"`
 	LoadStart string            `json:"load_start"`
 	LoadEnd   string            `json:"load_end"`
@@ -71,6 +72,7 @@ func (h *harness) collectMachine() machineInfo {
 		}
 		m.Loopback += " (FUSE passthrough as root)"
 	}
+	m.Peers = h.cfg.peers
 	for _, t := range [][]string{{"rsync", "--version"}, {"fio", "--version"}, {"tar", "--version"}, {"dd", "--version"}} {
 		if out, _, err := h.output(t[0], t[1:]...); err == nil {
 			m.Tools[t[0]] = strings.Join(strings.Fields(strings.SplitN(string(out), "\n", 2)[0]), " ")
@@ -204,6 +206,12 @@ type row struct {
 	Median           map[string]float64   `json:"median"`
 	ClfsOverNative   *float64             `json:"clfs_over_native,omitempty"`
 	ClfsOverLoopback *float64             `json:"clfs_over_loopback,omitempty"`
+	ClfsOverPeer     map[string]float64   `json:"clfs_over_peer,omitempty"`
+	// RequestsPer is the unit of Requests ("file", or "entry" for W4);
+	// Requests[system] is there for the systems with FUSE request
+	// counters (clfs).
+	RequestsPer string                    `json:"requests_per,omitempty"`
+	Requests    map[string]requestFigures `json:"requests,omitempty"`
 }
 
 func (h *harness) rows() []row {
@@ -212,7 +220,7 @@ func (h *harness) rows() []row {
 		if !h.cfg.want[m.workload] {
 			continue
 		}
-		if m.daemon && !h.has(sysLoopback) && !h.has(sysClfs) {
+		if m.daemon && !h.has(sysLoopback) && !h.has(sysClfs) && len(h.cfg.peers) == 0 {
 			continue
 		}
 		r := row{Key: m.key, Workload: m.workload, Label: h.labelOf(m), Unit: m.unit, HigherIsBetter: m.higher,
@@ -231,6 +239,24 @@ func (h *harness) rows() []row {
 			return &q
 		}
 		r.ClfsOverNative, r.ClfsOverLoopback = ratio(sysNative), ratio(sysLoopback)
+		for _, p := range h.cfg.peers {
+			if q := ratio(p.Name); q != nil {
+				if r.ClfsOverPeer == nil {
+					r.ClfsOverPeer = map[string]float64{}
+				}
+				r.ClfsOverPeer[p.Name] = *q
+			}
+		}
+		for sys, runs := range h.requests[m.key] {
+			if r.Requests == nil {
+				r.Requests = map[string]requestFigures{}
+				r.RequestsPer = "file"
+				if m.workload == "W4" {
+					r.RequestsPer = "entry"
+				}
+			}
+			r.Requests[sys] = summarizeRequests(runs)
+		}
 		rows = append(rows, r)
 	}
 	return rows
@@ -249,6 +275,7 @@ func (h *harness) report() {
 		}
 		slices.Sort(ws)
 		cfg["workloads"] = ws
+		cfg["peers"] = append([]peer{}, h.cfg.peers...)
 		out := struct {
 			Machine machineInfo    `json:"machine"`
 			Config  map[string]any `json:"config"`
@@ -280,6 +307,9 @@ func (h *harness) printText(w io.Writer, rows []row) {
 	if m.Loopback != "" {
 		fmt.Fprintf(w, "loopback: %s\n", m.Loopback)
 	}
+	for _, p := range m.Peers {
+		fmt.Fprintf(w, "peer %s: sh -c %s\n", p.Name, shellJoin([]string{p.Cmd}))
+	}
 	var tools []string
 	for _, t := range []string{"dd", "tar", "rsync", "fio"} {
 		if v := m.Tools[t]; v != "" {
@@ -294,13 +324,21 @@ func (h *harness) printText(w io.Writer, rows []row) {
 	}
 	fmt.Fprintln(w)
 
-	header := []string{"workload", "unit", "native", "loopback", "clfs", "clfs/native", "clfs/loopback"}
+	columns := slices.Clone(allSystems)
+	for _, p := range h.cfg.peers {
+		columns = append(columns, p.Name)
+	}
+	header := append([]string{"workload", "unit"}, columns...)
+	header = append(header, "clfs/native", "clfs/loopback")
+	for _, p := range h.cfg.peers {
+		header = append(header, "clfs/"+p.Name)
+	}
 	cells := [][]string{header}
 	var spread [][]string
 	for _, r := range rows {
 		line := []string{r.Label, r.Unit}
 		sp := []string{r.Label, r.Unit}
-		for _, sys := range allSystems {
+		for _, sys := range columns {
 			switch v, ok := r.Median[sys]; {
 			case ok:
 				mark := ""
@@ -316,7 +354,15 @@ func (h *harness) printText(w io.Writer, rows []row) {
 				line, sp = append(line, "-"), append(sp, "-")
 			}
 		}
-		for _, q := range []*float64{r.ClfsOverNative, r.ClfsOverLoopback} {
+		ratios := []*float64{r.ClfsOverNative, r.ClfsOverLoopback}
+		for _, p := range h.cfg.peers {
+			if q, ok := r.ClfsOverPeer[p.Name]; ok {
+				ratios = append(ratios, &q)
+			} else {
+				ratios = append(ratios, nil)
+			}
+		}
+		for _, q := range ratios {
 			if q == nil {
 				line = append(line, "-")
 			} else {
@@ -333,13 +379,57 @@ func (h *harness) printText(w io.Writer, rows []row) {
 		"ERR: every run failed; a value marked ! comes from the runs that did not fail.\n", h.cfg.runs)
 	if h.cfg.runs > 1 && len(spread) > 0 {
 		fmt.Fprintf(w, "\nSpread (min..max over the runs):\n")
-		writeTable(w, append([][]string{header[:5]}, spread...))
+		writeTable(w, append([][]string{header[:2+len(columns)]}, spread...))
 	}
+	h.printRequests(w, rows, columns)
 }
 
-// writeTable prints cells in aligned columns: the first left-aligned, the
-// others right-aligned.
+// printRequests prints the FUSE requests per file of each step, for the
+// systems with counters, beside clfs's figure for the same step.
+func (h *harness) printRequests(w io.Writer, rows []row, columns []string) {
+	var cells [][]string
+	for _, r := range rows {
+		if len(r.Requests) == 0 {
+			continue
+		}
+		figure := "-"
+		if v, ok := r.Median[sysClfs]; ok {
+			figure = formatValue(v) + " " + r.Unit
+		}
+		line := []string{r.Label, figure, r.RequestsPer}
+		for _, sys := range columns {
+			if f, ok := r.Requests[sys]; ok {
+				line = append(line, formatPerUnit(f.Total))
+			} else {
+				line = append(line, "—")
+			}
+		}
+		byOp := "—"
+		if f, ok := r.Requests[sysClfs]; ok {
+			byOp = topOpcodes(f.ByOpcode, 8)
+		}
+		cells = append(cells, append(line, byOp))
+	}
+	if len(cells) == 0 {
+		return
+	}
+	header := append([]string{"workload", "clfs result", "requests per"}, columns...)
+	header = append(header, "clfs, by opcode")
+	fmt.Fprintf(w, "\nFUSE requests per file (per entry for W4), from the clfs daemon's counters read before and\n"+
+		"after each step (medians of %d run(s)); —: no counters (not a clfs mount):\n", h.cfg.runs)
+	left := map[int]bool{0: true, 2: true, len(header) - 1: true}
+	writeAligned(w, append([][]string{header}, cells...), left)
+}
+
+// writeTable prints cells in aligned columns: the first two left-aligned,
+// the others right-aligned.
 func writeTable(w io.Writer, cells [][]string) {
+	writeAligned(w, cells, map[int]bool{0: true, 1: true})
+}
+
+// writeAligned prints cells in aligned columns, the columns in left
+// left-aligned, the others right-aligned, and a rule under the first line.
+func writeAligned(w io.Writer, cells [][]string, left map[int]bool) {
 	width := map[int]int{}
 	for _, line := range cells {
 		for i, c := range line {
@@ -350,10 +440,10 @@ func writeTable(w io.Writer, cells [][]string) {
 		var b strings.Builder
 		for i, c := range line {
 			pad := strings.Repeat(" ", width[i]-len([]rune(c)))
-			switch i {
-			case 0:
+			switch {
+			case i == 0:
 				b.WriteString(c + pad)
-			case 1:
+			case left[i]:
 				b.WriteString("  " + c + pad)
 			default:
 				b.WriteString("  " + pad + c)

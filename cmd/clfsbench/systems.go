@@ -9,10 +9,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"clfs/mount/control"
 )
 
 // The systems under test. Every one gives a directory ROOT on the same disk,
-// in which the workloads create ROOT/lib/ITEM/FILE.
+// in which the workloads create ROOT/lib/ITEM/FILE. The peers (--peer) are
+// systems too, named by the user.
 const (
 	sysNative   = "native"   // a plain directory
 	sysLoopback = "loopback" // go-fuse's example/loopback over a plain directory
@@ -28,11 +31,17 @@ type instance struct {
 	root   string // ROOT: where the workloads run
 	mnt    string // mount point ("" for native)
 
-	cmd     *exec.Cmd // the FUSE daemon (nil for native)
+	cmd     *exec.Cmd // the FUSE daemon (nil for native); a peer's sh -c MOUNTCMD
 	pid     int
+	peer    bool
 	logPath string
 	exited  chan struct{}
 	waitErr error
+
+	// ctl reads the FUSE request counters of a clfs mount; nil for the
+	// other systems (and for clfs if its daemon serves none).
+	ctl      *control.Client
+	clfsHome string
 }
 
 // start sets up system in a fresh directory named label.
@@ -44,21 +53,32 @@ func (h *harness) start(system, label string) (*instance, error) {
 	if err := os.MkdirAll(in.base, 0o755); err != nil {
 		return nil, err
 	}
-	var args []string
-	switch system {
-	case sysNative:
+	var args, env []string
+	p, isPeer := h.peer(system)
+	switch {
+	case isPeer:
+		in.peer = true
+		in.mnt = filepath.Join(in.base, "mnt")
+		backing := filepath.Join(in.base, "backing")
+		if err := os.Mkdir(backing, 0o755); err != nil {
+			return nil, err
+		}
+		args = []string{"sh", "-c", p.Cmd}
+		env = append(os.Environ(), "MNT="+in.mnt, "BACKING="+backing)
+	case system == sysNative:
 		in.root = filepath.Join(in.base, "data")
 		return in, os.Mkdir(in.root, 0o755)
-	case sysLoopback:
+	case system == sysLoopback:
 		data := filepath.Join(in.base, "data")
 		in.mnt = filepath.Join(in.base, "mnt")
 		if err := os.Mkdir(data, 0o755); err != nil {
 			return nil, err
 		}
 		args = []string{h.bins.loopback, in.mnt, data}
-	case sysClfs:
+	case system == sysClfs:
 		in.mnt = filepath.Join(in.base, "mnt")
-		args = []string{h.bins.clfs, "--home", filepath.Join(in.base, "home"), "mount", in.mnt}
+		in.clfsHome = filepath.Join(in.base, "home")
+		args = []string{h.bins.clfs, "--home", in.clfsHome, "mount", in.mnt}
 	default:
 		return nil, fmt.Errorf("unknown system %q", system)
 	}
@@ -73,13 +93,18 @@ func (h *harness) start(system, label string) (*instance, error) {
 	}
 	defer logf.Close()
 	in.cmd = exec.Command(args[0], args[1:]...)
+	in.cmd.Env = env
 	in.cmd.Stdout, in.cmd.Stderr = logf, logf
 	// Own process group: a Ctrl-C on the terminal reaches the harness,
 	// which unmounts in order, not the daemons under a running tool. If
 	// the harness dies, the daemons get SIGTERM and unmount themselves.
 	in.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if h.verbose {
-		h.logf("    $ %s", shellJoin(args))
+		prefix := ""
+		if isPeer {
+			prefix = shellJoin(env[len(env)-2:]) + " "
+		}
+		h.logf("    $ %s%s", prefix, shellJoin(args))
 	}
 	if err := in.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", system, err)
@@ -92,21 +117,41 @@ func (h *harness) start(system, label string) (*instance, error) {
 	}()
 	h.addLive(in)
 
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(h.cfg.mountTimeout)
 	for !mountinfoHas(in.mnt) {
 		select {
 		case <-in.exited:
 			h.removeLive(in)
+			if isPeer {
+				// A command that forks its daemon into the background
+				// exits 0 here: the harness could not stop that daemon.
+				return nil, fmt.Errorf("peer %s: the mount command exited (%v) before %s was a mount point; "+
+					"it must mount and stay in the foreground%s", system, exitString(in.waitErr), in.mnt, in.logTail())
+			}
 			return nil, fmt.Errorf("%s daemon exited before mounting (%v)%s", system, in.waitErr, in.logTail())
 		case <-h.ctx.Done():
 			return nil, errors.Join(h.ctx.Err(), h.stop(in))
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return nil, errors.Join(fmt.Errorf("%s did not mount %s within 30 s%s", system, in.mnt, in.logTail()), h.stop(in))
+			what := system
+			if isPeer {
+				what = "peer " + system
+			}
+			return nil, errors.Join(fmt.Errorf("%s did not mount %s within %v%s", what, in.mnt, h.cfg.mountTimeout, in.logTail()), h.stop(in))
 		}
 	}
+	if system == sysClfs {
+		h.dialCounters(in)
+	}
 	return in, nil
+}
+
+func exitString(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // logTail returns the end of the daemon's log, for error messages.
@@ -121,7 +166,11 @@ func (in *instance) logTail() string {
 	if len(data) > 3000 {
 		data = data[len(data)-3000:]
 	}
-	return "\n    daemon log (" + in.logPath + "):\n      " +
+	what := "daemon log"
+	if in.peer {
+		what = "mount command's output"
+	}
+	return "\n    " + what + " (" + in.logPath + "):\n      " +
 		strings.ReplaceAll(strings.TrimSpace(string(data)), "\n", "\n      ")
 }
 
@@ -131,6 +180,13 @@ func (in *instance) logTail() string {
 // cleanly.
 func (h *harness) stop(in *instance) error {
 	defer h.removeLive(in)
+	if in.ctl != nil {
+		in.ctl.Close()
+		in.ctl = nil
+	}
+	if in.peer {
+		return h.stopPeer(in)
+	}
 	var errs []error
 	if in.cmd != nil {
 		_ = syscall.Kill(in.pid, syscall.SIGTERM)
@@ -201,6 +257,58 @@ func (h *harness) stopAll() error {
 	var errs []error
 	for _, in := range live {
 		errs = append(errs, h.stop(in))
+	}
+	return errors.Join(errs...)
+}
+
+// stopPeer unmounts a peer (umount, else umount -l), gives its command a
+// moment to exit as FUSE daemons do once unmounted, then ends its process
+// group: SIGTERM, and SIGKILL 10 s later. How the command exits is its
+// own business; a mount left behind or a process that survives is an
+// error.
+func (h *harness) stopPeer(in *instance) error {
+	var errs []error
+	grace := time.Duration(0) // never mounted: nothing to wait for
+	if mountinfoHas(in.mnt) {
+		grace = 5 * time.Second
+		if out, err := exec.Command("umount", in.mnt).CombinedOutput(); err != nil {
+			h.logf("clfsbench: umount %s: %v %s; detaching it (umount -l)", in.mnt, err, strings.TrimSpace(string(out)))
+			if out, err := exec.Command("umount", "-l", in.mnt).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("umount -l %s: %v %s", in.mnt, err, strings.TrimSpace(string(out))))
+			}
+		}
+	}
+	select {
+	case <-in.exited:
+	case <-time.After(grace):
+		// The group is the command's own (Setpgid): sh and whatever it
+		// started, and nothing else.
+		_ = syscall.Kill(-in.pid, syscall.SIGTERM)
+		select {
+		case <-in.exited:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-in.pid, syscall.SIGKILL)
+			select {
+			case <-in.exited:
+			case <-time.After(10 * time.Second):
+				errs = append(errs, fmt.Errorf("peer %s (pid %d) survives SIGKILL", in.system, in.pid))
+			}
+		}
+	}
+	// Children the command left in its group (a shell without exec) go
+	// with it.
+	_ = syscall.Kill(-in.pid, syscall.SIGKILL)
+	if mountinfoHas(in.mnt) {
+		errs = append(errs, fmt.Errorf("cannot unmount %s: left in place", in.mnt))
+		return fmt.Errorf("%w%s", errors.Join(errs...), in.logTail())
+	}
+	if len(errs) > 0 {
+		errs[len(errs)-1] = fmt.Errorf("%w%s", errs[len(errs)-1], in.logTail())
+	}
+	if !h.cfg.keep {
+		if err := os.RemoveAll(in.base); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

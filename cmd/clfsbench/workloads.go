@@ -100,9 +100,14 @@ func (h *harness) phaseBig(in *instance, rec recorder) error {
 		return err
 	}
 	dst := filepath.Join(item, "big")
-	rss := startRSS(in.pid)
-	d, err := h.runTool(nil, "dd", "if="+h.data.big, "of="+dst, "bs=1M", "conv=fsync")
-	peak := rss.Stop()
+	var d time.Duration
+	var peak float64
+	err := h.counted(in, "w1_write", 1, func() (err error) {
+		rss := startRSS(in.pid)
+		d, err = h.runTool(nil, "dd", "if="+h.data.big, "of="+dst, "bs=1M", "conv=fsync")
+		peak = rss.Stop()
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -120,7 +125,10 @@ func (h *harness) phaseBig(in *instance, rec recorder) error {
 	if err := dropCaches(); err != nil {
 		return err
 	}
-	d, err = h.runTool(nil, "dd", "if="+dst, "of=/dev/null", "bs=1M")
+	err = h.counted(in, "w2_read", 1, func() (err error) {
+		d, err = h.runTool(nil, "dd", "if="+dst, "of=/dev/null", "bs=1M")
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -146,9 +154,14 @@ func (h *harness) phaseSmall(in *instance, rec recorder) error {
 	}
 	files := float64(h.data.tarFiles)
 	wantEntries := 1 + h.data.tarDirs + h.data.tarFiles
-	rss := startRSS(in.pid)
-	d, err := h.runTool(nil, "tar", "-x", "-f", h.data.tar, "-C", lib)
-	peak := rss.Stop()
+	var d time.Duration
+	var peak float64
+	err := h.counted(in, "w3_tar", h.data.tarFiles, func() (err error) {
+		rss := startRSS(in.pid)
+		d, err = h.runTool(nil, "tar", "-x", "-f", h.data.tar, "-C", lib)
+		peak = rss.Stop()
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -215,15 +228,18 @@ func (h *harness) phaseSmall(in *instance, rec recorder) error {
 					return err
 				}
 			}
-			if err := s.run(s.key); err != nil {
+			if err := h.counted(in, s.key, wantEntries, func() error { return s.run(s.key) }); err != nil {
 				return err
 			}
 		}
 	}
 
-	rss = startRSS(in.pid)
-	d, err = h.runTool(nil, "rm", "-rf", lib)
-	peak = max(peak, rss.Stop())
+	err = h.counted(in, "w3_rm", h.data.tarFiles, func() (err error) {
+		rss := startRSS(in.pid)
+		d, err = h.runTool(nil, "rm", "-rf", lib)
+		peak = max(peak, rss.Stop())
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -269,7 +285,12 @@ func (h *harness) phaseRsync(in *instance, rec recorder) error {
 		return err
 	}
 	src := h.data.rsyncSrc + "/"
-	d, err := h.runTool(nil, "rsync", "-a", src, lib+"/")
+	files := h.data.rsyncFiles
+	var d time.Duration
+	err := h.counted(in, "w5_in", files, func() (err error) {
+		d, err = h.runTool(nil, "rsync", "-a", src, lib+"/")
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -282,7 +303,11 @@ func (h *harness) phaseRsync(in *instance, rec recorder) error {
 		return mismatch("after rsync -a in, "+lib+" differs from the source", diffs)
 	}
 
-	out, d, err := h.output("rsync", "-a", "-i", src, lib+"/")
+	var out []byte
+	err = h.counted(in, "w5_noop", files, func() (err error) {
+		out, d, err = h.output("rsync", "-a", "-i", src, lib+"/")
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -292,7 +317,10 @@ func (h *harness) phaseRsync(in *instance, rec recorder) error {
 	}
 
 	back := filepath.Join(in.base, "out")
-	d, err = h.runTool(nil, "rsync", "-a", "--checksum", lib+"/", back+"/")
+	err = h.counted(in, "w5_out", files, func() (err error) {
+		d, err = h.runTool(nil, "rsync", "-a", "--checksum", lib+"/", back+"/")
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -361,7 +389,12 @@ func (h *harness) phaseFio(in *instance, rec recorder) error {
 		args := append([]string{"--name=" + j.name, "--directory=" + item, "--filename=fio.dat",
 			"--rw=" + j.rw, "--bs=" + j.bs, "--size=" + size, "--direct=0", "--end_fsync=1",
 			"--output-format=json"}, j.extra...)
-		out, wall, err := h.output("fio", args...)
+		var out []byte
+		var wall time.Duration
+		err := h.counted(in, "w6_"+strings.TrimPrefix(j.name, "seq"), 1, func() (err error) {
+			out, wall, err = h.output("fio", args...)
+			return err
+		})
 		if err != nil {
 			return err
 		}
