@@ -441,6 +441,15 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 	}
 	n.remember(e)
 	fillFileAttr(&out.Attr, e)
+	if n.retired() {
+		// The kernel updates this node from the reply; the session
+		// manager reports no change of the mount's own (Draft.SetPosix),
+		// so the node of the file's current generation is told here.
+		name, _ := n.name()
+		if c := n.item.GetChild(name); c != nil && c != &n.Inode {
+			n.fsys.invalidateAttrs(c)
+		}
+	}
 	return 0
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync"
 	"syscall"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -23,12 +24,16 @@ import (
 // request counted (Counters), then the flush filter, then the nodes.
 func (fsys *FS) RawFileSystem(opts *fusefs.Options) fuse.RawFileSystem {
 	nodes := &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), fsys: fsys, writers: map[uint64]uint64{}}
+	if opts != nil && opts.AttrTimeout != nil {
+		nodes.attrTimeout = *opts.AttrTimeout
+	}
 	return &countingFS{RawFileSystem: nodes, c: &fsys.counters}
 }
 
 type flushFilter struct {
 	fuse.RawFileSystem
-	fsys *FS
+	fsys        *FS
+	attrTimeout time.Duration // of SETATTR's replies, as of GETATTR's
 
 	mu      sync.Mutex
 	writers map[uint64]uint64 // GUARDED_BY(mu); file handle → lock owner of its last write
@@ -90,6 +95,19 @@ func (f *flushFilter) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	f.fsys.releases.begin(cancel)
 	f.RawFileSystem.Release(cancel, in)
 	f.fsys.releases.end(cancel)
+}
+
+// SetAttr lets the kernel keep the attributes it gets in the reply as long
+// as those of a GETATTR: go-fuse leaves their timeout at zero, so every
+// stat after a chmod, chown or utimensat (rsync and tar make one for each
+// file) cost a GETATTR. What changes them from elsewhere is pushed to the
+// kernel as for any attributes (invalidate.go).
+func (f *flushFilter) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+	st := f.RawFileSystem.SetAttr(cancel, in, out)
+	if st == fuse.OK && out.Timeout() == 0 {
+		out.SetTimeout(f.attrTimeout)
+	}
+	return st
 }
 
 // releaseQueue holds what a handle's Release leaves for the end of its

@@ -445,3 +445,56 @@ func TestPassthroughMixedOpens(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestOwnSetattrKeepsKernelAttrs: chmod, chown and utimensat of a committed
+// file through the mount answer the kernel with the new attributes, and
+// nothing makes it drop them: a stat afterwards is served by the kernel
+// (no GETATTR reaches the daemon), and shows the change.
+func TestOwnSetattrKeepsKernelAttrs(t *testing.T) {
+	tm := newMount(t)
+	path := filepath.Join(tm.mkItem(t, "lib", "item"), "f")
+	writeFile(t, path, randomBytes(100000), 0o644, time.Time{})
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Unix(1600000000, 0)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	sleepMs(100) // time for an invalidation, had there been one
+	before := tm.fsys.Counters()["GETATTR"]
+	st := lstat(t, path)
+	if st.Mode&0o7777 != 0o600 || st.Mtim.Sec != mtime.Unix() {
+		t.Errorf("after chmod 600 and touch: mode %o mtime %d", st.Mode&0o7777, st.Mtim.Sec)
+	}
+	if n := tm.fsys.Counters()["GETATTR"] - before; n != 0 {
+		t.Errorf("stat after the mount's own chmod and utimensat sent %d GETATTR; the kernel should have kept the attributes of the reply", n)
+	}
+}
+
+// TestSetattrThroughRetiredNode: a descriptor opened before a writer gave
+// the name a new inode (passthrough) still changes the file's mode, and a
+// stat by name shows it at once.
+func TestSetattrThroughRetiredNode(t *testing.T) {
+	tm := newMount(t)
+	path := filepath.Join(tm.mkItem(t, "lib", "item"), "f")
+	writeFile(t, path, randomBytes(100000), 0o644, time.Time{})
+	old, err := os.Open(path) // passthrough: binds the inode to the blob
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	writeFile(t, path, randomBytes(120000), 0o644, time.Time{}) // retires it
+	if st := lstat(t, path); st.Size != 120000 {
+		t.Fatalf("new version's size %d", st.Size)
+	}
+	if err := old.Chmod(0o640); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, func() error {
+		if m := lstat(t, path).Mode & 0o7777; m != 0o640 {
+			return fmt.Errorf("mode %o after fchmod 640 through the old descriptor", m)
+		}
+		return nil
+	})
+}

@@ -436,13 +436,18 @@ func (d *Draft) SetPosix(ctx context.Context, ch PosixChange) error {
 		return nil
 	}
 	if !d.pending {
-		return d.m.SetFilePosix(ctx, d.item.id, d.name, ch)
+		// No report: the kernel learns the committed file's new
+		// attributes from the reply to its SETATTR.
+		return d.m.setFilePosix(d.item.id, d.name, ch, false)
 	}
 	ch.apply(&d.attr, d.m.now())
 	if ch.Mode == nil && ch.UID == nil && ch.GID == nil {
 		return nil
 	}
-	return d.m.SetFilePosix(ctx, d.item.id, d.name, PosixChange{Mode: ch.Mode, UID: ch.UID, GID: ch.GID})
+	// The kernel gets the pending version's attributes in its reply, but
+	// the node may show the committed view (a reader opened first): the
+	// report makes it ask again.
+	return d.m.setFilePosix(d.item.id, d.name, PosixChange{Mode: ch.Mode, UID: ch.UID, GID: ch.GID}, true)
 }
 
 // Commit completes the pending change of this file, if any: validated,

@@ -46,6 +46,14 @@ func (m *Manager) GetFile(ctx context.Context, itemID, name string) (*File, erro
 // SetFilePosix stores mode, owner and mtime of a committed file. It is
 // metadata: no update session, no new version.
 func (m *Manager) SetFilePosix(ctx context.Context, itemID, name string, set PosixChange) error {
+	return m.setFilePosix(itemID, name, set, true)
+}
+
+// setFilePosix is SetFilePosix; notify says whether to report the Change.
+// A Draft's change is the mount's own: the kernel learns the attributes
+// from the reply to its SETATTR, and a report would only make it drop
+// them and ask again.
+func (m *Manager) setFilePosix(itemID, name string, set PosixChange, notify bool) error {
 	if err := m.refuseIfReadOnly("set file attributes"); err != nil {
 		return err
 	}
@@ -57,7 +65,7 @@ func (m *Manager) SetFilePosix(ctx context.Context, itemID, name string, set Pos
 		set.apply(&f.Attr, m.now())
 		return tx.PutFile(f)
 	})
-	if err == nil {
+	if err == nil && notify {
 		m.notifyItem(itemID, name)
 	}
 	return err
