@@ -68,6 +68,9 @@ func (fsys *FS) Counters() map[string]uint64 { return fsys.counters.Snapshot() }
 // kernel's answer to INIT tells. Off, every read comes to the daemon.
 func (fsys *FS) SetPassthrough(on bool) { fsys.passthrough.Store(on) }
 
+// Passthrough says whether committed blobs are read by the kernel itself.
+func (fsys *FS) Passthrough() bool { return fsys.passthrough.Load() }
+
 // passthroughRefused turns passthrough off for good: go-fuse stops
 // offering backing files after the kernel refused one.
 func (fsys *FS) passthroughRefused() {
