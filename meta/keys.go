@@ -6,7 +6,7 @@ package meta
 //
 //	kind  key layout                                      value
 //	----  ----------------------------------------------  ------------------------
-//	'q'   'q' "ids"                                       Badger sequence (IDs)
+//	'q'   'q' "ids"                                       ID counter: next free batch, uint64 big-endian
 //	'L'   'L' libID(8)                                    Library
 //	'n'   'n' lower(libName)                              libID(8)  name index
 //	'B'   'B' backingID(8)                                Backing
@@ -20,7 +20,8 @@ package meta
 //	'D'   'D' sessionID(8)                                DownloadSession
 //	'd'   'd' sessionID(8) fileName                       DownloadSessionFile (pinned content)
 //	'E'   'E' unixNano(8) sessionKind(1) sessionID(8)     empty  expiry index
-//	'T'   'T' op(1) token                                 ClientToken (Badger TTL 24 h)
+//	'T'   'T' op(1) token                                 ClientToken (forgotten after 24 h)
+//	't'   't' unixNano(8) op(1) token                     empty  client token expiry index
 //	'u'   'u' uuid                                        kind(1) id(8)  API id index
 //	'R'   'R' backingID(8) sha256(32)                     ContentRef (reference count)
 //	'C'   'C' backingID(8) sha256(32)                     raw bytes of a small blob stored inline
@@ -51,10 +52,13 @@ const (
 	kindDownloadFile = 'd'
 	kindExpiry       = 'E'
 	kindClientToken  = 'T'
-	kindUUID         = 'u'
-	kindContentRef   = 'R'
-	kindInlineBlob   = 'C'
-	kindStagedBytes  = 'S'
+	// kindClientTokenExpiry orders tokens by expiry; tokens written
+	// before it existed expire by Badger's TTL instead.
+	kindClientTokenExpiry = 't'
+	kindUUID              = 'u'
+	kindContentRef        = 'R'
+	kindInlineBlob        = 'C'
+	kindStagedBytes       = 'S'
 )
 
 // SessionKind tells update and download sessions apart in shared indexes.
@@ -124,6 +128,19 @@ func parseExpiryKey(k []byte) (at int64, kind SessionKind, id uint64, ok bool) {
 
 func clientTokenKey(op byte, token string) []byte {
 	return append([]byte{kindClientToken, op}, token...)
+}
+
+func clientTokenExpiryPrefix() []byte { return []byte{kindClientTokenExpiry} }
+
+func clientTokenExpiryKey(at int64, op byte, token string) []byte {
+	return append(u64([]byte{kindClientTokenExpiry}, uint64(at)), append([]byte{op}, token...)...)
+}
+
+func parseClientTokenExpiryKey(k []byte) (at int64, op byte, token string, ok bool) {
+	if len(k) < 1+8+1 || k[0] != kindClientTokenExpiry {
+		return 0, 0, "", false
+	}
+	return int64(binary.BigEndian.Uint64(k[1:9])), k[9], string(k[10:]), true
 }
 
 func inlineBlobKey(backingID uint64, sha []byte) []byte {

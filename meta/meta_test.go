@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 
 func openStore(t *testing.T, dir string) *Store {
 	t.Helper()
-	s, err := Open(Options{Dir: dir})
+	s, err := Open(context.Background(), Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestIDsAreUniqueAcrossReopen(t *testing.T) {
 	for round := 0; round < 3; round++ {
 		s := openStore(t, dir)
 		for i := 0; i < 100; i++ {
-			id, err := s.NextID()
+			id, err := s.NextID(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +68,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if err := s.Update(func(tx *Tx) error {
+				if err := s.Update(context.Background(), func(tx *Tx) error {
 					_, err := tx.AddContentRef(key, 1, 10)
 					return err
 				}); err != nil {
@@ -78,7 +79,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	err := s.View(func(tx *Tx) error {
+	err := s.View(context.Background(), func(tx *Tx) error {
 		r, err := tx.ContentRef(key)
 		if err != nil {
 			return err
@@ -100,13 +101,13 @@ func TestUpdateGivesUpWithErrConflict(t *testing.T) {
 	defer s.Close()
 	key := ContentKey{BackingID: 2, SHA256: bytes.Repeat([]byte{9}, 32)}
 	rounds := 0
-	err := s.UpdateBuffered(func(tx *Tx) error {
+	err := s.UpdateBuffered(context.Background(), func(tx *Tx) error {
 		rounds++
 		if _, err := tx.ContentRef(key); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		// Another writer of the key read above commits first.
-		if err := s.UpdateBuffered(func(other *Tx) error {
+		if err := s.UpdateBuffered(context.Background(), func(other *Tx) error {
 			_, err := other.AddContentRef(key, 1, 1)
 			return err
 		}); err != nil {
@@ -121,7 +122,7 @@ func TestUpdateGivesUpWithErrConflict(t *testing.T) {
 	if rounds != maxTxnAttempts {
 		t.Errorf("%d rounds, want %d", rounds, maxTxnAttempts)
 	}
-	err = s.View(func(tx *Tx) error {
+	err = s.View(context.Background(), func(tx *Tx) error {
 		r, err := tx.ContentRef(key)
 		if err == nil && r.Refs != int64(rounds) {
 			t.Errorf("refs = %d, want %d (the other writer's only)", r.Refs, rounds)
@@ -165,7 +166,7 @@ func TestContentRefDisappearsAtZero(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	defer s.Close()
 	key := ContentKey{BackingID: 3, SHA256: bytes.Repeat([]byte{1}, 32)}
-	err := s.Update(func(tx *Tx) error {
+	err := s.Update(context.Background(), func(tx *Tx) error {
 		if n, err := tx.AddContentRef(key, 2, 5); err != nil || n != 2 {
 			t.Fatalf("add = %d %v", n, err)
 		}
@@ -190,7 +191,7 @@ func TestContentRefDisappearsAtZero(t *testing.T) {
 func TestRecordsRoundTripAndIndexes(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
-	err := s.Update(func(tx *Tx) error {
+	err := s.Update(context.Background(), func(tx *Tx) error {
 		if err := tx.PutLibrary(&Library{ID: 1, UUID: "u1", Name: "Lib"}); err != nil {
 			return err
 		}
@@ -213,7 +214,7 @@ func TestRecordsRoundTripAndIndexes(t *testing.T) {
 	s.Close()
 	s = openStore(t, dir)
 	defer s.Close()
-	err = s.View(func(tx *Tx) error {
+	err = s.View(context.Background(), func(tx *Tx) error {
 		if id, err := tx.LibraryIDByName("LIB"); err != nil || id != 1 {
 			t.Errorf("library by folded name = %d %v", id, err)
 		}
@@ -241,7 +242,7 @@ func TestRecordsRoundTripAndIndexes(t *testing.T) {
 func TestDueExpiriesStopsAtNow(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	defer s.Close()
-	err := s.Update(func(tx *Tx) error {
+	err := s.Update(context.Background(), func(tx *Tx) error {
 		for _, at := range []int64{30, 10, 20} {
 			if err := tx.PutExpiry(ExpiryEntry{At: at, Kind: DownloadSessionKind, ID: uint64(at)}); err != nil {
 				return err
@@ -252,7 +253,7 @@ func TestDueExpiriesStopsAtNow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.View(func(tx *Tx) error {
+	s.View(context.Background(), func(tx *Tx) error {
 		due, err := tx.DueExpiries(20)
 		if err != nil || len(due) != 2 || due[0].At != 10 || due[1].At != 20 {
 			t.Errorf("due = %+v %v", due, err)
@@ -275,16 +276,16 @@ func TestRecordCacheFollowsVersions(t *testing.T) {
 	read := func() *Item {
 		t.Helper()
 		var it *Item
-		must(s.View(func(tx *Tx) (err error) { it, err = tx.Item(7); return err }))
+		must(s.View(context.Background(), func(tx *Tx) (err error) { it, err = tx.Item(7); return err }))
 		return it
 	}
-	must(s.Update(func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "one"}) }))
+	must(s.Update(context.Background(), func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "one"}) }))
 	first := read()
 	first.Name = "changed by a caller"
 	if got := read().Name; got != "one" {
 		t.Fatalf("after a caller changed its copy: %q", got)
 	}
-	must(s.Update(func(tx *Tx) error {
+	must(s.Update(context.Background(), func(tx *Tx) error {
 		it, err := tx.Item(7)
 		if err != nil {
 			return err
@@ -307,19 +308,19 @@ func TestRecordCacheFollowsVersions(t *testing.T) {
 		t.Fatalf("after an update: %q", got)
 	}
 	// A snapshot older than the cached version still sees its own.
-	old := s.db.NewTransaction(false)
+	old := s.engine.(*badgerEngine).db.NewTransaction(false)
 	defer old.Discard()
-	must(s.Update(func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "three"}) }))
+	must(s.Update(context.Background(), func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "three"}) }))
 	if got := read().Name; got != "three" {
 		t.Fatalf("after a second update: %q", got)
 	}
-	it, err := (&Tx{txn: old, s: s}).Item(7)
+	it, err := (&Tx{t: badgerTxn{old}, s: s}).Item(7)
 	must(err)
 	if it.Name != "two" {
 		t.Fatalf("old snapshot reads %q", it.Name)
 	}
-	must(s.Update(func(tx *Tx) error { return tx.DeleteItem(7) }))
-	if err := s.View(func(tx *Tx) error { _, err := tx.Item(7); return err }); !errors.Is(err, ErrNotFound) {
+	must(s.Update(context.Background(), func(tx *Tx) error { return tx.DeleteItem(7) }))
+	if err := s.View(context.Background(), func(tx *Tx) error { _, err := tx.Item(7); return err }); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after delete: %v", err)
 	}
 }
@@ -336,10 +337,10 @@ func TestRecordCacheCopiesFiles(t *testing.T) {
 	files := func() []File {
 		t.Helper()
 		var fs []File
-		must(s.View(func(tx *Tx) (err error) { fs, err = tx.Files(3); return err }))
+		must(s.View(context.Background(), func(tx *Tx) (err error) { fs, err = tx.Files(3); return err }))
 		return fs
 	}
-	must(s.Update(func(tx *Tx) error {
+	must(s.Update(context.Background(), func(tx *Tx) error {
 		return tx.PutFile(&File{ItemID: 3, Name: "a", SHA256: []byte{1, 2}, Requested: &Checksum{Algorithm: "MD5", Value: "x"}})
 	}))
 	first := files()
@@ -348,7 +349,7 @@ func TestRecordCacheCopiesFiles(t *testing.T) {
 	if got := files()[0]; got.SHA256[0] != 1 || got.Requested.Value != "x" {
 		t.Fatalf("cached file changed through a caller's copy: %+v", got)
 	}
-	must(s.Update(func(tx *Tx) error {
+	must(s.Update(context.Background(), func(tx *Tx) error {
 		if err := tx.PutFile(&File{ItemID: 3, Name: "b", Size: 5}); err != nil {
 			return err
 		}
@@ -393,7 +394,7 @@ func TestSyncCoversSwitchedOutMemtable(t *testing.T) {
 		if i > 2000 {
 			t.Fatal("no memtable switch after 120 MiB of writes")
 		}
-		if err := s.UpdateBuffered(func(tx *Tx) error {
+		if err := s.UpdateBuffered(context.Background(), func(tx *Tx) error {
 			return tx.PutStagedBytes(uint64(i), "f", val)
 		}); err != nil {
 			t.Fatal(err)
@@ -405,10 +406,11 @@ func TestSyncCoversSwitchedOutMemtable(t *testing.T) {
 		if err := s.Sync(); err != nil {
 			t.Fatal(err)
 		}
-		s.logsMu.Lock()
-		defer s.logsMu.Unlock()
+		e := s.engine.(*badgerEngine)
+		e.logsMu.Lock()
+		defer e.logsMu.Unlock()
 		for _, name := range old {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil && !s.syncedLogs[name] {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil && !e.syncedLogs[name] {
 				t.Fatalf("Sync left the switched-out log %s unsynced", name)
 			}
 		}

@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -64,7 +65,7 @@ func TestConflictIsConcurrentChange(t *testing.T) {
 		}
 		// Another transaction changes the record this one read and
 		// commits first, in every round.
-		if err := e.m.store.Store.UpdateBuffered(func(other *meta.Tx) error {
+		if err := e.m.store.Store.UpdateBuffered(context.Background(), func(other *meta.Tx) error {
 			o, err := other.Library(l.ID)
 			if err != nil {
 				return err
