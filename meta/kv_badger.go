@@ -98,10 +98,14 @@ func (e *badgerEngine) conflict(err error) bool { return errors.Is(err, badger.E
 
 func (e *badgerEngine) txn(ctx context.Context, update bool, fn func(kvTxn) error) error {
 	body := func(txn *badger.Txn) error { return fn(badgerTxn{txn}) }
-	if update {
-		return e.db.Update(body)
+	if !update {
+		return e.db.View(body)
 	}
-	return e.db.View(body)
+	err := e.db.Update(body)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: %v", ErrTooLarge, err)
+	}
+	return err
 }
 
 type badgerTxn struct{ txn *badger.Txn }

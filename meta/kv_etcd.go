@@ -16,6 +16,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // etcdEngine keeps the catalog under one key prefix of an etcd cluster.
@@ -95,7 +96,9 @@ func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 	if len(endpoints) == 0 {
 		return nil, bad("no endpoints (etcd://HOST:PORT[,HOST:PORT...]/PREFIX)")
 	}
-	cfg := clientv3.Config{DialTimeout: 5 * time.Second}
+	// The client's own log (gRPC retries, a cancelled request) is noise
+	// next to the errors it returns, which say the same.
+	cfg := clientv3.Config{DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
 	if v := q.Get("dial-timeout"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

@@ -35,11 +35,10 @@ func TestExpiryKeysSortByTime(t *testing.T) {
 	}
 }
 
-func TestIDsAreUniqueAcrossReopen(t *testing.T) {
-	dir := t.TempDir()
+func testIDsAreUniqueAcrossReopen(t *testing.T, c *testCatalog) {
 	seen := map[uint64]bool{}
 	for round := 0; round < 3; round++ {
-		s := openStore(t, dir)
+		s := c.open(t)
 		for i := 0; i < 100; i++ {
 			id, err := s.NextID(context.Background())
 			if err != nil {
@@ -57,8 +56,8 @@ func TestIDsAreUniqueAcrossReopen(t *testing.T) {
 }
 
 // Conflicting read-modify-write transactions are retried, so none is lost.
-func TestUpdateRetriesConflicts(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testUpdateRetriesConflicts(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
 	key := ContentKey{BackingID: 1, SHA256: bytes.Repeat([]byte{7}, 32)}
 	const writers, each = 8, 25
@@ -96,8 +95,8 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 
 // A transaction that loses every round gives up after maxTxnAttempts
 // with ErrConflict, having committed nothing.
-func TestUpdateGivesUpWithErrConflict(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testUpdateGivesUpWithErrConflict(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
 	key := ContentKey{BackingID: 2, SHA256: bytes.Repeat([]byte{9}, 32)}
 	rounds := 0
@@ -162,8 +161,8 @@ func TestSessionRecordsJSON(t *testing.T) {
 	}
 }
 
-func TestContentRefDisappearsAtZero(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testContentRefDisappearsAtZero(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
 	key := ContentKey{BackingID: 3, SHA256: bytes.Repeat([]byte{1}, 32)}
 	err := s.Update(context.Background(), func(tx *Tx) error {
@@ -188,9 +187,8 @@ func TestContentRefDisappearsAtZero(t *testing.T) {
 	}
 }
 
-func TestRecordsRoundTripAndIndexes(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, dir)
+func testRecordsRoundTripAndIndexes(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	err := s.Update(context.Background(), func(tx *Tx) error {
 		if err := tx.PutLibrary(&Library{ID: 1, UUID: "u1", Name: "Lib"}); err != nil {
 			return err
@@ -212,7 +210,7 @@ func TestRecordsRoundTripAndIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s = openStore(t, dir)
+	s = c.open(t)
 	defer s.Close()
 	err = s.View(context.Background(), func(tx *Tx) error {
 		if id, err := tx.LibraryIDByName("LIB"); err != nil || id != 1 {
@@ -239,8 +237,8 @@ func TestRecordsRoundTripAndIndexes(t *testing.T) {
 	}
 }
 
-func TestDueExpiriesStopsAtNow(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testDueExpiriesStopsAtNow(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
 	err := s.Update(context.Background(), func(tx *Tx) error {
 		for _, at := range []int64{30, 10, 20} {
@@ -325,8 +323,8 @@ func TestRecordCacheFollowsVersions(t *testing.T) {
 	}
 }
 
-func TestRecordCacheCopiesFiles(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testRecordCacheCopiesFiles(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
 	must := func(err error) {
 		t.Helper()
