@@ -207,7 +207,7 @@ func Open(opts Options) (*Manager, error) {
 	if err := os.MkdirAll(filepath.Join(home, "storage"), 0o700); err != nil {
 		return nil, fmt.Errorf("create home %s: %w", home, err)
 	}
-	metaURL, err := catalogURL(home, opts.Meta, opts.ReadOnly)
+	metaURL, err := catalogURL(home, opts.Meta)
 	if err != nil {
 		return nil, err
 	}
@@ -247,6 +247,12 @@ func Open(opts Options) (*Manager, error) {
 	st, err := meta.Open(context.Background(), meta.Options{URL: metaURL, Logger: m.log})
 	if err != nil {
 		return nil, err
+	}
+	if opts.Meta != "" && !opts.ReadOnly {
+		if err := rememberCatalogURL(home, metaURL); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	m.durable = newDurability(st)
 	m.store = catalog{st, m.durable}
