@@ -198,19 +198,25 @@ type etcdWrite struct {
 
 type etcdRange struct{ from, to string }
 
+type etcdRead struct {
+	val    []byte
+	modRev int64 // 0: absent
+}
+
 type etcdTxn struct {
 	e      *etcdEngine
 	ctx    context.Context
 	update bool
 	rev    int64 // the revision every read is made at; 0 until the first
 
-	observed map[string]int64 // etcd key → ModRevision read (0: absent)
-	ranges   []etcdRange      // scanned; checked unchanged since rev
+	reads    map[string]etcdRead // etcd key → what get read, so it is read once
+	observed map[string]int64    // etcd key → ModRevision read (0: absent)
+	ranges   []etcdRange         // scanned; checked unchanged since rev
 	writes   map[string]etcdWrite
 }
 
 func (e *etcdEngine) txn(ctx context.Context, update bool, fn func(kvTxn) error) error {
-	t := &etcdTxn{e: e, ctx: ctx, update: update, observed: map[string]int64{}, writes: map[string]etcdWrite{}}
+	t := &etcdTxn{e: e, ctx: ctx, update: update, reads: map[string]etcdRead{}, observed: map[string]int64{}, writes: map[string]etcdWrite{}}
 	if err := fn(t); err != nil {
 		return err
 	}
@@ -235,6 +241,12 @@ func (t *etcdTxn) get(key []byte) ([]byte, uint64, error) {
 		}
 		return append([]byte(nil), w.val...), 0, nil
 	}
+	if r, ok := t.reads[k]; ok { // every read is at t.rev: the same again
+		if r.modRev == 0 {
+			return nil, 0, ErrNotFound
+		}
+		return append([]byte(nil), r.val...), uint64(r.modRev), nil
+	}
 	resp, err := t.e.cli.Get(t.ctx, k, t.readOpts()...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("etcd get: %w", err)
@@ -244,11 +256,13 @@ func (t *etcdTxn) get(key []byte) ([]byte, uint64, error) {
 	}
 	if len(resp.Kvs) == 0 {
 		t.observe(k, 0)
+		t.reads[k] = etcdRead{}
 		return nil, 0, ErrNotFound
 	}
 	kv := resp.Kvs[0]
 	t.observe(k, kv.ModRevision)
-	return kv.Value, uint64(kv.ModRevision), nil
+	t.reads[k] = etcdRead{val: kv.Value, modRev: kv.ModRevision}
+	return append([]byte(nil), kv.Value...), uint64(kv.ModRevision), nil
 }
 
 func (t *etcdTxn) observe(k string, modRev int64) {

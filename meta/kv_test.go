@@ -46,6 +46,7 @@ var engineSuite = []struct {
 	{"DeleteSessionCascades", testDeleteSessionCascades},
 	{"Limits", testLimits},
 	{"ConcurrentStoresShareIDs", testConcurrentStoresShareIDs},
+	{"IndexesFollowRecords", testIndexesFollowRecords},
 }
 
 func TestEngines(t *testing.T) {
@@ -610,4 +611,87 @@ func testConcurrentStoresShareIDs(t *testing.T, c *testCatalog) {
 	if dup.Load() {
 		t.Fatal("an ID was handed out twice, or zero")
 	}
+}
+
+// Names, API ids and expiry entries are kept by the records' own Put and
+// Delete: a rename moves the name, a rename over another record (deleted
+// first, in the same transaction) keeps the new owner's entry, a delete
+// takes them all.
+func testIndexesFollowRecords(t *testing.T, c *testCatalog) {
+	s := c.open(t)
+	defer s.Close()
+	check := func(what string, got uint64, err error, want uint64) {
+		t.Helper()
+		if want == 0 && !errors.Is(err, ErrNotFound) || want != 0 && (err != nil || got != want) {
+			t.Errorf("%s = %d %v, want %d", what, got, err, want)
+		}
+	}
+	mustNo(t, s.Update(bg, func(tx *Tx) error {
+		if err := tx.PutLibrary(&Library{ID: 1, UUID: "lib-1", Name: "Lib"}); err != nil {
+			return err
+		}
+		if err := tx.PutItem(&Item{ID: 2, UUID: "item-2", LibraryID: 1, Name: "a"}); err != nil {
+			return err
+		}
+		if err := tx.PutItem(&Item{ID: 3, UUID: "item-3", LibraryID: 1, Name: "b"}); err != nil {
+			return err
+		}
+		return tx.PutUpdateSession(&UpdateSession{SessionHeader: SessionHeader{ID: 4, UUID: "s-4", ItemID: 2, ExpirationTime: 100}})
+	}))
+	mustNo(t, s.Update(bg, func(tx *Tx) error {
+		// Rename the library (case only, then for real), b over a.
+		if err := tx.PutLibrary(&Library{ID: 1, UUID: "lib-1", Name: "LIB"}); err != nil {
+			return err
+		}
+		if err := tx.PutLibrary(&Library{ID: 1, UUID: "lib-1", Name: "Renamed"}); err != nil {
+			return err
+		}
+		if err := tx.DeleteItem(2); err != nil {
+			return err
+		}
+		if err := tx.PutItem(&Item{ID: 3, UUID: "item-3", LibraryID: 1, Name: "A"}); err != nil {
+			return err
+		}
+		return tx.PutUpdateSession(&UpdateSession{SessionHeader: SessionHeader{ID: 4, UUID: "s-4", ItemID: 2, ExpirationTime: 200}})
+	}))
+	mustNo(t, s.View(bg, func(tx *Tx) error {
+		id, err := tx.LibraryIDByName("lib")
+		check("old library name", id, err, 0)
+		id, err = tx.LibraryIDByName("renamed")
+		check("new library name", id, err, 1)
+		id, err = tx.ItemIDByName(1, "a")
+		check("item a", id, err, 3)
+		id, err = tx.ItemIDByName(1, "b")
+		check("item b", id, err, 0)
+		id, err = tx.ResolveUUID("item-2", ItemObject)
+		check("deleted item's uuid", id, err, 0)
+		id, err = tx.ResolveUUID("item-3", ItemObject)
+		check("item-3", id, err, 3)
+		ids, err := tx.ItemIDs(1)
+		if err != nil || len(ids) != 1 || ids[0] != 3 {
+			t.Errorf("items of the library: %v %v", ids, err)
+		}
+		due, err := tx.DueExpiries(1000)
+		if err != nil || len(due) != 1 || due[0].At != 200 || due[0].ID != 4 {
+			t.Errorf("expiry entries %+v %v, want one at 200", due, err)
+		}
+		return nil
+	}))
+	mustNo(t, s.Update(bg, func(tx *Tx) error {
+		if err := tx.DeleteUpdateSession(4); err != nil {
+			return err
+		}
+		if err := tx.DeleteItem(3); err != nil {
+			return err
+		}
+		return tx.DeleteLibrary(1)
+	}))
+	mustNo(t, s.View(bg, func(tx *Tx) error {
+		for _, p := range [][]byte{{kindLibraryName}, {kindItemName}, {kindUUID}, {kindExpiry}} {
+			if err := tx.scan(p, true, func(k, _ []byte) error { t.Errorf("left after delete: %q", k); return nil }); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }

@@ -193,18 +193,12 @@ func testRecordsRoundTripAndIndexes(t *testing.T, c *testCatalog) {
 		if err := tx.PutLibrary(&Library{ID: 1, UUID: "u1", Name: "Lib"}); err != nil {
 			return err
 		}
-		if err := tx.PutLibraryName("Lib", 1); err != nil {
-			return err
-		}
 		for i, name := range []string{"b", "A", "c"} {
-			if err := tx.PutItemName(1, name, uint64(10+i)); err != nil {
+			if err := tx.PutItem(&Item{ID: uint64(10 + i), LibraryID: 1, Name: name}); err != nil {
 				return err
 			}
 		}
-		if err := tx.PutFile(&File{ID: 5, ItemID: 10, Name: "x.iso", Size: 3, SHA256: []byte{1, 2}}); err != nil {
-			return err
-		}
-		return tx.PutUUID("u1", LibraryObject, 1)
+		return tx.PutFile(&File{ID: 5, ItemID: 10, Name: "x.iso", Size: 3, SHA256: []byte{1, 2}})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +236,7 @@ func testDueExpiriesStopsAtNow(t *testing.T, c *testCatalog) {
 	defer s.Close()
 	err := s.Update(context.Background(), func(tx *Tx) error {
 		for _, at := range []int64{30, 10, 20} {
-			if err := tx.PutExpiry(ExpiryEntry{At: at, Kind: DownloadSessionKind, ID: uint64(at)}); err != nil {
+			if err := tx.PutDownloadSession(&DownloadSession{SessionHeader: SessionHeader{ID: uint64(at), ExpirationTime: at}}); err != nil {
 				return err
 			}
 		}

@@ -282,13 +282,89 @@ func (tx *Tx) putID(key []byte, id uint64) error { return tx.set(key, u64(nil, i
 
 func (tx *Tx) Library(id uint64) (*Library, error) { return getRecord[Library](tx, libraryKey(id)) }
 func (tx *Tx) Libraries() ([]Library, error)       { return scanRecords[Library](tx, libraryPrefix()) }
-func (tx *Tx) PutLibrary(l *Library) error         { return tx.put(libraryKey(l.ID), l) }
-func (tx *Tx) DeleteLibrary(id uint64) error       { return tx.del(libraryKey(id)) }
+
+// PutLibrary stores a library and keeps its indexes: its name
+// (case-insensitive) and its API id. Whether the name is free is the
+// caller's to check (LibraryIDByName).
+func (tx *Tx) PutLibrary(l *Library) error {
+	old, err := getRecord[Library](tx, libraryKey(l.ID))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.put(libraryKey(l.ID), l); err != nil {
+		return err
+	}
+	var oldName, oldUUID []byte
+	if old != nil {
+		oldName, oldUUID = libraryNameKey(old.Name), uuidKey(old.UUID)
+	}
+	if err := tx.reindex(oldName, libraryNameKey(l.Name), u64(nil, l.ID)); err != nil {
+		return err
+	}
+	return tx.reindexUUID(old != nil, oldUUID, l.UUID, LibraryObject, l.ID)
+}
+
+// DeleteLibrary removes a library and its indexes. Its items are the
+// caller's to delete first.
+func (tx *Tx) DeleteLibrary(id uint64) error {
+	old, err := getRecord[Library](tx, libraryKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.reindex(libraryNameKey(old.Name), nil, u64(nil, id)); err != nil {
+		return err
+	}
+	if err := tx.reindexUUID(true, uuidKey(old.UUID), "", LibraryObject, id); err != nil {
+		return err
+	}
+	return tx.del(libraryKey(id))
+}
 
 // LibraryIDByName looks a library up by name, case-insensitively.
 func (tx *Tx) LibraryIDByName(name string) (uint64, error) { return tx.getID(libraryNameKey(name)) }
-func (tx *Tx) PutLibraryName(name string, id uint64) error { return tx.putID(libraryNameKey(name), id) }
-func (tx *Tx) DeleteLibraryName(name string) error         { return tx.del(libraryNameKey(name)) }
+
+// reindex moves an index entry whose value is val from oldKey (nil: none)
+// to newKey (nil: none). The old entry goes only if it still holds val:
+// another record may have taken the name meanwhile (a rename over it,
+// earlier in the same transaction).
+func (tx *Tx) reindex(oldKey, newKey, val []byte) error {
+	if oldKey != nil && newKey != nil && bytes.Equal(oldKey, newKey) {
+		return nil
+	}
+	if oldKey != nil {
+		cur, err := tx.getRaw(oldKey)
+		switch {
+		case err == nil && bytes.Equal(cur, val):
+			if err := tx.del(oldKey); err != nil {
+				return err
+			}
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return err
+		}
+	}
+	if newKey == nil {
+		return nil
+	}
+	return tx.set(newKey, val)
+}
+
+// reindexUUID keeps the API id index of a record that had (if had) the
+// key oldKey and now has the id uuid ("": none).
+func (tx *Tx) reindexUUID(had bool, oldKey []byte, uuid string, kind ObjectKind, id uint64) error {
+	if !had {
+		oldKey = nil
+	} else if len(oldKey) == 1 { // the record had no API id
+		oldKey = nil
+	}
+	var newKey []byte
+	if uuid != "" {
+		newKey = uuidKey(uuid)
+	}
+	return tx.reindex(oldKey, newKey, u64([]byte{byte(kind)}, id))
+}
 
 func (tx *Tx) Backing(id uint64) (*Backing, error) { return getRecord[Backing](tx, backingKey(id)) }
 func (tx *Tx) Backings() ([]Backing, error)        { return scanRecords[Backing](tx, backingPrefix()) }
@@ -307,18 +383,51 @@ func (tx *Tx) PutBacking(b *Backing) error {
 
 func (tx *Tx) Item(id uint64) (*Item, error) { return getRecord[Item](tx, itemKey(id)) }
 func (tx *Tx) Items() ([]Item, error)        { return scanRecords[Item](tx, itemPrefix()) }
-func (tx *Tx) PutItem(it *Item) error        { return tx.put(itemKey(it.ID), it) }
-func (tx *Tx) DeleteItem(id uint64) error    { return tx.del(itemKey(id)) }
+
+// PutItem stores an item and keeps its indexes: its name in its library
+// (case-insensitive) and its API id. Whether the name is free is the
+// caller's to check (ItemIDByName).
+func (tx *Tx) PutItem(it *Item) error {
+	old, err := getRecord[Item](tx, itemKey(it.ID))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.put(itemKey(it.ID), it); err != nil {
+		return err
+	}
+	var oldName, oldUUID []byte
+	if old != nil {
+		oldName, oldUUID = itemNameKey(old.LibraryID, old.Name), uuidKey(old.UUID)
+	}
+	if err := tx.reindex(oldName, itemNameKey(it.LibraryID, it.Name), u64(nil, it.ID)); err != nil {
+		return err
+	}
+	return tx.reindexUUID(old != nil, oldUUID, it.UUID, ItemObject, it.ID)
+}
+
+// DeleteItem removes an item and its indexes. Its files and sessions are
+// the caller's to end and delete first (their content references are
+// sessionmgr's bookkeeping).
+func (tx *Tx) DeleteItem(id uint64) error {
+	old, err := getRecord[Item](tx, itemKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.reindex(itemNameKey(old.LibraryID, old.Name), nil, u64(nil, id)); err != nil {
+		return err
+	}
+	if err := tx.reindexUUID(true, uuidKey(old.UUID), "", ItemObject, id); err != nil {
+		return err
+	}
+	return tx.del(itemKey(id))
+}
 
 // ItemIDByName looks an item up in its library, case-insensitively.
 func (tx *Tx) ItemIDByName(libID uint64, name string) (uint64, error) {
 	return tx.getID(itemNameKey(libID, name))
-}
-func (tx *Tx) PutItemName(libID uint64, name string, id uint64) error {
-	return tx.putID(itemNameKey(libID, name), id)
-}
-func (tx *Tx) DeleteItemName(libID uint64, name string) error {
-	return tx.del(itemNameKey(libID, name))
 }
 
 // ItemIDs lists the items of one library in name order.
@@ -354,10 +463,13 @@ func (tx *Tx) UpdateSession(id uint64) (*UpdateSession, error) {
 func (tx *Tx) UpdateSessions() ([]UpdateSession, error) {
 	return scanRecords[UpdateSession](tx, updatePrefix())
 }
-func (tx *Tx) PutUpdateSession(s *UpdateSession) error { return tx.put(updateKey(s.ID), s) }
+
+// PutUpdateSession stores the session and keeps its API id and its entry
+// in the expiry index.
+func (tx *Tx) PutUpdateSession(s *UpdateSession) error { return tx.putSession(updateKey(s.ID), s) }
 
 // DeleteUpdateSession removes the session, its pending files and their
-// staged bytes.
+// staged bytes, its expiry entry and its API id.
 func (tx *Tx) DeleteUpdateSession(id uint64) error {
 	if err := tx.deletePrefix(updateFilePrefix(id)); err != nil {
 		return err
@@ -365,7 +477,7 @@ func (tx *Tx) DeleteUpdateSession(id uint64) error {
 	if err := tx.deletePrefix(stagedBytesPrefix(id)); err != nil {
 		return err
 	}
-	return tx.del(updateKey(id))
+	return tx.deleteSession(updateKey(id), UpdateSessionKind)
 }
 
 func (tx *Tx) UpdateSessionFile(sessionID uint64, name string) (*UpdateSessionFile, error) {
@@ -423,14 +535,88 @@ func (tx *Tx) DownloadSession(id uint64) (*DownloadSession, error) {
 func (tx *Tx) DownloadSessions() ([]DownloadSession, error) {
 	return scanRecords[DownloadSession](tx, downloadPrefix())
 }
-func (tx *Tx) PutDownloadSession(s *DownloadSession) error { return tx.put(downloadKey(s.ID), s) }
 
-// DeleteDownloadSession removes the session and its pinned files.
+// PutDownloadSession stores the session and keeps its API id and its
+// entry in the expiry index.
+func (tx *Tx) PutDownloadSession(s *DownloadSession) error {
+	return tx.putSession(downloadKey(s.ID), s)
+}
+
+// DeleteDownloadSession removes the session, its pinned files (their
+// content references are the caller's to drop first), its expiry entry
+// and its API id.
 func (tx *Tx) DeleteDownloadSession(id uint64) error {
 	if err := tx.deletePrefix(downloadFilePrefix(id)); err != nil {
 		return err
 	}
-	return tx.del(downloadKey(id))
+	return tx.deleteSession(downloadKey(id), DownloadSessionKind)
+}
+
+// sessionIndexed is what the indexes of a session are made of, decoded
+// from either kind's record.
+type sessionIndexed struct {
+	UUID           string `json:"uuid"`
+	ExpirationTime int64  `json:"expiration_time"`
+}
+
+func sessionObject(kind SessionKind) ObjectKind {
+	if kind == UpdateSessionKind {
+		return UpdateSessionObject
+	}
+	return DownloadSessionObject
+}
+
+// putSession stores a session's record under key and moves its expiry
+// entry and API id with it.
+func (tx *Tx) putSession(key []byte, s Session) error {
+	h := s.Header()
+	var old sessionIndexed
+	b, err := tx.getRaw(key)
+	had := err == nil
+	if had {
+		if err := decode(key, b, &old); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.put(key, s); err != nil {
+		return err
+	}
+	if !had || old.ExpirationTime != h.ExpirationTime {
+		if had {
+			if err := tx.del(expiryKey(old.ExpirationTime, s.Kind(), h.ID)); err != nil {
+				return err
+			}
+		}
+		if err := tx.set(expiryKey(h.ExpirationTime, s.Kind(), h.ID), nil); err != nil {
+			return err
+		}
+	}
+	return tx.reindexUUID(had, uuidKey(old.UUID), h.UUID, sessionObject(s.Kind()), h.ID)
+}
+
+// deleteSession removes a session's record, expiry entry and API id.
+func (tx *Tx) deleteSession(key []byte, kind SessionKind) error {
+	b, err := tx.getRaw(key)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var old sessionIndexed
+	if err := decode(key, b, &old); err != nil {
+		return err
+	}
+	id := binary.BigEndian.Uint64(key[1:])
+	if err := tx.del(expiryKey(old.ExpirationTime, kind, id)); err != nil {
+		return err
+	}
+	if err := tx.reindexUUID(true, uuidKey(old.UUID), "", sessionObject(kind), id); err != nil {
+		return err
+	}
+	return tx.del(key)
 }
 
 func (tx *Tx) DownloadSessionFile(sessionID uint64, name string) (*DownloadSessionFile, error) {
@@ -468,9 +654,10 @@ func (tx *Tx) DeleteSession(s Session) error {
 	return fmt.Errorf("meta: no session record of type %T", s)
 }
 
-// ---- expiry index
+// ---- expiry index (kept by PutSession and DeleteSession)
 
-func (tx *Tx) PutExpiry(e ExpiryEntry) error { return tx.set(expiryKey(e.At, e.Kind, e.ID), nil) }
+// DeleteExpiry removes an entry that names no session at that instant
+// (the reaper's cleanup of entries from before the index was kept here).
 func (tx *Tx) DeleteExpiry(e ExpiryEntry) error {
 	return tx.del(expiryKey(e.At, e.Kind, e.ID))
 }
@@ -602,10 +789,7 @@ func (tx *Tx) ResolveUUID(uuid string, kind ObjectKind) (uint64, error) {
 	return binary.BigEndian.Uint64(b[1:]), nil
 }
 
-func (tx *Tx) PutUUID(uuid string, kind ObjectKind, id uint64) error {
-	return tx.set(uuidKey(uuid), u64([]byte{byte(kind)}, id))
-}
-func (tx *Tx) DeleteUUID(uuid string) error { return tx.del(uuidKey(uuid)) }
+// API ids are indexed by PutLibrary, PutItem and PutSession.
 
 // ---- content references
 
