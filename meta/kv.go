@@ -36,6 +36,8 @@ type kvEngine interface {
 	sync() error
 	// idBatch is how many IDs one allocation takes from the counter.
 	idBatch() uint64
+	// dropAll deletes every key of the catalog.
+	dropAll(ctx context.Context) error
 	close() error
 	String() string
 }

@@ -94,6 +94,8 @@ func (e *badgerEngine) close() error {
 	return e.db.Close()
 }
 
+func (e *badgerEngine) dropAll(context.Context) error { return e.db.DropAll() }
+
 func (e *badgerEngine) conflict(err error) bool { return errors.Is(err, badger.ErrConflict) }
 
 func (e *badgerEngine) txn(ctx context.Context, update bool, fn func(kvTxn) error) error {

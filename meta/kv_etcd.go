@@ -177,6 +177,11 @@ func (e *etcdEngine) idBatch() uint64 { return 1024 }
 func (e *etcdEngine) sync() error     { return nil }
 func (e *etcdEngine) close() error    { return e.cli.Close() }
 
+func (e *etcdEngine) dropAll(ctx context.Context) error {
+	_, err := e.cli.Delete(ctx, e.prefix, clientv3.WithRange(e.rangeEnd(nil)))
+	return err
+}
+
 func (e *etcdEngine) conflict(err error) bool {
 	return errors.Is(err, errEtcdConflict) || errors.Is(err, rpctypes.ErrCompacted)
 }

@@ -147,6 +147,18 @@ func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
 	return runTxn(ctx, s.engine, false, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
 }
 
+// DropAll deletes every record of the catalog, at once and for good (the
+// etcd engine deletes its prefix; tests use it to clean up).
+func (s *Store) DropAll(ctx context.Context) error {
+	s.idsMu.Lock()
+	s.nextID, s.idLimit = 0, 0
+	s.idsMu.Unlock()
+	s.records.mu.Lock()
+	s.records.entries = nil
+	s.records.mu.Unlock()
+	return s.engine.dropAll(ctx)
+}
+
 // Sync makes every transaction committed so far durable: one that
 // returned before Sync was called is on disk when Sync returns.
 func (s *Store) Sync() error { return s.engine.sync() }
