@@ -69,13 +69,39 @@ var errEtcdConflict = errors.New("etcd: transaction conflict")
 //	dial-timeout     how long to wait for the cluster at open (default 5s)
 //	max-txn-ops, max-request-bytes   the cluster's limits, if not the defaults
 func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
+	e, cfg, err := parseEtcdURL(u, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %v", Redact(u.String()), err)
+	}
+	// Fail at open, with one line, when the cluster is unreachable or
+	// refuses the credentials, rather than at the first operation.
+	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if _, err := cli.Get(pctx, e.prefix, clientv3.WithCountOnly()); err != nil {
+		cli.Close()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer within %v", cfg.DialTimeout)
+		}
+		return nil, fmt.Errorf("catalog %s: %v", Redact(u.String()), err)
+	}
+	e.cli = cli
+	return e, nil
+}
+
+// parseEtcdURL reads an etcd catalog URL (see openEtcd) into the engine,
+// without its client, and the client's configuration.
+func parseEtcdURL(u *url.URL, getenv func(string) string) (*etcdEngine, clientv3.Config, error) {
 	q := u.Query()
 	param := func(name, env string) string {
 		if v := q.Get(name); v != "" {
 			return v
 		}
 		if env != "" {
-			return os.Getenv(env)
+			return getenv(env)
 		}
 		return ""
 	}
@@ -85,7 +111,7 @@ func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 	}
 	prefix := strings.Trim(u.Path, "/")
 	if prefix == "" {
-		return nil, bad("no key prefix (etcd://HOST:PORT/PREFIX)")
+		return nil, clientv3.Config{}, bad("no key prefix (etcd://HOST:PORT/PREFIX)")
 	}
 	var endpoints []string
 	for _, h := range strings.Split(u.Host, ",") {
@@ -94,7 +120,7 @@ func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 		}
 	}
 	if len(endpoints) == 0 {
-		return nil, bad("no endpoints (etcd://HOST:PORT[,HOST:PORT...]/PREFIX)")
+		return nil, clientv3.Config{}, bad("no endpoints (etcd://HOST:PORT[,HOST:PORT...]/PREFIX)")
 	}
 	// The client's own log (gRPC retries, a cancelled request) is noise
 	// next to the errors it returns, which say the same.
@@ -102,7 +128,7 @@ func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 	if v := q.Get("dial-timeout"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return nil, bad("dial-timeout: %v", err)
+			return nil, clientv3.Config{}, bad("dial-timeout: %v", err)
 		}
 		cfg.DialTimeout = d
 	}
@@ -126,7 +152,7 @@ func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 	if v := q.Get("tls"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, bad("tls: %v", err)
+			return nil, clientv3.Config{}, bad("tls: %v", err)
 		}
 		useTLS = useTLS || b
 	}
@@ -136,7 +162,7 @@ func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 		if tlsInfo.Empty() && tlsInfo.TrustedCAFile == "" {
 			tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		} else if tc, err = tlsInfo.ClientConfig(); err != nil {
-			return nil, bad("TLS: %v", err)
+			return nil, clientv3.Config{}, bad("TLS: %v", err)
 		}
 		cfg.TLS = tc
 	}
@@ -145,29 +171,13 @@ func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 		if v := q.Get(name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 {
-				return nil, bad("%s: want a positive integer, not %q", name, v)
+				return nil, clientv3.Config{}, bad("%s: want a positive integer, not %q", name, v)
 			}
 			*p = n
 		}
 	}
 	cfg.Endpoints = endpoints
-	cli, err := clientv3.New(cfg)
-	if err != nil {
-		return nil, bad("%v", err)
-	}
-	// Fail at open, with one line, when the cluster is unreachable or
-	// refuses the credentials, rather than at the first operation.
-	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-	defer cancel()
-	if _, err := cli.Get(pctx, e.prefix, clientv3.WithCountOnly()); err != nil {
-		cli.Close()
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("no answer within %v", cfg.DialTimeout)
-		}
-		return nil, bad("%v", err)
-	}
-	e.cli = cli
-	return e, nil
+	return e, cfg, nil
 }
 
 func (e *etcdEngine) String() string {
