@@ -22,6 +22,8 @@ func TestFromMeta(t *testing.T) {
 		{meta.ErrConflict, KindConcurrentChange, meta.ErrConflict},
 		{fmt.Errorf("storage backing 3: %w", meta.ErrNotFound), KindNotFound, meta.ErrNotFound},
 		{meta.ErrCorrupt, KindError, meta.ErrCorrupt},
+		// A change beyond the engine's bounds is the server's failure.
+		{fmt.Errorf("%w: 200 keys", meta.ErrTooLarge), KindError, meta.ErrTooLarge},
 		{disk, KindError, disk},
 		{api, KindAlreadyExists, api},
 		{state, KindNotAllowedInCurrentState, state},
