@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // The suite every engine passes. Badger runs always, in a temporary
@@ -111,20 +109,17 @@ func newEtcdCatalog(t *testing.T, endpoints string) *testCatalog {
 	var b [6]byte
 	rand.Read(b[:])
 	prefix := "clfs-test/" + strings.ReplaceAll(t.Name(), "/", "-") + "-" + hex.EncodeToString(b[:])
+	url := "etcd://" + endpoints + "/" + prefix
 	t.Cleanup(func() {
-		cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 5 * time.Second})
-		if err != nil {
-			t.Errorf("clean up %s: %v", prefix, err)
-			return
+		s, err := Open(context.Background(), Options{URL: url})
+		if err == nil {
+			err = errors.Join(s.DropAll(context.Background()), s.Close())
 		}
-		defer cli.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := cli.Delete(ctx, prefix+"/", clientv3.WithPrefix()); err != nil {
+		if err != nil {
 			t.Errorf("clean up %s: %v", prefix, err)
 		}
 	})
-	return &testCatalog{engine: "etcd", url: "etcd://" + endpoints + "/" + prefix}
+	return &testCatalog{engine: "etcd", url: url}
 }
 
 func mustNo(t *testing.T, err error) {
