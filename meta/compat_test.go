@@ -165,6 +165,9 @@ func TestHomeOfEarlierReleaseOpens(t *testing.T) {
 	mustNo(t, err)
 	defer s.Close()
 	mustNo(t, s.View(bg, func(tx *Tx) error {
+		if _, err := tx.getRaw(formatKey("downloads-by-item")); err != nil {
+			t.Errorf("upgrade not marked done: %v", err)
+		}
 		if _, err := tx.Library(id); err != nil {
 			t.Errorf("library written after the upgrade: %v", err)
 		}

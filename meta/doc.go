@@ -77,9 +77,11 @@
 //
 // # Locking
 //
-// Three mutexes, none held while calling out of the package nor across
+// Four mutexes, none held while calling out of the package nor across
 // each other: the record cache's (taken inside transactions), the
 // Store's ID batch (held across the counter's transaction, which takes
-// no other lock of this package), and the Badger engine's set of synced
+// no other lock of this package), the turns of transactions that keep
+// losing (kv.go: held for a few lines, never across a transaction; the
+// waits it causes are bounded), and the Badger engine's set of synced
 // logs.
 package meta

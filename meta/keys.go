@@ -19,6 +19,8 @@ package meta
 //	'A'   'A' itemID(8)                                   sessionID(8) of the item's ACTIVE update session
 //	'D'   'D' sessionID(8)                                DownloadSession
 //	'd'   'd' sessionID(8) fileName                       DownloadSessionFile (pinned content)
+//	'j'   'j' itemID(8) sessionID(8)                      empty  the item's download sessions
+//	'v'   'v' name                                        empty  a format step done (formatSteps)
 //	'E'   'E' unixNano(8) sessionKind(1) sessionID(8)     empty  expiry index
 //	'T'   'T' op(1) token                                 ClientToken (forgotten after 24 h)
 //	't'   't' unixNano(8) op(1) token                     empty  client token expiry index
@@ -50,8 +52,12 @@ const (
 	kindActiveUpdate = 'A'
 	kindDownload     = 'D'
 	kindDownloadFile = 'd'
-	kindExpiry       = 'E'
-	kindClientToken  = 'T'
+	// kindItemDownload indexes download sessions by item.
+	kindItemDownload = 'j'
+	// kindFormat marks an upgrade of the catalog's format as done.
+	kindFormat      = 'v'
+	kindExpiry      = 'E'
+	kindClientToken = 'T'
 	// kindClientTokenExpiry orders tokens by expiry; tokens written
 	// before it existed expire by Badger's TTL instead.
 	kindClientTokenExpiry = 't'
@@ -92,8 +98,15 @@ func downloadKey(id uint64) []byte         { return u64([]byte{kindDownload}, id
 func downloadPrefix() []byte               { return []byte{kindDownload} }
 func downloadFilePrefix(id uint64) []byte  { return u64([]byte{kindDownloadFile}, id) }
 func expiryPrefix() []byte                 { return []byte{kindExpiry} }
-func uuidKey(uuid string) []byte           { return append([]byte{kindUUID}, uuid...) }
-func contentRefPrefix() []byte             { return []byte{kindContentRef} }
+func itemDownloadPrefix(itemID uint64) []byte {
+	return u64([]byte{kindItemDownload}, itemID)
+}
+func itemDownloadKey(itemID, sessionID uint64) []byte {
+	return u64(itemDownloadPrefix(itemID), sessionID)
+}
+func formatKey(step string) []byte { return append([]byte{kindFormat}, step...) }
+func uuidKey(uuid string) []byte   { return append([]byte{kindUUID}, uuid...) }
+func contentRefPrefix() []byte     { return []byte{kindContentRef} }
 
 func itemNameKey(libID uint64, name string) []byte {
 	return append(itemNamePrefix(libID), foldName(name)...)

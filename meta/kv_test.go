@@ -45,6 +45,8 @@ var engineSuite = []struct {
 	{"Limits", testLimits},
 	{"ConcurrentStoresShareIDs", testConcurrentStoresShareIDs},
 	{"IndexesFollowRecords", testIndexesFollowRecords},
+	{"DownloadSessionsByItem", testDownloadSessionsByItem},
+	{"LongTransactionGetsItsTurn", testLongTransactionGetsItsTurn},
 }
 
 func TestEngines(t *testing.T) {
@@ -313,7 +315,7 @@ func testCounterIsExact(t *testing.T, c *testCatalog) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				if err := runTxn(bg, s.engine, true, func(t kvTxn) error { _, err := t.incrBy(key, 2); return err }); err != nil {
+				if err := runTxn(bg, s.engine, true, &s.turns, func(t kvTxn) error { _, err := t.incrBy(key, 2); return err }); err != nil {
 					t.Error(err)
 					return
 				}
@@ -322,7 +324,7 @@ func testCounterIsExact(t *testing.T, c *testCatalog) {
 	}
 	wg.Wait()
 	var got int64
-	mustNo(t, runTxn(bg, s.engine, true, func(t kvTxn) (err error) { got, err = t.incrBy(key, -1); return err }))
+	mustNo(t, runTxn(bg, s.engine, true, &s.turns, func(t kvTxn) (err error) { got, err = t.incrBy(key, -1); return err }))
 	if want := int64(workers*each*2 - 1); got != want {
 		t.Errorf("counter = %d, want %d", got, want)
 	}
@@ -689,4 +691,99 @@ func testIndexesFollowRecords(t *testing.T, c *testCatalog) {
 		}
 		return nil
 	}))
+}
+
+// Download sessions are indexed by item; a catalog written before the
+// index gets it at Open.
+func testDownloadSessionsByItem(t *testing.T, c *testCatalog) {
+	s := c.open(t)
+	list := func(item uint64) string {
+		t.Helper()
+		var ids []uint64
+		mustNo(t, s.View(bg, func(tx *Tx) error {
+			ds, err := tx.DownloadSessionsOfItem(item)
+			for _, d := range ds {
+				ids = append(ids, d.ID)
+			}
+			return err
+		}))
+		return fmt.Sprint(ids)
+	}
+	mustNo(t, s.Update(bg, func(tx *Tx) error {
+		for id, item := range map[uint64]uint64{10: 1, 11: 2, 12: 1} {
+			if err := tx.PutDownloadSession(&DownloadSession{SessionHeader: SessionHeader{ID: id, ItemID: item}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	if got := list(1); got != "[10 12]" {
+		t.Errorf("item 1: %s", got)
+	}
+	mustNo(t, s.Update(bg, func(tx *Tx) error {
+		if err := tx.PutDownloadSession(&DownloadSession{SessionHeader: SessionHeader{ID: 12, ItemID: 1, State: "CANCELED"}}); err != nil {
+			return err
+		}
+		if err := tx.DeleteDownloadSession(10); err != nil {
+			return err
+		}
+		// A session as a release before the index wrote it.
+		if err := tx.put(downloadKey(13), &DownloadSession{SessionHeader: SessionHeader{ID: 13, ItemID: 2}}); err != nil {
+			return err
+		}
+		return tx.del(formatKey("downloads-by-item"))
+	}))
+	if got := list(1); got != "[12]" {
+		t.Errorf("item 1 after a delete: %s", got)
+	}
+	if got := list(2); got != "[11]" {
+		t.Errorf("item 2 before the upgrade: %s", got)
+	}
+	mustNo(t, s.Close())
+	s = c.open(t)
+	defer s.Close()
+	if got := list(2); got != "[11 13]" {
+		t.Errorf("item 2 after the upgrade: %s", got)
+	}
+}
+
+// A long read-write transaction on a key that short ones hammer in a loop
+// still commits: after losing a few rounds it gets a quiet turn.
+func testLongTransactionGetsItsTurn(t *testing.T, c *testCatalog) {
+	s := c.open(t)
+	defer s.Close()
+	key := ContentKey{BackingID: 5, SHA256: bytes.Repeat([]byte{5}, 32)}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.UpdateBuffered(bg, func(tx *Tx) error { _, err := tx.AddContentRef(key, 1, 1); return err }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	rounds := 0
+	err := s.Update(bg, func(tx *Tx) error {
+		rounds++
+		if _, err := tx.ContentRef(key); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond) // a long transaction
+		_, err := tx.AddContentRef(key, 1000, 1)
+		return err
+	})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("after %d rounds: %v", rounds, err)
+	}
+	t.Logf("committed in %d rounds", rounds)
 }

@@ -18,6 +18,7 @@ type Store struct {
 	engine kvEngine
 
 	records recordCache
+	turns   turns // read-write transactions that keep losing get a turn
 
 	idsMu           sync.Mutex
 	nextID, idLimit uint64 // GUARDED_BY(idsMu); IDs [nextID, idLimit) are ours to hand out
@@ -53,7 +54,73 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{engine: e}, nil
+	s := &Store{engine: e}
+	if err := s.upgrade(ctx); err != nil {
+		e.close()
+		return nil, fmt.Errorf("catalog %s: %w", e, err)
+	}
+	return s, nil
+}
+
+// formatSteps upgrade catalogs written before an index existed: each runs
+// once per catalog, at Open, and is then marked done (a kindFormat key).
+// A step must be idempotent: two nodes may run it at once.
+var formatSteps = []struct {
+	name string
+	run  func(ctx context.Context, s *Store) error
+}{
+	{"downloads-by-item", indexDownloadsByItem},
+}
+
+func (s *Store) upgrade(ctx context.Context) error {
+	for _, step := range formatSteps {
+		err := s.View(ctx, func(tx *Tx) error {
+			_, err := tx.getRaw(formatKey(step.name))
+			return err
+		})
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err := step.run(ctx, s); err != nil {
+			return fmt.Errorf("upgrade %s: %w", step.name, err)
+		}
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.set(formatKey(step.name), nil) }); err != nil {
+			return fmt.Errorf("upgrade %s: %w", step.name, err)
+		}
+	}
+	return nil
+}
+
+// indexDownloadsByItem fills the index of download sessions by item, in
+// transactions of a bounded size.
+func indexDownloadsByItem(ctx context.Context, s *Store) error {
+	var sessions []DownloadSession
+	if err := s.View(ctx, func(tx *Tx) (err error) { sessions, err = tx.DownloadSessions(); return err }); err != nil {
+		return err
+	}
+	const batch = 50
+	for i := 0; i < len(sessions); i += batch {
+		err := s.UpdateBuffered(ctx, func(tx *Tx) error {
+			for _, d := range sessions[i:min(i+batch, len(sessions))] {
+				if _, err := tx.getRaw(downloadKey(d.ID)); errors.Is(err, ErrNotFound) {
+					continue // deleted meanwhile
+				} else if err != nil {
+					return err
+				}
+				if err := tx.set(itemDownloadKey(d.ItemID, d.ID), nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // String names the engine (no credentials).
@@ -66,7 +133,7 @@ func (s *Store) Close() error {
 	s.idsMu.Lock()
 	if s.nextID < s.idLimit {
 		next, limit := s.nextID, s.idLimit
-		errIDs = runTxn(context.Background(), s.engine, true, func(t kvTxn) error {
+		errIDs = runTxn(context.Background(), s.engine, true, &s.turns, func(t kvTxn) error {
 			v, _, err := t.get(sequenceKey())
 			if err != nil {
 				return err
@@ -105,7 +172,7 @@ func (s *Store) NextID(ctx context.Context) (uint64, error) {
 		}
 		batch := s.engine.idBatch()
 		var limit int64
-		err := runTxn(ctx, s.engine, true, func(t kvTxn) (err error) {
+		err := runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) (err error) {
 			limit, err = t.incrBy(sequenceKey(), int64(batch))
 			return err
 		})
@@ -139,12 +206,12 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 // anyway — the progress of a transfer, a session's expiry — it saves an
 // fsync per call. On etcd every commit is durable: it is Update.
 func (s *Store) UpdateBuffered(ctx context.Context, fn func(tx *Tx) error) error {
-	return runTxn(ctx, s.engine, true, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
+	return runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
 }
 
 // View runs fn in a read-only transaction (a consistent snapshot).
 func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
-	return runTxn(ctx, s.engine, false, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
+	return runTxn(ctx, s.engine, false, nil, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
 }
 
 // DropAll deletes every record of the catalog, at once and for good (the
@@ -568,7 +635,33 @@ func (tx *Tx) DeleteDownloadSession(id uint64) error {
 // from either kind's record.
 type sessionIndexed struct {
 	UUID           string `json:"uuid"`
+	ItemID         uint64 `json:"item_id"`
 	ExpirationTime int64  `json:"expiration_time"`
+}
+
+// DownloadSessionsOfItem lists the download sessions of one item (any
+// state), by the index PutDownloadSession keeps.
+func (tx *Tx) DownloadSessionsOfItem(itemID uint64) ([]DownloadSession, error) {
+	var ids []uint64
+	err := tx.scan(itemDownloadPrefix(itemID), true, func(k, _ []byte) error {
+		if len(k) != 1+8+8 {
+			return fmt.Errorf("%w: key %q", ErrCorrupt, k)
+		}
+		ids = append(ids, binary.BigEndian.Uint64(k[9:]))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DownloadSession, 0, len(ids))
+	for _, id := range ids {
+		s, err := tx.DownloadSession(id)
+		if err != nil {
+			return nil, err // the index and the records disagree: ErrNotFound
+		}
+		out = append(out, *s)
+	}
+	return out, nil
 }
 
 func sessionObject(kind SessionKind) ObjectKind {
@@ -605,6 +698,15 @@ func (tx *Tx) putSession(key []byte, s Session) error {
 			return err
 		}
 	}
+	if s.Kind() == DownloadSessionKind && (!had || old.ItemID != h.ItemID) {
+		var oldKey []byte
+		if had {
+			oldKey = itemDownloadKey(old.ItemID, h.ID)
+		}
+		if err := tx.reindex(oldKey, itemDownloadKey(h.ItemID, h.ID), nil); err != nil {
+			return err
+		}
+	}
 	return tx.reindexUUID(had, uuidKey(old.UUID), h.UUID, sessionObject(s.Kind()), h.ID)
 }
 
@@ -624,6 +726,11 @@ func (tx *Tx) deleteSession(key []byte, kind SessionKind) error {
 	id := binary.BigEndian.Uint64(key[1:])
 	if err := tx.del(expiryKey(old.ExpirationTime, kind, id)); err != nil {
 		return err
+	}
+	if kind == DownloadSessionKind {
+		if err := tx.del(itemDownloadKey(old.ItemID, id)); err != nil {
+			return err
+		}
 	}
 	if err := tx.reindexUUID(true, uuidKey(old.UUID), "", sessionObject(kind), id); err != nil {
 		return err

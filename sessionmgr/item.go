@@ -313,13 +313,13 @@ func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentK
 	} else if !errors.Is(err, meta.ErrNotFound) {
 		return nil, nil, err
 	}
-	downs, err := tx.DownloadSessions()
+	downs, err := tx.DownloadSessionsOfItem(it.ID)
 	if err != nil {
 		return nil, nil, err
 	}
 	for i := range downs {
 		s := &downs[i]
-		if s.ItemID != it.ID || State(s.State) != StateActive {
+		if State(s.State) != StateActive {
 			continue
 		}
 		d, err := m.endDownloadTx(tx, s, opItemDeleted, msg)
