@@ -97,7 +97,13 @@ stop() {
 			sleep 0.1
 			n=$((n + 1))
 		done
-		kill -9 "$pid" 2>/dev/null || true
+		if kill -9 "$pid" 2>/dev/null; then
+			n=0
+			while kill -0 "$pid" 2>/dev/null && [ $n -lt 50 ]; do
+				sleep 0.1
+				n=$((n + 1))
+			done
+		fi
 		rm -f "$f"
 	done
 }
