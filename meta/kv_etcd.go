@@ -44,6 +44,9 @@ type etcdEngine struct {
 
 	maxOps   int
 	maxBytes int
+	// timeout bounds one attempt of a transaction, so that a cluster
+	// that lost its quorum is an error, not a hang.
+	timeout time.Duration
 }
 
 const (
@@ -67,6 +70,7 @@ var errEtcdConflict = errors.New("etcd: transaction conflict")
 //	cert, key        ETCDCTL_CERT, ETCDCTL_KEY   client certificate; implies TLS
 //	tls=true         TLS with the system's roots
 //	dial-timeout     how long to wait for the cluster at open (default 5s)
+//	request-timeout  how long one attempt of a transaction may take (default 10s)
 //	max-txn-ops, max-request-bytes   the cluster's limits, if not the defaults
 func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 	e, cfg, err := parseEtcdURL(u, os.Getenv)
@@ -166,7 +170,14 @@ func parseEtcdURL(u *url.URL, getenv func(string) string) (*etcdEngine, clientv3
 		}
 		cfg.TLS = tc
 	}
-	e := &etcdEngine{endpoints: endpoints, prefix: prefix + "/", maxOps: etcdDefaultMaxOps, maxBytes: etcdDefaultMaxBytes}
+	e := &etcdEngine{endpoints: endpoints, prefix: prefix + "/", maxOps: etcdDefaultMaxOps, maxBytes: etcdDefaultMaxBytes, timeout: 10 * time.Second}
+	if v := q.Get("request-timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, clientv3.Config{}, bad("request-timeout: want a duration, not %q", v)
+		}
+		e.timeout = d
+	}
 	for name, p := range map[string]*int{"max-txn-ops": &e.maxOps, "max-request-bytes": &e.maxBytes} {
 		if v := q.Get(name); v != "" {
 			n, err := strconv.Atoi(v)
@@ -231,6 +242,16 @@ type etcdTxn struct {
 }
 
 func (e *etcdEngine) txn(ctx context.Context, update bool, fn func(kvTxn) error) error {
+	actx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	err := e.attempt(actx, update, fn)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		return fmt.Errorf("catalog %s: no answer within %v: %w", e, e.timeout, err)
+	}
+	return err
+}
+
+func (e *etcdEngine) attempt(ctx context.Context, update bool, fn func(kvTxn) error) error {
 	t := &etcdTxn{e: e, ctx: ctx, update: update, reads: map[string]etcdRead{}, observed: map[string]int64{}, writes: map[string]etcdWrite{}}
 	if err := fn(t); err != nil {
 		return err

@@ -53,6 +53,7 @@ func TestEtcdURL(t *testing.T) {
 		"etcd://h:1/p?dial-timeout=soon":   "dial-timeout",
 		"etcd://h:1/p?cacert=/nonexistent": "TLS",
 		"etcd://h:1/p?tls=maybe":           "tls",
+		"etcd://h:1/p?request-timeout=0s":  "request-timeout",
 	} {
 		if _, _, _, err := parse(raw); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error about %s", raw, err, want)

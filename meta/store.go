@@ -133,7 +133,8 @@ func (s *Store) Close() error {
 	s.idsMu.Lock()
 	if s.nextID < s.idLimit {
 		next, limit := s.nextID, s.idLimit
-		errIDs = runTxn(context.Background(), s.engine, true, &s.turns, func(t kvTxn) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errIDs = runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) error {
 			v, _, err := t.get(sequenceKey())
 			if err != nil {
 				return err
@@ -143,6 +144,7 @@ func (s *Store) Close() error {
 			}
 			return t.set(sequenceKey(), u64(nil, next))
 		})
+		cancel()
 		if errIDs == nil {
 			errIDs = s.engine.sync()
 		}
