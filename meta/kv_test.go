@@ -473,8 +473,14 @@ func testDeleteSessionCascades(t *testing.T, c *testCatalog) {
 	s := c.open(t)
 	defer s.Close()
 	mustNo(t, s.Update(bg, func(tx *Tx) error {
+		if err := tx.SetActiveUpdate(70, 7); err != nil {
+			return err
+		}
+		if err := tx.SetActiveUpdate(80, 8); err != nil {
+			return err
+		}
 		for _, id := range []uint64{7, 8} {
-			if err := tx.PutUpdateSession(&UpdateSession{SessionHeader: SessionHeader{ID: id}}); err != nil {
+			if err := tx.PutUpdateSession(&UpdateSession{SessionHeader: SessionHeader{ID: id, ItemID: id * 10}}); err != nil {
 				return err
 			}
 			for _, name := range []string{"a", "b"} {
@@ -508,6 +514,12 @@ func testDeleteSessionCascades(t *testing.T, c *testCatalog) {
 			if id == 8 && (len(fs) != 2 || errSession != nil || errBytes != nil) {
 				t.Errorf("session 8 changed: %d files, %v, %v", len(fs), errSession, errBytes)
 			}
+		}
+		if _, err := tx.ActiveUpdate(70); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the deleted session's lock: %v", err)
+		}
+		if n, err := tx.ActiveUpdate(80); err != nil || n != 8 {
+			t.Errorf("the other session's lock: %d %v", n, err)
 		}
 		return nil
 	}))

@@ -550,8 +550,16 @@ func (tx *Tx) UpdateSessions() ([]UpdateSession, error) {
 func (tx *Tx) PutUpdateSession(s *UpdateSession) error { return tx.putSession(updateKey(s.ID), s) }
 
 // DeleteUpdateSession removes the session, its pending files and their
-// staged bytes, its expiry entry and its API id.
+// staged bytes, its expiry entry and its API id, and its item's lock if
+// it still holds it.
 func (tx *Tx) DeleteUpdateSession(id uint64) error {
+	if s, err := tx.UpdateSession(id); err == nil {
+		if err := tx.reindex(activeUpdateKey(s.ItemID), nil, u64(nil, id)); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
 	if err := tx.deletePrefix(updateFilePrefix(id)); err != nil {
 		return err
 	}
