@@ -67,6 +67,15 @@ type Options struct {
 // fsync; from this size on a blob file's fsyncs are amortised.
 const DefaultInlineLimit = 64 << 10
 
+// inlineCommitBudget bounds the inline bytes one commit writes into the
+// catalog: a commit is one transaction, and the engines take only so
+// much in one (Badger about 1.2 MiB as configured, etcd 1.5 MiB per
+// request; more is meta.ErrTooLarge). A session's small files are staged
+// in the catalog up to it; past it they go to staging files and are
+// committed as blob files (Finish, commit). The budget is soft for
+// uploads finishing at the same instant; the engines' bounds leave room.
+const inlineCommitBudget = 512 << 10
+
 // Endpoints mints the transfer URIs of a front end that serves the data
 // plane over the network (the REST server).
 type Endpoints interface {
