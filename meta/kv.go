@@ -53,9 +53,12 @@ type kvTxn interface {
 	// have; a key this transaction wrote has version 0.
 	get(key []byte) (val []byte, version uint64, err error)
 	// scan calls fn for every key in [begin, end), in key order, with
-	// its value (nil if keysOnly) and version; engines read large ranges
-	// in pages. An error from fn ends the scan and is returned.
-	scan(begin, end []byte, keysOnly bool, fn func(key, val []byte, version uint64) error) error
+	// its version and a function that returns a copy of its value
+	// (called only if needed: a record found in the cache is not copied
+	// out of Badger; nil values if keysOnly). fn must not keep key past
+	// its return. Engines read large ranges in pages. An error from fn
+	// ends the scan and is returned.
+	scan(begin, end []byte, keysOnly bool, fn func(key []byte, version uint64, value func() ([]byte, error)) error) error
 	set(key, val []byte) error
 	del(key []byte) error
 	// incrBy adds delta to the counter under key (8 bytes big-endian;

@@ -124,25 +124,27 @@ func (t badgerTxn) get(key []byte) ([]byte, uint64, error) {
 	return v, item.Version(), err
 }
 
-func (t badgerTxn) scan(begin, end []byte, keysOnly bool, fn func(key, val []byte, version uint64) error) error {
+func (t badgerTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, version uint64, value func() ([]byte, error)) error) error {
 	o := badger.DefaultIteratorOptions
 	o.Prefix = commonPrefix(begin, end)
-	o.PrefetchValues = !keysOnly
+	// Values are read when asked for: the catalog's are small, in the
+	// LSM tree, and a listing mostly finds its records in the cache.
+	o.PrefetchValues = false
 	it := t.txn.NewIterator(o)
 	defer it.Close()
+	var item *badger.Item
+	value := func() ([]byte, error) {
+		if keysOnly {
+			return nil, nil
+		}
+		return item.ValueCopy(nil)
+	}
 	for it.Seek(begin); it.Valid(); it.Next() {
-		item := it.Item()
+		item = it.Item()
 		if end != nil && bytes.Compare(item.Key(), end) >= 0 {
 			break
 		}
-		var val []byte
-		if !keysOnly {
-			var err error
-			if val, err = item.ValueCopy(nil); err != nil {
-				return err
-			}
-		}
-		if err := fn(item.KeyCopy(nil), val, item.Version()); err != nil {
+		if err := fn(item.Key(), item.Version(), value); err != nil {
 			return err
 		}
 	}

@@ -307,7 +307,7 @@ func (t *etcdTxn) observe(k string, modRev int64) {
 	}
 }
 
-func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key, val []byte, version uint64) error) error {
+func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, version uint64, value func() ([]byte, error)) error) error {
 	from, to := t.e.key(begin), t.e.rangeEnd(end)
 	// This transaction's own writes in the range, merged in key order.
 	var pending []string
@@ -326,7 +326,7 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key, val []byte
 		if !keysOnly {
 			v = append([]byte(nil), w.val...)
 		}
-		return fn([]byte(k[len(t.e.prefix):]), v, 0)
+		return fn([]byte(k[len(t.e.prefix):]), 0, func() ([]byte, error) { return v, nil })
 	}
 	if t.update {
 		t.ranges = append(t.ranges, etcdRange{from, to})
@@ -359,7 +359,7 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key, val []byte
 				}
 				continue
 			}
-			if err := fn(kv.Key[len(t.e.prefix):], kv.Value, uint64(kv.ModRevision)); err != nil {
+			if err := fn(kv.Key[len(t.e.prefix):], uint64(kv.ModRevision), func() ([]byte, error) { return kv.Value, nil }); err != nil {
 				return err
 			}
 		}

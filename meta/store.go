@@ -292,7 +292,13 @@ func (tx *Tx) scan(prefix []byte, keysOnly bool, fn func(key, val []byte) error)
 }
 
 func (tx *Tx) scanRange(begin, end []byte, keysOnly bool, fn func(key, val []byte) error) error {
-	err := tx.t.scan(begin, end, keysOnly, func(k, v []byte, _ uint64) error { return fn(k, v) })
+	err := tx.t.scan(begin, end, keysOnly, func(k []byte, _ uint64, value func() ([]byte, error)) error {
+		v, err := value()
+		if err != nil {
+			return err
+		}
+		return fn(bytes.Clone(k), v)
+	})
 	if errors.Is(err, errStop) {
 		return nil
 	}
@@ -303,8 +309,8 @@ var errStop = errors.New("stop scan")
 
 func scanRecords[T any](tx *Tx, prefix []byte) ([]T, error) {
 	var out []T
-	err := tx.t.scan(prefix, prefixEnd(prefix), false, func(k, v []byte, version uint64) error {
-		r, err := decodeCached[T](tx, k, v, version)
+	err := tx.t.scan(prefix, prefixEnd(prefix), false, func(k []byte, version uint64, value func() ([]byte, error)) error {
+		r, err := decodeCached[T](tx, k, version, value)
 		if err != nil {
 			return err
 		}
@@ -319,13 +325,13 @@ func getRecord[T any](tx *Tx, key []byte) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeCached[T](tx, key, b, version)
+	return decodeCached[T](tx, key, version, func() ([]byte, error) { return b, nil })
 }
 
 // decodeCached decodes a record, through the record cache if its kind is
 // cacheable. A key this transaction wrote is decoded from its pending
 // value, never cached.
-func decodeCached[T any](tx *Tx, key, val []byte, version uint64) (*T, error) {
+func decodeCached[T any](tx *Tx, key []byte, version uint64, value func() ([]byte, error)) (*T, error) {
 	useCache := cacheable(key) && version != 0 && !tx.written[string(key)]
 	if useCache {
 		if v, ok := tx.s.records.get(key, version); ok {
@@ -336,12 +342,16 @@ func decodeCached[T any](tx *Tx, key, val []byte, version uint64) (*T, error) {
 			}
 		}
 	}
+	val, err := value()
+	if err != nil {
+		return nil, err
+	}
 	var r T
 	if err := decode(key, val, &r); err != nil {
 		return nil, err
 	}
 	if c, ok := copyRecord(&r); ok && useCache {
-		tx.s.records.put(key, version, c)
+		tx.s.records.put(key, version, c) // the map key is a copy
 	}
 	return &r, nil
 }
