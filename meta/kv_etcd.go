@@ -19,7 +19,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// etcdEngine keeps the catalog under one key prefix of an etcd cluster.
+// etcdEngine keeps the catalog under one key prefix of an etcd cluster
+// ("PREFIX/": catalogs under a/ and a/b/ would overlap, so prefixes must
+// not nest).
 //
 // Transactions are optimistic, in the client: reads go to the cluster at
 // one revision (the first read's), each key read is remembered with its
