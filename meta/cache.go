@@ -9,9 +9,9 @@ import (
 // every transaction reads the item it works on (and often its library and
 // backing), and decoding them was a sixth of the daemon's CPU in a tar of
 // small files; listing an item's files was half of it in ls -lR. An entry
-// is valid for exactly one committed version of its key (Badger's commit
-// timestamp), so a write anywhere makes it stale without any
-// invalidation. Records go in and out as deep copies (copyRecord).
+// is valid for exactly one committed version of its key (the engine's:
+// Badger's commit timestamp, etcd's ModRevision), so a write anywhere
+// makes it stale without any invalidation. Records go in and out as deep copies (copyRecord).
 type recordCache struct {
 	mu      sync.Mutex
 	entries map[string]cachedRecord

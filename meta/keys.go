@@ -6,7 +6,7 @@ package meta
 //
 //	kind  key layout                                      value
 //	----  ----------------------------------------------  ------------------------
-//	'q'   'q' "ids"                                       Badger sequence (IDs)
+//	'q'   'q' "ids"                                       ID counter: next free batch, uint64 big-endian
 //	'L'   'L' libID(8)                                    Library
 //	'n'   'n' lower(libName)                              libID(8)  name index
 //	'B'   'B' backingID(8)                                Backing
@@ -19,8 +19,11 @@ package meta
 //	'A'   'A' itemID(8)                                   sessionID(8) of the item's ACTIVE update session
 //	'D'   'D' sessionID(8)                                DownloadSession
 //	'd'   'd' sessionID(8) fileName                       DownloadSessionFile (pinned content)
+//	'j'   'j' itemID(8) sessionID(8)                      empty  the item's download sessions
+//	'v'   'v' name                                        empty  a format step done (formatSteps)
 //	'E'   'E' unixNano(8) sessionKind(1) sessionID(8)     empty  expiry index
-//	'T'   'T' op(1) token                                 ClientToken (Badger TTL 24 h)
+//	'T'   'T' op(1) token                                 ClientToken (forgotten after 24 h)
+//	't'   't' unixNano(8) op(1) token                     empty  client token expiry index
 //	'u'   'u' uuid                                        kind(1) id(8)  API id index
 //	'R'   'R' backingID(8) sha256(32)                     ContentRef (reference count)
 //	'C'   'C' backingID(8) sha256(32)                     raw bytes of a small blob stored inline
@@ -49,12 +52,19 @@ const (
 	kindActiveUpdate = 'A'
 	kindDownload     = 'D'
 	kindDownloadFile = 'd'
-	kindExpiry       = 'E'
-	kindClientToken  = 'T'
-	kindUUID         = 'u'
-	kindContentRef   = 'R'
-	kindInlineBlob   = 'C'
-	kindStagedBytes  = 'S'
+	// kindItemDownload indexes download sessions by item.
+	kindItemDownload = 'j'
+	// kindFormat marks an upgrade of the catalog's format as done.
+	kindFormat      = 'v'
+	kindExpiry      = 'E'
+	kindClientToken = 'T'
+	// kindClientTokenExpiry orders tokens by expiry; tokens written
+	// before it existed expire by Badger's TTL instead.
+	kindClientTokenExpiry = 't'
+	kindUUID              = 'u'
+	kindContentRef        = 'R'
+	kindInlineBlob        = 'C'
+	kindStagedBytes       = 'S'
 )
 
 // SessionKind tells update and download sessions apart in shared indexes.
@@ -88,8 +98,15 @@ func downloadKey(id uint64) []byte         { return u64([]byte{kindDownload}, id
 func downloadPrefix() []byte               { return []byte{kindDownload} }
 func downloadFilePrefix(id uint64) []byte  { return u64([]byte{kindDownloadFile}, id) }
 func expiryPrefix() []byte                 { return []byte{kindExpiry} }
-func uuidKey(uuid string) []byte           { return append([]byte{kindUUID}, uuid...) }
-func contentRefPrefix() []byte             { return []byte{kindContentRef} }
+func itemDownloadPrefix(itemID uint64) []byte {
+	return u64([]byte{kindItemDownload}, itemID)
+}
+func itemDownloadKey(itemID, sessionID uint64) []byte {
+	return u64(itemDownloadPrefix(itemID), sessionID)
+}
+func formatKey(step string) []byte { return append([]byte{kindFormat}, step...) }
+func uuidKey(uuid string) []byte   { return append([]byte{kindUUID}, uuid...) }
+func contentRefPrefix() []byte     { return []byte{kindContentRef} }
 
 func itemNameKey(libID uint64, name string) []byte {
 	return append(itemNamePrefix(libID), foldName(name)...)
@@ -124,6 +141,19 @@ func parseExpiryKey(k []byte) (at int64, kind SessionKind, id uint64, ok bool) {
 
 func clientTokenKey(op byte, token string) []byte {
 	return append([]byte{kindClientToken, op}, token...)
+}
+
+func clientTokenExpiryPrefix() []byte { return []byte{kindClientTokenExpiry} }
+
+func clientTokenExpiryKey(at int64, op byte, token string) []byte {
+	return append(u64([]byte{kindClientTokenExpiry}, uint64(at)), append([]byte{op}, token...)...)
+}
+
+func parseClientTokenExpiryKey(k []byte) (at int64, op byte, token string, ok bool) {
+	if len(k) < 1+8+1 || k[0] != kindClientTokenExpiry {
+		return 0, 0, "", false
+	}
+	return int64(binary.BigEndian.Uint64(k[1:9])), k[9], string(k[10:]), true
 }
 
 func inlineBlobKey(backingID uint64, sha []byte) []byte {

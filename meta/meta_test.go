@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 
 func openStore(t *testing.T, dir string) *Store {
 	t.Helper()
-	s, err := Open(Options{Dir: dir})
+	s, err := Open(context.Background(), Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,13 +35,12 @@ func TestExpiryKeysSortByTime(t *testing.T) {
 	}
 }
 
-func TestIDsAreUniqueAcrossReopen(t *testing.T) {
-	dir := t.TempDir()
+func testIDsAreUniqueAcrossReopen(t *testing.T, c *testCatalog) {
 	seen := map[uint64]bool{}
 	for round := 0; round < 3; round++ {
-		s := openStore(t, dir)
+		s := c.open(t)
 		for i := 0; i < 100; i++ {
-			id, err := s.NextID()
+			id, err := s.NextID(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,8 +56,8 @@ func TestIDsAreUniqueAcrossReopen(t *testing.T) {
 }
 
 // Conflicting read-modify-write transactions are retried, so none is lost.
-func TestUpdateRetriesConflicts(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testUpdateRetriesConflicts(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
 	key := ContentKey{BackingID: 1, SHA256: bytes.Repeat([]byte{7}, 32)}
 	const writers, each = 8, 25
@@ -67,7 +67,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if err := s.Update(func(tx *Tx) error {
+				if err := s.Update(context.Background(), func(tx *Tx) error {
 					_, err := tx.AddContentRef(key, 1, 10)
 					return err
 				}); err != nil {
@@ -78,7 +78,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	err := s.View(func(tx *Tx) error {
+	err := s.View(context.Background(), func(tx *Tx) error {
 		r, err := tx.ContentRef(key)
 		if err != nil {
 			return err
@@ -95,18 +95,18 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 
 // A transaction that loses every round gives up after maxTxnAttempts
 // with ErrConflict, having committed nothing.
-func TestUpdateGivesUpWithErrConflict(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testUpdateGivesUpWithErrConflict(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
 	key := ContentKey{BackingID: 2, SHA256: bytes.Repeat([]byte{9}, 32)}
 	rounds := 0
-	err := s.UpdateBuffered(func(tx *Tx) error {
+	err := s.UpdateBuffered(context.Background(), func(tx *Tx) error {
 		rounds++
 		if _, err := tx.ContentRef(key); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		// Another writer of the key read above commits first.
-		if err := s.UpdateBuffered(func(other *Tx) error {
+		if err := s.UpdateBuffered(context.Background(), func(other *Tx) error {
 			_, err := other.AddContentRef(key, 1, 1)
 			return err
 		}); err != nil {
@@ -121,7 +121,7 @@ func TestUpdateGivesUpWithErrConflict(t *testing.T) {
 	if rounds != maxTxnAttempts {
 		t.Errorf("%d rounds, want %d", rounds, maxTxnAttempts)
 	}
-	err = s.View(func(tx *Tx) error {
+	err = s.View(context.Background(), func(tx *Tx) error {
 		r, err := tx.ContentRef(key)
 		if err == nil && r.Refs != int64(rounds) {
 			t.Errorf("refs = %d, want %d (the other writer's only)", r.Refs, rounds)
@@ -161,11 +161,11 @@ func TestSessionRecordsJSON(t *testing.T) {
 	}
 }
 
-func TestContentRefDisappearsAtZero(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testContentRefDisappearsAtZero(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
 	key := ContentKey{BackingID: 3, SHA256: bytes.Repeat([]byte{1}, 32)}
-	err := s.Update(func(tx *Tx) error {
+	err := s.Update(context.Background(), func(tx *Tx) error {
 		if n, err := tx.AddContentRef(key, 2, 5); err != nil || n != 2 {
 			t.Fatalf("add = %d %v", n, err)
 		}
@@ -187,33 +187,26 @@ func TestContentRefDisappearsAtZero(t *testing.T) {
 	}
 }
 
-func TestRecordsRoundTripAndIndexes(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, dir)
-	err := s.Update(func(tx *Tx) error {
+func testRecordsRoundTripAndIndexes(t *testing.T, c *testCatalog) {
+	s := c.open(t)
+	err := s.Update(context.Background(), func(tx *Tx) error {
 		if err := tx.PutLibrary(&Library{ID: 1, UUID: "u1", Name: "Lib"}); err != nil {
 			return err
 		}
-		if err := tx.PutLibraryName("Lib", 1); err != nil {
-			return err
-		}
 		for i, name := range []string{"b", "A", "c"} {
-			if err := tx.PutItemName(1, name, uint64(10+i)); err != nil {
+			if err := tx.PutItem(&Item{ID: uint64(10 + i), LibraryID: 1, Name: name}); err != nil {
 				return err
 			}
 		}
-		if err := tx.PutFile(&File{ID: 5, ItemID: 10, Name: "x.iso", Size: 3, SHA256: []byte{1, 2}}); err != nil {
-			return err
-		}
-		return tx.PutUUID("u1", LibraryObject, 1)
+		return tx.PutFile(&File{ID: 5, ItemID: 10, Name: "x.iso", Size: 3, SHA256: []byte{1, 2}})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	s = openStore(t, dir)
+	s = c.open(t)
 	defer s.Close()
-	err = s.View(func(tx *Tx) error {
+	err = s.View(context.Background(), func(tx *Tx) error {
 		if id, err := tx.LibraryIDByName("LIB"); err != nil || id != 1 {
 			t.Errorf("library by folded name = %d %v", id, err)
 		}
@@ -238,12 +231,12 @@ func TestRecordsRoundTripAndIndexes(t *testing.T) {
 	}
 }
 
-func TestDueExpiriesStopsAtNow(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testDueExpiriesStopsAtNow(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
-	err := s.Update(func(tx *Tx) error {
+	err := s.Update(context.Background(), func(tx *Tx) error {
 		for _, at := range []int64{30, 10, 20} {
-			if err := tx.PutExpiry(ExpiryEntry{At: at, Kind: DownloadSessionKind, ID: uint64(at)}); err != nil {
+			if err := tx.PutDownloadSession(&DownloadSession{SessionHeader: SessionHeader{ID: uint64(at), ExpirationTime: at}}); err != nil {
 				return err
 			}
 		}
@@ -252,7 +245,7 @@ func TestDueExpiriesStopsAtNow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.View(func(tx *Tx) error {
+	s.View(context.Background(), func(tx *Tx) error {
 		due, err := tx.DueExpiries(20)
 		if err != nil || len(due) != 2 || due[0].At != 10 || due[1].At != 20 {
 			t.Errorf("due = %+v %v", due, err)
@@ -275,16 +268,16 @@ func TestRecordCacheFollowsVersions(t *testing.T) {
 	read := func() *Item {
 		t.Helper()
 		var it *Item
-		must(s.View(func(tx *Tx) (err error) { it, err = tx.Item(7); return err }))
+		must(s.View(context.Background(), func(tx *Tx) (err error) { it, err = tx.Item(7); return err }))
 		return it
 	}
-	must(s.Update(func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "one"}) }))
+	must(s.Update(context.Background(), func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "one"}) }))
 	first := read()
 	first.Name = "changed by a caller"
 	if got := read().Name; got != "one" {
 		t.Fatalf("after a caller changed its copy: %q", got)
 	}
-	must(s.Update(func(tx *Tx) error {
+	must(s.Update(context.Background(), func(tx *Tx) error {
 		it, err := tx.Item(7)
 		if err != nil {
 			return err
@@ -307,25 +300,25 @@ func TestRecordCacheFollowsVersions(t *testing.T) {
 		t.Fatalf("after an update: %q", got)
 	}
 	// A snapshot older than the cached version still sees its own.
-	old := s.db.NewTransaction(false)
+	old := s.engine.(*badgerEngine).db.NewTransaction(false)
 	defer old.Discard()
-	must(s.Update(func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "three"}) }))
+	must(s.Update(context.Background(), func(tx *Tx) error { return tx.PutItem(&Item{ID: 7, Name: "three"}) }))
 	if got := read().Name; got != "three" {
 		t.Fatalf("after a second update: %q", got)
 	}
-	it, err := (&Tx{txn: old, s: s}).Item(7)
+	it, err := (&Tx{t: badgerTxn{old}, s: s}).Item(7)
 	must(err)
 	if it.Name != "two" {
 		t.Fatalf("old snapshot reads %q", it.Name)
 	}
-	must(s.Update(func(tx *Tx) error { return tx.DeleteItem(7) }))
-	if err := s.View(func(tx *Tx) error { _, err := tx.Item(7); return err }); !errors.Is(err, ErrNotFound) {
+	must(s.Update(context.Background(), func(tx *Tx) error { return tx.DeleteItem(7) }))
+	if err := s.View(context.Background(), func(tx *Tx) error { _, err := tx.Item(7); return err }); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after delete: %v", err)
 	}
 }
 
-func TestRecordCacheCopiesFiles(t *testing.T) {
-	s := openStore(t, t.TempDir())
+func testRecordCacheCopiesFiles(t *testing.T, c *testCatalog) {
+	s := c.open(t)
 	defer s.Close()
 	must := func(err error) {
 		t.Helper()
@@ -336,10 +329,10 @@ func TestRecordCacheCopiesFiles(t *testing.T) {
 	files := func() []File {
 		t.Helper()
 		var fs []File
-		must(s.View(func(tx *Tx) (err error) { fs, err = tx.Files(3); return err }))
+		must(s.View(context.Background(), func(tx *Tx) (err error) { fs, err = tx.Files(3); return err }))
 		return fs
 	}
-	must(s.Update(func(tx *Tx) error {
+	must(s.Update(context.Background(), func(tx *Tx) error {
 		return tx.PutFile(&File{ItemID: 3, Name: "a", SHA256: []byte{1, 2}, Requested: &Checksum{Algorithm: "MD5", Value: "x"}})
 	}))
 	first := files()
@@ -348,7 +341,7 @@ func TestRecordCacheCopiesFiles(t *testing.T) {
 	if got := files()[0]; got.SHA256[0] != 1 || got.Requested.Value != "x" {
 		t.Fatalf("cached file changed through a caller's copy: %+v", got)
 	}
-	must(s.Update(func(tx *Tx) error {
+	must(s.Update(context.Background(), func(tx *Tx) error {
 		if err := tx.PutFile(&File{ItemID: 3, Name: "b", Size: 5}); err != nil {
 			return err
 		}
@@ -393,7 +386,7 @@ func TestSyncCoversSwitchedOutMemtable(t *testing.T) {
 		if i > 2000 {
 			t.Fatal("no memtable switch after 120 MiB of writes")
 		}
-		if err := s.UpdateBuffered(func(tx *Tx) error {
+		if err := s.UpdateBuffered(context.Background(), func(tx *Tx) error {
 			return tx.PutStagedBytes(uint64(i), "f", val)
 		}); err != nil {
 			t.Fatal(err)
@@ -405,10 +398,11 @@ func TestSyncCoversSwitchedOutMemtable(t *testing.T) {
 		if err := s.Sync(); err != nil {
 			t.Fatal(err)
 		}
-		s.logsMu.Lock()
-		defer s.logsMu.Unlock()
+		e := s.engine.(*badgerEngine)
+		e.logsMu.Lock()
+		defer e.logsMu.Unlock()
 		for _, name := range old {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil && !s.syncedLogs[name] {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil && !e.syncedLogs[name] {
 				t.Fatalf("Sync left the switched-out log %s unsynced", name)
 			}
 		}

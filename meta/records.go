@@ -181,6 +181,9 @@ type DownloadSessionFile struct {
 type ClientToken struct {
 	UUID     string `json:"uuid"`
 	SpecHash string `json:"spec_hash"`
+	// Expires is when the token is forgotten (Unix ns; see
+	// PutClientToken); 0 in records of earlier releases.
+	Expires int64 `json:"expires,omitempty"`
 }
 
 // ContentRef counts the committed files and pinning download sessions that

@@ -2,135 +2,186 @@ package meta
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
-// Store is the Badger catalog. It owns the database, the ID sequence and
-// value-log GC; callers see it only through Update and View closures, so a
-// *badger.Txn never leaves this package.
+// Store is the catalog over one engine (kv.go). It owns the engine, the
+// ID counter and the record cache; callers see it only through Update and
+// View closures, so no engine type leaves this package.
 type Store struct {
-	db  *badger.DB
-	seq *badger.Sequence
+	engine kvEngine
 
 	records recordCache
+	turns   turns // read-write transactions that keep losing get a turn
 
-	dir        string
-	logsMu     sync.Mutex
-	syncedLogs map[string]bool // GUARDED_BY(logsMu); logs no longer current, synced (see Sync)
-
-	stopGC chan struct{}
-	gcDone sync.WaitGroup
+	idsMu           sync.Mutex
+	nextID, idLimit uint64 // GUARDED_BY(idsMu); IDs [nextID, idLimit) are ours to hand out
 }
 
 // Options configures Open.
 type Options struct {
+	// URL names the engine (see Open); empty means Badger in Dir.
+	URL string
 	Dir string
-	// GCInterval is how often the value log is garbage-collected; zero
-	// means every five minutes.
+	// GCInterval is how often Badger's value log is garbage-collected;
+	// zero means every five minutes.
 	GCInterval time.Duration
 	Logger     *slog.Logger
 }
 
-// maxTxnAttempts bounds the retries of a conflicting transaction. Every
-// commit is an fsync, so while a key is hot (a popular blob's reference
-// count, pinned by many download sessions at once) one transaction can
-// lose a dozen rounds in a row: eight writers on one key need up to 16
-// attempts. The bound is for livelock, not for load; with the backoff
-// capped at 12.8 ms it is reached after about 0.7 s.
-const maxTxnAttempts = 64
-
-// Open opens (creating if needed) the catalog in opts.Dir.
-func Open(opts Options) (*Store, error) {
-	bo := badger.DefaultOptions(opts.Dir).
-		// Writes are synced where it matters (Update), not for every
-		// bookkeeping transaction (UpdateBuffered): see Update.
-		WithSyncWrites(false).
-		WithLogger(nil).
-		WithNumVersionsToKeep(1).
-		// The catalog is small; Badger's defaults size memtables and
-		// caches for much larger data sets.
-		WithMemTableSize(8 << 20).
-		WithBlockCacheSize(4 << 20).
-		WithIndexCacheSize(2 << 20).
-		WithValueLogFileSize(64 << 20).
-		WithNumCompactors(2)
-	db, err := badger.Open(bo)
+// Open opens (creating if needed) the catalog that opts.URL names:
+//
+//	badger://DIR (or a plain path)          Badger in DIR, one process at a time
+//	etcd://HOST:PORT[,HOST:PORT...]/PREFIX  etcd, under PREFIX/ (see kv_etcd.go
+//	                                        for TLS and credentials)
+//
+// With no URL, Badger in opts.Dir. ctx bounds the opening only.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	url := opts.URL
+	if url == "" {
+		if opts.Dir == "" {
+			return nil, errors.New("meta: no catalog URL or directory")
+		}
+		url = opts.Dir
+	}
+	e, err := openEngine(ctx, url, opts)
 	if err != nil {
-		return nil, fmt.Errorf("open catalog %s: %w", opts.Dir, err)
+		return nil, err
 	}
-	seq, err := db.GetSequence(sequenceKey(), 64)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open catalog %s: id sequence: %w", opts.Dir, err)
+	s := &Store{engine: e}
+	if err := s.upgrade(ctx); err != nil {
+		e.close()
+		return nil, fmt.Errorf("catalog %s: %w", e, err)
 	}
-	s := &Store{db: db, seq: seq, stopGC: make(chan struct{}), dir: opts.Dir, syncedLogs: map[string]bool{}}
-	interval := opts.GCInterval
-	if interval <= 0 {
-		interval = 5 * time.Minute
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	s.gcDone.Add(1)
-	go s.runValueLogGC(interval, logger)
 	return s, nil
 }
 
-func (s *Store) runValueLogGC(interval time.Duration, logger *slog.Logger) {
-	defer s.gcDone.Done()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopGC:
-			return
-		case <-t.C:
-			for {
-				err := s.db.RunValueLogGC(0.5)
-				if err != nil {
-					if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-						logger.Warn("catalog value-log GC", "err", err)
-					}
-					break
-				}
-			}
-		}
-	}
+// formatSteps upgrade catalogs written before an index existed: each runs
+// once per catalog, at Open, and is then marked done (a kindFormat key).
+// A step must be idempotent: two nodes may run it at once.
+var formatSteps = []struct {
+	name string
+	run  func(ctx context.Context, s *Store) error
+}{
+	{"downloads-by-item", indexDownloadsByItem},
 }
 
-// Close releases the sequence and closes the database.
+func (s *Store) upgrade(ctx context.Context) error {
+	for _, step := range formatSteps {
+		err := s.View(ctx, func(tx *Tx) error {
+			_, err := tx.getRaw(formatKey(step.name))
+			return err
+		})
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err := step.run(ctx, s); err != nil {
+			return fmt.Errorf("upgrade %s: %w", step.name, err)
+		}
+		if err := s.Update(ctx, func(tx *Tx) error { return tx.set(formatKey(step.name), nil) }); err != nil {
+			return fmt.Errorf("upgrade %s: %w", step.name, err)
+		}
+	}
+	return nil
+}
+
+// indexDownloadsByItem fills the index of download sessions by item, in
+// transactions of a bounded size.
+func indexDownloadsByItem(ctx context.Context, s *Store) error {
+	var sessions []DownloadSession
+	if err := s.View(ctx, func(tx *Tx) (err error) { sessions, err = tx.DownloadSessions(); return err }); err != nil {
+		return err
+	}
+	const batch = 50
+	for i := 0; i < len(sessions); i += batch {
+		err := s.UpdateBuffered(ctx, func(tx *Tx) error {
+			for _, d := range sessions[i:min(i+batch, len(sessions))] {
+				if _, err := tx.getRaw(downloadKey(d.ID)); errors.Is(err, ErrNotFound) {
+					continue // deleted meanwhile
+				} else if err != nil {
+					return err
+				}
+				if err := tx.set(itemDownloadKey(d.ItemID, d.ID), nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// String names the engine (no credentials).
+func (s *Store) String() string { return s.engine.String() }
+
+// Close gives back the IDs this Store took and did not use, if no other
+// Store took any since, and closes the engine.
 func (s *Store) Close() error {
-	close(s.stopGC)
-	s.gcDone.Wait()
-	errSeq := s.seq.Release()
-	errDB := s.db.Close()
-	return errors.Join(errSeq, errDB)
+	var errIDs error
+	s.idsMu.Lock()
+	if s.nextID < s.idLimit {
+		next, limit := s.nextID, s.idLimit
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errIDs = runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) error {
+			v, _, err := t.get(sequenceKey())
+			if err != nil {
+				return err
+			}
+			if n, err := counterValue(sequenceKey(), v); err != nil || uint64(n) != limit {
+				return err // another Store allocated since: keep the gap
+			}
+			return t.set(sequenceKey(), u64(nil, next))
+		})
+		cancel()
+		if errIDs == nil {
+			errIDs = s.engine.sync()
+		}
+		s.nextID = s.idLimit
+	}
+	s.idsMu.Unlock()
+	return errors.Join(errIDs, s.engine.close())
 }
 
 // NextID returns a fresh ID, never zero and never reused. IDs double as
-// inode numbers in the mount, so they must be stable and unique.
-func (s *Store) NextID() (uint64, error) {
+// inode numbers in the mount, so they must be stable and unique. They
+// are taken from one counter in batches (the engine's idBatch), so the
+// counter is written once per batch, not once per ID, and is no hot key
+// when several nodes allocate. The counter is where Badger's sequence
+// kept it, in the same format, so homes of earlier releases go on.
+func (s *Store) NextID(ctx context.Context) (uint64, error) {
+	s.idsMu.Lock()
+	defer s.idsMu.Unlock()
 	for {
-		id, err := s.seq.Next()
+		if s.nextID < s.idLimit {
+			id := s.nextID
+			s.nextID++
+			if id != 0 {
+				return id, nil
+			}
+			continue
+		}
+		batch := s.engine.idBatch()
+		var limit int64
+		err := runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) (err error) {
+			limit, err = t.incrBy(sequenceKey(), int64(batch))
+			return err
+		})
 		if err != nil {
 			return 0, fmt.Errorf("id sequence: %w", err)
 		}
-		if id != 0 {
-			return id, nil
-		}
+		s.nextID, s.idLimit = uint64(limit)-batch, uint64(limit)
 	}
 }
 
@@ -138,60 +189,61 @@ func (s *Store) NextID() (uint64, error) {
 // transaction, and every one committed before it, is on disk when Update
 // returns. On a conflict with a concurrent transaction fn is run again
 // from scratch, a bounded number of times with jittered backoff, so fn
-// must not have side effects outside the transaction.
-func (s *Store) Update(fn func(tx *Tx) error) error {
-	if err := s.UpdateBuffered(fn); err != nil {
+// must not have side effects outside the transaction. A ctx that ends
+// stops the retries (its error is returned; nothing was committed).
+func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	if err := s.UpdateBuffered(ctx, fn); err != nil {
 		return err
 	}
 	return s.Sync()
 }
 
-// UpdateBuffered is Update without waiting for the disk: a power cut may
-// lose the transaction, and only together with everything committed after
-// it (the log is written in order; see Sync for the one exception, a
-// memtable switch within the same unsynced stretch). A kill of the
-// process loses nothing: the transaction is in the kernel when this
-// returns. The next Sync, or Update, makes it durable. For bookkeeping that a crash makes moot
+// UpdateBuffered is Update without waiting for the disk. On Badger a
+// power cut may lose the transaction, and only together with everything
+// committed after it (the log is written in order; see the Badger
+// engine's sync for the one exception, a memtable switch within the same
+// unsynced stretch). A kill of the process loses nothing: the
+// transaction is in the kernel when this returns. The next Sync, or
+// Update, makes it durable. For bookkeeping that a crash makes moot
 // anyway — the progress of a transfer, a session's expiry — it saves an
-// fsync per call.
-func (s *Store) UpdateBuffered(fn func(tx *Tx) error) error {
-	for attempt := 0; ; attempt++ {
-		err := s.db.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: s}) })
-		if !errors.Is(err, badger.ErrConflict) {
-			return err
-		}
-		if attempt+1 >= maxTxnAttempts {
-			return ErrConflict
-		}
-		backoff := time.Duration(50<<min(attempt, 8)) * time.Microsecond
-		time.Sleep(backoff/2 + rand.N(backoff))
-	}
+// fsync per call. On etcd every commit is durable: it is Update.
+func (s *Store) UpdateBuffered(ctx context.Context, fn func(tx *Tx) error) error {
+	return runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
 }
 
 // View runs fn in a read-only transaction (a consistent snapshot).
-func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: s}) })
+func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
+	return runTxn(ctx, s.engine, false, nil, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
 }
+
+// DropAll deletes every record of the catalog, at once and for good (the
+// etcd engine deletes its prefix; tests use it to clean up).
+func (s *Store) DropAll(ctx context.Context) error {
+	s.idsMu.Lock()
+	s.nextID, s.idLimit = 0, 0
+	s.idsMu.Unlock()
+	s.records.mu.Lock()
+	s.records.entries = nil
+	s.records.mu.Unlock()
+	return s.engine.dropAll(ctx)
+}
+
+// Sync makes every transaction committed so far durable: one that
+// returned before Sync was called is on disk when Sync returns.
+func (s *Store) Sync() error { return s.engine.sync() }
 
 // Tx is a transaction seen through typed record methods.
 type Tx struct {
-	txn *badger.Txn
-	s   *Store
-	// written holds the keys this transaction put or deleted through
-	// put and del: reading them back must see the pending value, which
-	// the record cache knows nothing of.
+	t kvTxn
+	s *Store
+	// written holds the cacheable keys this transaction put or deleted:
+	// reading them back must see the pending value, which the record
+	// cache knows nothing of.
 	written map[string]bool
 }
 
 func (tx *Tx) get(key []byte, v any) error {
-	item, err := tx.txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return ErrNotFound
-	}
-	if err != nil {
-		return err
-	}
-	b, err := item.ValueCopy(nil)
+	b, err := tx.getRaw(key)
 	if err != nil {
 		return err
 	}
@@ -199,14 +251,8 @@ func (tx *Tx) get(key []byte, v any) error {
 }
 
 func (tx *Tx) getRaw(key []byte) ([]byte, error) {
-	item, err := tx.txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	return item.ValueCopy(nil)
+	b, _, err := tx.t.get(key)
+	return b, err
 }
 
 func (tx *Tx) put(key []byte, v any) error {
@@ -214,13 +260,18 @@ func (tx *Tx) put(key []byte, v any) error {
 	if err != nil {
 		return err
 	}
+	return tx.set(key, b)
+}
+
+// set is the one way a value is written.
+func (tx *Tx) set(key, val []byte) error {
 	tx.wrote(key)
-	return tx.txn.Set(key, b)
+	return tx.t.set(key, val)
 }
 
 func (tx *Tx) del(key []byte) error {
 	tx.wrote(key)
-	return tx.txn.Delete(key)
+	return tx.t.del(key)
 }
 
 func (tx *Tx) wrote(key []byte) {
@@ -233,91 +284,57 @@ func (tx *Tx) wrote(key []byte) {
 	tx.written[string(key)] = true
 }
 
-// scan calls fn for every key under prefix, in key order, with a copy of
-// the value. fn returning errStop ends the scan without error.
+// scan calls fn for every key under prefix, in key order, with its
+// value (nil if keysOnly). fn returning errStop ends the scan without
+// error.
 func (tx *Tx) scan(prefix []byte, keysOnly bool, fn func(key, val []byte) error) error {
-	o := badger.DefaultIteratorOptions
-	o.Prefix = prefix
-	o.PrefetchValues = !keysOnly
-	it := tx.txn.NewIterator(o)
-	defer it.Close()
-	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-		item := it.Item()
-		var val []byte
-		if !keysOnly {
-			var err error
-			if val, err = item.ValueCopy(nil); err != nil {
-				return err
-			}
-		}
-		if err := fn(item.KeyCopy(nil), val); err != nil {
-			if errors.Is(err, errStop) {
-				return nil
-			}
+	return tx.scanRange(prefix, prefixEnd(prefix), keysOnly, fn)
+}
+
+func (tx *Tx) scanRange(begin, end []byte, keysOnly bool, fn func(key, val []byte) error) error {
+	err := tx.t.scan(begin, end, keysOnly, func(k []byte, _ uint64, value func() ([]byte, error)) error {
+		v, err := value()
+		if err != nil {
 			return err
 		}
+		return fn(bytes.Clone(k), v)
+	})
+	if errors.Is(err, errStop) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 var errStop = errors.New("stop scan")
 
 func scanRecords[T any](tx *Tx, prefix []byte) ([]T, error) {
-	if !cacheable(prefix) {
-		var out []T
-		err := tx.scan(prefix, false, func(k, v []byte) error {
-			var r T
-			if err := decode(k, v, &r); err != nil {
-				return err
-			}
-			out = append(out, r)
-			return nil
-		})
-		return out, err
-	}
-	// As getRecord, record by record: a listing of an item whose files
-	// did not change decodes nothing.
 	var out []T
-	o := badger.DefaultIteratorOptions
-	o.Prefix = prefix
-	o.PrefetchValues = false
-	it := tx.txn.NewIterator(o)
-	defer it.Close()
-	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-		r, err := decodeCached[T](tx, it.Item())
+	err := tx.t.scan(prefix, prefixEnd(prefix), false, func(k []byte, version uint64, value func() ([]byte, error)) error {
+		r, err := decodeCached[T](tx, k, version, value)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		out = append(out, *r)
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 func getRecord[T any](tx *Tx, key []byte) (*T, error) {
-	if !cacheable(key) {
-		var r T
-		if err := tx.get(key, &r); err != nil {
-			return nil, err
-		}
-		return &r, nil
-	}
-	item, err := tx.txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
+	b, version, err := tx.t.get(key)
 	if err != nil {
 		return nil, err
 	}
-	return decodeCached[T](tx, item)
+	return decodeCached[T](tx, key, version, func() ([]byte, error) { return b, nil })
 }
 
-// decodeCached decodes a record through the record cache. A key this
-// transaction wrote is decoded from its pending value, never cached.
-func decodeCached[T any](tx *Tx, item *badger.Item) (*T, error) {
-	key := item.Key()
-	pending := tx.written[string(key)]
-	if !pending {
-		if v, ok := tx.s.records.get(key, item.Version()); ok {
+// decodeCached decodes a record, through the record cache if its kind is
+// cacheable. A key this transaction wrote is decoded from its pending
+// value, never cached.
+func decodeCached[T any](tx *Tx, key []byte, version uint64, value func() ([]byte, error)) (*T, error) {
+	useCache := cacheable(key) && version != 0 && !tx.written[string(key)]
+	if useCache {
+		if v, ok := tx.s.records.get(key, version); ok {
 			if c, ok := copyRecord(v); ok {
 				if r, ok := c.(*T); ok {
 					return r, nil // a copy: callers change their records
@@ -325,16 +342,16 @@ func decodeCached[T any](tx *Tx, item *badger.Item) (*T, error) {
 			}
 		}
 	}
-	b, err := item.ValueCopy(nil)
+	val, err := value()
 	if err != nil {
 		return nil, err
 	}
 	var r T
-	if err := decode(key, b, &r); err != nil {
+	if err := decode(key, val, &r); err != nil {
 		return nil, err
 	}
-	if c, ok := copyRecord(&r); ok && !pending {
-		tx.s.records.put(key, item.Version(), c)
+	if c, ok := copyRecord(&r); ok && useCache {
+		tx.s.records.put(key, version, c) // the map key is a copy
 	}
 	return &r, nil
 }
@@ -350,19 +367,95 @@ func (tx *Tx) getID(key []byte) (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-func (tx *Tx) putID(key []byte, id uint64) error { return tx.txn.Set(key, u64(nil, id)) }
+func (tx *Tx) putID(key []byte, id uint64) error { return tx.set(key, u64(nil, id)) }
 
 // ---- libraries and backings
 
 func (tx *Tx) Library(id uint64) (*Library, error) { return getRecord[Library](tx, libraryKey(id)) }
 func (tx *Tx) Libraries() ([]Library, error)       { return scanRecords[Library](tx, libraryPrefix()) }
-func (tx *Tx) PutLibrary(l *Library) error         { return tx.put(libraryKey(l.ID), l) }
-func (tx *Tx) DeleteLibrary(id uint64) error       { return tx.del(libraryKey(id)) }
+
+// PutLibrary stores a library and keeps its indexes: its name
+// (case-insensitive) and its API id. Whether the name is free is the
+// caller's to check (LibraryIDByName).
+func (tx *Tx) PutLibrary(l *Library) error {
+	old, err := getRecord[Library](tx, libraryKey(l.ID))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.put(libraryKey(l.ID), l); err != nil {
+		return err
+	}
+	var oldName, oldUUID []byte
+	if old != nil {
+		oldName, oldUUID = libraryNameKey(old.Name), uuidKey(old.UUID)
+	}
+	if err := tx.reindex(oldName, libraryNameKey(l.Name), u64(nil, l.ID)); err != nil {
+		return err
+	}
+	return tx.reindexUUID(old != nil, oldUUID, l.UUID, LibraryObject, l.ID)
+}
+
+// DeleteLibrary removes a library and its indexes. Its items are the
+// caller's to delete first.
+func (tx *Tx) DeleteLibrary(id uint64) error {
+	old, err := getRecord[Library](tx, libraryKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.reindex(libraryNameKey(old.Name), nil, u64(nil, id)); err != nil {
+		return err
+	}
+	if err := tx.reindexUUID(true, uuidKey(old.UUID), "", LibraryObject, id); err != nil {
+		return err
+	}
+	return tx.del(libraryKey(id))
+}
 
 // LibraryIDByName looks a library up by name, case-insensitively.
 func (tx *Tx) LibraryIDByName(name string) (uint64, error) { return tx.getID(libraryNameKey(name)) }
-func (tx *Tx) PutLibraryName(name string, id uint64) error { return tx.putID(libraryNameKey(name), id) }
-func (tx *Tx) DeleteLibraryName(name string) error         { return tx.del(libraryNameKey(name)) }
+
+// reindex moves an index entry whose value is val from oldKey (nil: none)
+// to newKey (nil: none). The old entry goes only if it still holds val:
+// another record may have taken the name meanwhile (a rename over it,
+// earlier in the same transaction).
+func (tx *Tx) reindex(oldKey, newKey, val []byte) error {
+	if oldKey != nil && newKey != nil && bytes.Equal(oldKey, newKey) {
+		return nil
+	}
+	if oldKey != nil {
+		cur, err := tx.getRaw(oldKey)
+		switch {
+		case err == nil && bytes.Equal(cur, val):
+			if err := tx.del(oldKey); err != nil {
+				return err
+			}
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return err
+		}
+	}
+	if newKey == nil {
+		return nil
+	}
+	return tx.set(newKey, val)
+}
+
+// reindexUUID keeps the API id index of a record that had (if had) the
+// key oldKey and now has the id uuid ("": none).
+func (tx *Tx) reindexUUID(had bool, oldKey []byte, uuid string, kind ObjectKind, id uint64) error {
+	if !had {
+		oldKey = nil
+	} else if len(oldKey) == 1 { // the record had no API id
+		oldKey = nil
+	}
+	var newKey []byte
+	if uuid != "" {
+		newKey = uuidKey(uuid)
+	}
+	return tx.reindex(oldKey, newKey, u64([]byte{byte(kind)}, id))
+}
 
 func (tx *Tx) Backing(id uint64) (*Backing, error) { return getRecord[Backing](tx, backingKey(id)) }
 func (tx *Tx) Backings() ([]Backing, error)        { return scanRecords[Backing](tx, backingPrefix()) }
@@ -381,18 +474,51 @@ func (tx *Tx) PutBacking(b *Backing) error {
 
 func (tx *Tx) Item(id uint64) (*Item, error) { return getRecord[Item](tx, itemKey(id)) }
 func (tx *Tx) Items() ([]Item, error)        { return scanRecords[Item](tx, itemPrefix()) }
-func (tx *Tx) PutItem(it *Item) error        { return tx.put(itemKey(it.ID), it) }
-func (tx *Tx) DeleteItem(id uint64) error    { return tx.del(itemKey(id)) }
+
+// PutItem stores an item and keeps its indexes: its name in its library
+// (case-insensitive) and its API id. Whether the name is free is the
+// caller's to check (ItemIDByName).
+func (tx *Tx) PutItem(it *Item) error {
+	old, err := getRecord[Item](tx, itemKey(it.ID))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.put(itemKey(it.ID), it); err != nil {
+		return err
+	}
+	var oldName, oldUUID []byte
+	if old != nil {
+		oldName, oldUUID = itemNameKey(old.LibraryID, old.Name), uuidKey(old.UUID)
+	}
+	if err := tx.reindex(oldName, itemNameKey(it.LibraryID, it.Name), u64(nil, it.ID)); err != nil {
+		return err
+	}
+	return tx.reindexUUID(old != nil, oldUUID, it.UUID, ItemObject, it.ID)
+}
+
+// DeleteItem removes an item and its indexes. Its files and sessions are
+// the caller's to end and delete first (their content references are
+// sessionmgr's bookkeeping).
+func (tx *Tx) DeleteItem(id uint64) error {
+	old, err := getRecord[Item](tx, itemKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.reindex(itemNameKey(old.LibraryID, old.Name), nil, u64(nil, id)); err != nil {
+		return err
+	}
+	if err := tx.reindexUUID(true, uuidKey(old.UUID), "", ItemObject, id); err != nil {
+		return err
+	}
+	return tx.del(itemKey(id))
+}
 
 // ItemIDByName looks an item up in its library, case-insensitively.
 func (tx *Tx) ItemIDByName(libID uint64, name string) (uint64, error) {
 	return tx.getID(itemNameKey(libID, name))
-}
-func (tx *Tx) PutItemName(libID uint64, name string, id uint64) error {
-	return tx.putID(itemNameKey(libID, name), id)
-}
-func (tx *Tx) DeleteItemName(libID uint64, name string) error {
-	return tx.del(itemNameKey(libID, name))
 }
 
 // ItemIDs lists the items of one library in name order.
@@ -428,18 +554,29 @@ func (tx *Tx) UpdateSession(id uint64) (*UpdateSession, error) {
 func (tx *Tx) UpdateSessions() ([]UpdateSession, error) {
 	return scanRecords[UpdateSession](tx, updatePrefix())
 }
-func (tx *Tx) PutUpdateSession(s *UpdateSession) error { return tx.put(updateKey(s.ID), s) }
+
+// PutUpdateSession stores the session and keeps its API id and its entry
+// in the expiry index.
+func (tx *Tx) PutUpdateSession(s *UpdateSession) error { return tx.putSession(updateKey(s.ID), s) }
 
 // DeleteUpdateSession removes the session, its pending files and their
-// staged bytes.
+// staged bytes, its expiry entry and its API id, and its item's lock if
+// it still holds it.
 func (tx *Tx) DeleteUpdateSession(id uint64) error {
+	if s, err := tx.UpdateSession(id); err == nil {
+		if err := tx.reindex(activeUpdateKey(s.ItemID), nil, u64(nil, id)); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
 	if err := tx.deletePrefix(updateFilePrefix(id)); err != nil {
 		return err
 	}
 	if err := tx.deletePrefix(stagedBytesPrefix(id)); err != nil {
 		return err
 	}
-	return tx.del(updateKey(id))
+	return tx.deleteSession(updateKey(id), UpdateSessionKind)
 }
 
 func (tx *Tx) UpdateSessionFile(sessionID uint64, name string) (*UpdateSessionFile, error) {
@@ -472,7 +609,7 @@ func (tx *Tx) StagedBytes(sessionID uint64, name string) ([]byte, error) {
 	return tx.getRaw(stagedBytesKey(sessionID, name))
 }
 func (tx *Tx) PutStagedBytes(sessionID uint64, name string, b []byte) error {
-	return tx.txn.Set(stagedBytesKey(sessionID, name), b)
+	return tx.set(stagedBytesKey(sessionID, name), b)
 }
 func (tx *Tx) DeleteStagedBytes(sessionID uint64, name string) error {
 	return tx.del(stagedBytesKey(sessionID, name))
@@ -497,14 +634,128 @@ func (tx *Tx) DownloadSession(id uint64) (*DownloadSession, error) {
 func (tx *Tx) DownloadSessions() ([]DownloadSession, error) {
 	return scanRecords[DownloadSession](tx, downloadPrefix())
 }
-func (tx *Tx) PutDownloadSession(s *DownloadSession) error { return tx.put(downloadKey(s.ID), s) }
 
-// DeleteDownloadSession removes the session and its pinned files.
+// PutDownloadSession stores the session and keeps its API id and its
+// entry in the expiry index.
+func (tx *Tx) PutDownloadSession(s *DownloadSession) error {
+	return tx.putSession(downloadKey(s.ID), s)
+}
+
+// DeleteDownloadSession removes the session, its pinned files (their
+// content references are the caller's to drop first), its expiry entry
+// and its API id.
 func (tx *Tx) DeleteDownloadSession(id uint64) error {
 	if err := tx.deletePrefix(downloadFilePrefix(id)); err != nil {
 		return err
 	}
-	return tx.del(downloadKey(id))
+	return tx.deleteSession(downloadKey(id), DownloadSessionKind)
+}
+
+// sessionIndexed is what the indexes of a session are made of, decoded
+// from either kind's record.
+type sessionIndexed struct {
+	UUID           string `json:"uuid"`
+	ItemID         uint64 `json:"item_id"`
+	ExpirationTime int64  `json:"expiration_time"`
+}
+
+// DownloadSessionsOfItem lists the download sessions of one item (any
+// state), by the index PutDownloadSession keeps.
+func (tx *Tx) DownloadSessionsOfItem(itemID uint64) ([]DownloadSession, error) {
+	var ids []uint64
+	err := tx.scan(itemDownloadPrefix(itemID), true, func(k, _ []byte) error {
+		if len(k) != 1+8+8 {
+			return fmt.Errorf("%w: key %q", ErrCorrupt, k)
+		}
+		ids = append(ids, binary.BigEndian.Uint64(k[9:]))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DownloadSession, 0, len(ids))
+	for _, id := range ids {
+		s, err := tx.DownloadSession(id)
+		if err != nil {
+			return nil, err // the index and the records disagree: ErrNotFound
+		}
+		out = append(out, *s)
+	}
+	return out, nil
+}
+
+func sessionObject(kind SessionKind) ObjectKind {
+	if kind == UpdateSessionKind {
+		return UpdateSessionObject
+	}
+	return DownloadSessionObject
+}
+
+// putSession stores a session's record under key and moves its expiry
+// entry and API id with it.
+func (tx *Tx) putSession(key []byte, s Session) error {
+	h := s.Header()
+	var old sessionIndexed
+	b, err := tx.getRaw(key)
+	had := err == nil
+	if had {
+		if err := decode(key, b, &old); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := tx.put(key, s); err != nil {
+		return err
+	}
+	if !had || old.ExpirationTime != h.ExpirationTime {
+		if had {
+			if err := tx.del(expiryKey(old.ExpirationTime, s.Kind(), h.ID)); err != nil {
+				return err
+			}
+		}
+		if err := tx.set(expiryKey(h.ExpirationTime, s.Kind(), h.ID), nil); err != nil {
+			return err
+		}
+	}
+	if s.Kind() == DownloadSessionKind && (!had || old.ItemID != h.ItemID) {
+		var oldKey []byte
+		if had {
+			oldKey = itemDownloadKey(old.ItemID, h.ID)
+		}
+		if err := tx.reindex(oldKey, itemDownloadKey(h.ItemID, h.ID), nil); err != nil {
+			return err
+		}
+	}
+	return tx.reindexUUID(had, uuidKey(old.UUID), h.UUID, sessionObject(s.Kind()), h.ID)
+}
+
+// deleteSession removes a session's record, expiry entry and API id.
+func (tx *Tx) deleteSession(key []byte, kind SessionKind) error {
+	b, err := tx.getRaw(key)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var old sessionIndexed
+	if err := decode(key, b, &old); err != nil {
+		return err
+	}
+	id := binary.BigEndian.Uint64(key[1:])
+	if err := tx.del(expiryKey(old.ExpirationTime, kind, id)); err != nil {
+		return err
+	}
+	if kind == DownloadSessionKind {
+		if err := tx.del(itemDownloadKey(old.ItemID, id)); err != nil {
+			return err
+		}
+	}
+	if err := tx.reindexUUID(true, uuidKey(old.UUID), "", sessionObject(kind), id); err != nil {
+		return err
+	}
+	return tx.del(key)
 }
 
 func (tx *Tx) DownloadSessionFile(sessionID uint64, name string) (*DownloadSessionFile, error) {
@@ -542,9 +793,10 @@ func (tx *Tx) DeleteSession(s Session) error {
 	return fmt.Errorf("meta: no session record of type %T", s)
 }
 
-// ---- expiry index
+// ---- expiry index (kept by PutSession and DeleteSession)
 
-func (tx *Tx) PutExpiry(e ExpiryEntry) error { return tx.txn.Set(expiryKey(e.At, e.Kind, e.ID), nil) }
+// DeleteExpiry removes an entry that names no session at that instant
+// (the reaper's cleanup of entries from before the index was kept here).
 func (tx *Tx) DeleteExpiry(e ExpiryEntry) error {
 	return tx.del(expiryKey(e.At, e.Kind, e.ID))
 }
@@ -571,16 +823,81 @@ func (tx *Tx) DueExpiries(now int64) ([]ExpiryEntry, error) {
 // ClientTokenTTL is how long an idempotent create is remembered.
 const ClientTokenTTL = 24 * time.Hour
 
+// clientTokenPrune is how many expired tokens each PutClientToken
+// removes: more than one, so the expired ones cannot pile up.
+const clientTokenPrune = 4
+
+// ClientToken returns what an idempotent create under token produced, or
+// ErrNotFound if none did within ClientTokenTTL.
 func (tx *Tx) ClientToken(op byte, token string) (*ClientToken, error) {
-	return getRecord[ClientToken](tx, clientTokenKey(op, token))
+	ct, err := getRecord[ClientToken](tx, clientTokenKey(op, token))
+	if err != nil {
+		return nil, err
+	}
+	if ct.Expires != 0 && time.Now().UnixNano() >= ct.Expires {
+		return nil, ErrNotFound
+	}
+	return ct, nil
 }
 
+// PutClientToken remembers a create for ClientTokenTTL (ct.Expires is
+// set here). Expiry is an index ordered by time, engine-neutral: each put
+// removes a few tokens that are past it. (Releases before the index set
+// Badger's own TTL on the record; those records carry no Expires and
+// Badger still drops them.)
 func (tx *Tx) PutClientToken(op byte, token string, ct *ClientToken) error {
-	b, err := encode(ct)
+	now := time.Now().UnixNano()
+	if old, err := getRecord[ClientToken](tx, clientTokenKey(op, token)); err == nil && old.Expires != 0 {
+		if err := tx.del(clientTokenExpiryKey(old.Expires, op, token)); err != nil {
+			return err
+		}
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	c := *ct
+	c.Expires = now + int64(ClientTokenTTL)
+	if err := tx.put(clientTokenKey(op, token), &c); err != nil {
+		return err
+	}
+	if err := tx.set(clientTokenExpiryKey(c.Expires, op, token), nil); err != nil {
+		return err
+	}
+	return tx.pruneClientTokens(now, clientTokenPrune)
+}
+
+// pruneClientTokens removes at most n tokens that expired before now.
+func (tx *Tx) pruneClientTokens(now int64, n int) error {
+	var due [][]byte
+	end := u64([]byte{kindClientTokenExpiry}, uint64(now))
+	err := tx.scanRange(clientTokenExpiryPrefix(), end, true, func(k, _ []byte) error {
+		due = append(due, k)
+		if len(due) >= n {
+			return errStop
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	return tx.txn.SetEntry(badger.NewEntry(clientTokenKey(op, token), b).WithTTL(ClientTokenTTL))
+	for _, k := range due {
+		at, op, token, ok := parseClientTokenExpiryKey(k)
+		if !ok {
+			return fmt.Errorf("%w: client token expiry key %q", ErrCorrupt, k)
+		}
+		ct, err := getRecord[ClientToken](tx, clientTokenKey(op, token))
+		switch {
+		case err == nil && ct.Expires == at:
+			if err := tx.del(clientTokenKey(op, token)); err != nil {
+				return err
+			}
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return err
+		}
+		if err := tx.del(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ---- API ids
@@ -611,10 +928,7 @@ func (tx *Tx) ResolveUUID(uuid string, kind ObjectKind) (uint64, error) {
 	return binary.BigEndian.Uint64(b[1:]), nil
 }
 
-func (tx *Tx) PutUUID(uuid string, kind ObjectKind, id uint64) error {
-	return tx.txn.Set(uuidKey(uuid), u64([]byte{byte(kind)}, id))
-}
-func (tx *Tx) DeleteUUID(uuid string) error { return tx.del(uuidKey(uuid)) }
+// API ids are indexed by PutLibrary, PutItem and PutSession.
 
 // ---- content references
 
@@ -652,7 +966,7 @@ func (tx *Tx) AddInlineContent(k ContentKey, data []byte) (int64, error) {
 	err := tx.get(key, &ref)
 	if errors.Is(err, ErrNotFound) {
 		ref = ContentRef{Size: int64(len(data)), Inline: true}
-		if err := tx.txn.Set(inlineBlobKey(k.BackingID, k.SHA256), data); err != nil {
+		if err := tx.set(inlineBlobKey(k.BackingID, k.SHA256), data); err != nil {
 			return 0, err
 		}
 	} else if err != nil {
@@ -724,91 +1038,6 @@ func (tx *Tx) deletePrefix(prefix []byte) error {
 	for _, k := range keys {
 		if err := tx.del(k); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// Sync makes every transaction committed so far durable: one that
-// returned before Sync was called is on disk when Sync returns.
-//
-// Badger's own Sync covers the current memtable's log and the current
-// value log only. A transaction can sit in an older log: when a memtable
-// fills up, the next write moves it to the immutable list and starts a
-// new log, and the old one is not synced until a flush has turned it into
-// a table (seconds later). So Sync first fsyncs every log older than the
-// current one that it has not synced before (logs do not change once they
-// are not current; a flushed one may be gone, and then its table holds
-// it), then the current ones.
-func (s *Store) Sync() error {
-	if err := s.syncOldLogs(); err != nil {
-		return fmt.Errorf("sync catalog: %w", err)
-	}
-	if err := s.db.Sync(); err != nil {
-		return fmt.Errorf("sync catalog: %w", err)
-	}
-	return nil
-}
-
-// syncOldLogs fsyncs the memtable logs (NNNNN.mem) and value logs
-// (NNNNNN.vlog) below the highest of their kind that no earlier call
-// synced.
-func (s *Store) syncOldLogs() error {
-	entries, err := os.ReadDir(s.dir)
-	if err != nil {
-		return err
-	}
-	type log struct {
-		name string
-		fid  int64
-	}
-	byExt := map[string][]log{}
-	for _, e := range entries {
-		ext := filepath.Ext(e.Name())
-		if ext != ".mem" && ext != ".vlog" {
-			continue
-		}
-		fid, err := strconv.ParseInt(strings.TrimSuffix(e.Name(), ext), 10, 64)
-		if err != nil {
-			continue
-		}
-		byExt[ext] = append(byExt[ext], log{e.Name(), fid})
-	}
-	s.logsMu.Lock()
-	defer s.logsMu.Unlock()
-	present := map[string]bool{}
-	for _, logs := range byExt {
-		for _, l := range logs {
-			present[l.name] = true
-		}
-	}
-	for name := range s.syncedLogs {
-		if !present[name] {
-			delete(s.syncedLogs, name) // flushed and removed: forget it
-		}
-	}
-	for _, logs := range byExt {
-		var top int64 = -1
-		for _, l := range logs {
-			top = max(top, l.fid)
-		}
-		for _, l := range logs {
-			if l.fid == top || s.syncedLogs[l.name] {
-				continue
-			}
-			f, err := os.Open(filepath.Join(s.dir, l.name))
-			if errors.Is(err, os.ErrNotExist) {
-				continue // flushed into a table meanwhile
-			}
-			if err != nil {
-				return err
-			}
-			err = f.Sync()
-			f.Close()
-			if err != nil {
-				return err
-			}
-			s.syncedLogs[l.name] = true
 		}
 	}
 	return nil

@@ -25,6 +25,9 @@ import (
 type Options struct {
 	Mountpoint string
 	Home       string
+	// Meta is the catalog URL (sessionmgr.Options.Meta); empty: the
+	// home's.
+	Meta       string
 	ReadOnly   bool
 	AllowOther bool
 	Debug      bool // FUSE trace on stderr
@@ -213,7 +216,7 @@ func openHome(opts Options) (*sessionmgr.Manager, *slog.Logger, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	mo := sessionmgr.Options{Home: opts.Home, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval, ReadOnly: opts.ReadOnly, VerifyReads: opts.VerifyReads}
+	mo := sessionmgr.Options{Home: opts.Home, Meta: opts.Meta, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval, ReadOnly: opts.ReadOnly, VerifyReads: opts.VerifyReads}
 	if opts.API != nil {
 		mo.Endpoints = opts.API.Endpoints()
 	}

@@ -43,6 +43,35 @@ type commitPlan struct {
 	sealed map[string]*sealedUpload
 }
 
+// spillOverBudget writes the in-memory uploads of a commit that would
+// take it past inlineCommitBudget to their staging files: they are then
+// committed as blob files (see inlineCommitBudget).
+func spillOverBudget(p *commitPlan) error {
+	var used int64
+	for _, list := range [][]meta.UpdateSessionFile{p.apply, p.carry} {
+		for _, c := range list {
+			if c.Inline && p.sealed[c.Name] == nil {
+				used += c.Size
+			}
+		}
+	}
+	for _, c := range p.apply {
+		up := p.sealed[c.Name]
+		if c.Removed || up == nil || !up.inMemory {
+			continue
+		}
+		if used+up.size <= inlineCommitBudget {
+			used += up.size
+			continue
+		}
+		if err := writeStagingFile(up.staging, up.inline); err != nil {
+			return fmt.Errorf("file %q: %w", c.Name, err)
+		}
+		up.inMemory, up.inline = false, nil
+	}
+	return nil
+}
+
 // complete applies the changes of session id. With only == nil it applies
 // all of them; otherwise just the named ones, and the other changes move,
 // in the same transaction, to a successor session that takes over the
@@ -109,6 +138,10 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	}
 	if verdict != nil {
 		return "", m.failCommit(p, succ, verdict)
+	}
+
+	if err := spillOverBudget(p); err != nil {
+		return "", m.failCommit(p, succ, err)
 	}
 
 	unlock := m.lockContent(shas)

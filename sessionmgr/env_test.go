@@ -2,11 +2,17 @@ package sessionmgr
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"clfs/meta"
 )
 
 // Helpers shared by the table, transcript, data-plane and recovery tests.
@@ -28,7 +34,8 @@ type testEnv struct {
 	m     *Manager
 
 	inlineLimit int64
-	readOnly    bool // the next open is read-only
+	readOnly    bool   // the next open is read-only
+	meta        string // catalog URL; "" is the home's Badger
 }
 
 func newTestEnv(t testing.TB) *testEnv {
@@ -40,7 +47,7 @@ func newTestEnv(t testing.TB) *testEnv {
 // file in blob files, for tests about staging and blob files themselves.
 func newTestEnvInline(t testing.TB, inlineLimit int64) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, ctx: context.Background(), home: t.TempDir(), clock: NewFakeClock(testEpoch), inlineLimit: inlineLimit}
+	e := &testEnv{t: t, ctx: context.Background(), home: t.TempDir(), clock: NewFakeClock(testEpoch), inlineLimit: inlineLimit, meta: testMetaURL(t)}
 	e.open()
 	t.Cleanup(func() {
 		if e.m != nil {
@@ -54,7 +61,7 @@ func newTestEnvInline(t testing.TB, inlineLimit int64) *testEnv {
 func (e *testEnv) open() {
 	e.t.Helper()
 	m, err := Open(Options{
-		Home: e.home, Clock: e.clock, ReapInterval: -1, SessionTimeout: testTimeout, InlineLimit: e.inlineLimit,
+		Home: e.home, Meta: e.meta, Clock: e.clock, ReapInterval: -1, SessionTimeout: testTimeout, InlineLimit: e.inlineLimit,
 		ReadOnly: e.readOnly,
 		Logger:   slog.New(slog.DiscardHandler),
 	})
@@ -62,6 +69,29 @@ func (e *testEnv) open() {
 		e.t.Fatal(err)
 	}
 	e.m = m
+}
+
+// testMetaURL is the catalog of one test's home: with CLFS_TEST_META set
+// to etcd://HOST:PORT[,...], a fresh prefix on that cluster (the session
+// manager's tests on the etcd engine); else "", the home's Badger.
+func testMetaURL(t testing.TB) string {
+	base := os.Getenv("CLFS_TEST_META")
+	if base == "" {
+		return ""
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	url := strings.TrimSuffix(base, "/") + "/clfs-test/sessionmgr-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() { // after the env's, which closes the manager
+		s, err := meta.Open(context.Background(), meta.Options{URL: url})
+		if err == nil {
+			err = errors.Join(s.DropAll(context.Background()), s.Close())
+		}
+		if err != nil {
+			t.Errorf("drop the test's catalog %s: %v", url, err)
+		}
+	})
+	return url
 }
 
 func (e *testEnv) close() {

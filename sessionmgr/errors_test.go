@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -21,6 +22,8 @@ func TestFromMeta(t *testing.T) {
 		{meta.ErrConflict, KindConcurrentChange, meta.ErrConflict},
 		{fmt.Errorf("storage backing 3: %w", meta.ErrNotFound), KindNotFound, meta.ErrNotFound},
 		{meta.ErrCorrupt, KindError, meta.ErrCorrupt},
+		// A change beyond the engine's bounds is the server's failure.
+		{fmt.Errorf("%w: 200 keys", meta.ErrTooLarge), KindError, meta.ErrTooLarge},
 		{disk, KindError, disk},
 		{api, KindAlreadyExists, api},
 		{state, KindNotAllowedInCurrentState, state},
@@ -64,7 +67,7 @@ func TestConflictIsConcurrentChange(t *testing.T) {
 		}
 		// Another transaction changes the record this one read and
 		// commits first, in every round.
-		if err := e.m.store.Store.UpdateBuffered(func(other *meta.Tx) error {
+		if err := e.m.store.Store.UpdateBuffered(context.Background(), func(other *meta.Tx) error {
 			o, err := other.Library(l.ID)
 			if err != nil {
 				return err

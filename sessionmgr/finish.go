@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 
 	"clfs/meta"
 )
@@ -80,6 +82,20 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 	}
 	sid, path, size, sha, requested, ioErr := sf.sessionID, up.staging, up.size, up.sha, up.requested, up.err
 	inline, inMemory := up.inline, up.inMemory
+	if inMemory && ioErr == nil {
+		used, err := m.inlineStaged(sid, sf.name)
+		if err != nil {
+			return nil, err
+		}
+		if used+size > inlineCommitBudget {
+			// Past the session's budget: a staging file, as for a
+			// large upload.
+			if err := writeStagingFile(path, inline); err != nil {
+				ioErr = err
+			}
+			inline, inMemory = nil, false
+		}
+	}
 	var info UpdateSessionFile
 	var verdict error
 	var owner string
@@ -137,6 +153,46 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 		return nil, err
 	}
 	return &info, verdict
+}
+
+// inlineStaged is how many bytes the session's files other than name
+// have staged in the catalog.
+func (m *Manager) inlineStaged(sessionID uint64, name string) (int64, error) {
+	var used int64
+	err := m.store.View(func(tx *meta.Tx) error {
+		files, err := tx.UpdateSessionFiles(sessionID)
+		for _, f := range files {
+			if f.Inline && f.Name != name {
+				used += f.Size
+			}
+		}
+		return err
+	})
+	return used, err
+}
+
+// writeStagingFile puts the bytes of a sealed in-memory upload in its
+// staging file, synced, for a commit that takes it as a blob file.
+func writeStagingFile(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return storageErr("create staging", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return storageErr("create staging", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return storageErr("write staging", err)
+	}
+	return nil
 }
 
 // Abort ends the transfer in ERROR for cause (the stream broke, a write

@@ -143,13 +143,7 @@ func deleteLibraryIfEmptyTx(tx *meta.Tx, lib *meta.Library) error {
 	if len(items) > 0 {
 		return wrapf(KindNotAllowedInCurrentState, ErrNotEmpty, "library %q has %d items", lib.Name, len(items))
 	}
-	if err := tx.DeleteLibraryName(lib.Name); err != nil {
-		return err
-	}
-	if err := tx.DeleteUUID(lib.UUID); err != nil {
-		return err
-	}
-	return tx.DeleteLibrary(lib.ID)
+	return tx.DeleteLibrary(lib.ID) // and its name and API id
 }
 
 // StorageStats describes the default storage backing, for statfs(2).

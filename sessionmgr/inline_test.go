@@ -2,6 +2,7 @@ package sessionmgr
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -286,4 +287,43 @@ func TestInlineReAddDropsStagedBytes(t *testing.T) {
 	// Completing now must refuse: the file waits for its transfer.
 	wantKind(t, e.m.CompleteUpdateSession(e.ctx, s), KindNotAllowedInCurrentState)
 	e.checkStorage()
+}
+
+// One commit is one catalog transaction, which the engines bound: a
+// session's small files are staged in the catalog up to
+// inlineCommitBudget, the rest in staging files, and 25 files of 60 KiB
+// (1.5 MiB: past Badger's bound for one transaction, at etcd's) commit.
+func TestManySmallFilesCommitWithinTheBudget(t *testing.T) {
+	e := newTestEnv(t)
+	item := e.item(e.library("lib"), "many")
+	s := e.updateSession(item)
+	want := map[string]string{}
+	for i := range 25 {
+		data := strings.Repeat(fmt.Sprintf("%02d", i), 30<<10)
+		name := fmt.Sprintf("f%02d", i)
+		want[name] = data
+		e.upload(s, name, data)
+	}
+	e.must(e.m.CompleteUpdateSession(e.ctx, s))
+	var inline int
+	for _, b := range e.inlineBlobs() {
+		inline += len(b)
+	}
+	if inline == 0 || inline > inlineCommitBudget {
+		t.Errorf("%d bytes inline, want some and at most %d", inline, inlineCommitBudget)
+	}
+	if n := e.fileBlobs(); n < 25-inlineCommitBudget/(60<<10) {
+		t.Errorf("%d blob files", n)
+	}
+	for name, data := range want {
+		if got := e.read(item, name); got != data {
+			t.Fatalf("%s: %d bytes read back, want %d", name, len(got), len(data))
+		}
+	}
+	e.checkStorage()
+	rep, err := e.m.Fsck(e.ctx, nil)
+	e.must(err)
+	if len(rep.Problems) != 0 {
+		t.Fatalf("fsck: %+v", rep.Problems)
+	}
 }

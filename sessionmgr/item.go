@@ -60,13 +60,11 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 		}
 		out = it.UUID
 		for _, f := range []func() error{
-			func() error { return tx.PutItem(it) },
-			func() error { return tx.PutItemName(lib.ID, it.Name, it.ID) },
+			func() error { return tx.PutItem(it) }, // and its name and API id
 			// Unchanged, but written: a DeleteLibrary running meanwhile
 			// read it, so one of the two conflicts and its retry sees
 			// the other (its scan of the library's items cannot).
 			func() error { return tx.PutLibrary(lib) },
-			func() error { return tx.PutUUID(it.UUID, meta.ItemObject, it.ID) },
 			func() error { return rememberToken(tx, tokenItem, clientToken, specHash, it.UUID) },
 		} {
 			if err := f(); err != nil {
@@ -219,13 +217,7 @@ func (m *Manager) updateItem(ctx context.Context, id string, spec ItemUpdateSpec
 			if err != nil && !errors.Is(err, meta.ErrNotFound) {
 				return err
 			}
-			if err := tx.DeleteItemName(it.LibraryID, it.Name); err != nil {
-				return err
-			}
-			it.Name = *spec.Name
-			if err := tx.PutItemName(it.LibraryID, it.Name, it.ID); err != nil {
-				return err
-			}
+			it.Name = *spec.Name // PutItem moves the name index
 		}
 		if spec.Description != nil {
 			it.Description = *spec.Description
@@ -321,13 +313,13 @@ func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentK
 	} else if !errors.Is(err, meta.ErrNotFound) {
 		return nil, nil, err
 	}
-	downs, err := tx.DownloadSessions()
+	downs, err := tx.DownloadSessionsOfItem(it.ID)
 	if err != nil {
 		return nil, nil, err
 	}
 	for i := range downs {
 		s := &downs[i]
-		if s.ItemID != it.ID || State(s.State) != StateActive {
+		if State(s.State) != StateActive {
 			continue
 		}
 		d, err := m.endDownloadTx(tx, s, opItemDeleted, msg)
@@ -337,13 +329,7 @@ func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentK
 		drop = append(drop, d...)
 		ended = append(ended, endedSession{s.ID, s.UUID})
 	}
-	if err := tx.DeleteItemName(it.LibraryID, it.Name); err != nil {
-		return nil, nil, err
-	}
-	if err := tx.DeleteUUID(it.UUID); err != nil {
-		return nil, nil, err
-	}
-	return drop, ended, tx.DeleteItem(it.ID)
+	return drop, ended, tx.DeleteItem(it.ID) // and its name and API id
 }
 
 func itemInfo(tx *meta.Tx, it *meta.Item) (*Item, error) {

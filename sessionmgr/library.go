@@ -75,9 +75,7 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 		}
 		out = lib.UUID
 		for _, f := range []func() error{
-			func() error { return tx.PutLibrary(lib) },
-			func() error { return tx.PutLibraryName(lib.Name, lib.ID) },
-			func() error { return tx.PutUUID(lib.UUID, meta.LibraryObject, lib.ID) },
+			func() error { return tx.PutLibrary(lib) }, // and its name and API id
 			func() error { return rememberToken(tx, tokenLibrary, clientToken, specHash, lib.UUID) },
 		} {
 			if err := f(); err != nil {
@@ -233,13 +231,7 @@ func (m *Manager) updateLibrary(ctx context.Context, id string, spec LibraryUpda
 			if err != nil && !errors.Is(err, meta.ErrNotFound) {
 				return err
 			}
-			if err := tx.DeleteLibraryName(lib.Name); err != nil {
-				return err
-			}
-			lib.Name = *spec.Name
-			if err := tx.PutLibraryName(lib.Name, lib.ID); err != nil {
-				return err
-			}
+			lib.Name = *spec.Name // PutLibrary moves the name index
 		}
 		if spec.Description != nil {
 			lib.Description = *spec.Description
@@ -305,13 +297,7 @@ func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
 			drop = append(drop, d...)
 			ended = append(ended, e...)
 		}
-		if err := tx.DeleteLibraryName(lib.Name); err != nil {
-			return err
-		}
-		if err := tx.DeleteUUID(lib.UUID); err != nil {
-			return err
-		}
-		return tx.DeleteLibrary(lib.ID)
+		return tx.DeleteLibrary(lib.ID) // and its name and API id
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,10 @@ const DefaultSessionTimeout = 5 * time.Minute
 type Options struct {
 	// Home holds meta/ (the catalog) and storage/ (the default backing).
 	Home string
+	// Meta is the catalog's URL (meta.Open: badger://DIR, etcd://...);
+	// empty means the one the home remembers, else badger://HOME/meta.
+	// One given is remembered in the home (catalogURL).
+	Meta string
 	// SessionTimeout is the idle lifetime of sessions; zero means
 	// DefaultSessionTimeout. Terminal sessions linger as long again.
 	SessionTimeout time.Duration
@@ -69,6 +73,15 @@ type Options struct {
 // DefaultInlineLimit: a tar of small files commits each with one catalog
 // fsync; from this size on a blob file's fsyncs are amortised.
 const DefaultInlineLimit = 64 << 10
+
+// inlineCommitBudget bounds the inline bytes one commit writes into the
+// catalog: a commit is one transaction, and the engines take only so
+// much in one (Badger about 1.2 MiB as configured, etcd 1.5 MiB per
+// request; more is meta.ErrTooLarge). A session's small files are staged
+// in the catalog up to it; past it they go to staging files and are
+// committed as blob files (Finish, commit). The budget is soft for
+// uploads finishing at the same instant; the engines' bounds leave room.
+const inlineCommitBudget = 512 << 10
 
 // Endpoints mints the transfer URIs of a front end that serves the data
 // plane over the network (the REST server).
@@ -148,10 +161,14 @@ type catalog struct {
 	durable *durability
 }
 
+// The catalog's transactions run with no deadline of their own: callers
+// do not pass contexts down yet (a later change threads the FUSE and HTTP
+// requests' contexts through).
+
 // Update commits fn and syncs: it and everything committed before it are
 // durable when it returns.
 func (c catalog) Update(fn func(tx *meta.Tx) error) error {
-	if err := fromMeta(c.Store.UpdateBuffered(fn)); err != nil {
+	if err := fromMeta(c.Store.UpdateBuffered(context.Background(), fn)); err != nil {
 		return err
 	}
 	return fromMeta(c.durable.sync())
@@ -160,7 +177,7 @@ func (c catalog) Update(fn func(tx *meta.Tx) error) error {
 // UpdateBuffered commits fn without a sync; the syncer makes it durable
 // within syncDelay.
 func (c catalog) UpdateBuffered(fn func(tx *meta.Tx) error) error {
-	if err := fromMeta(c.Store.UpdateBuffered(fn)); err != nil {
+	if err := fromMeta(c.Store.UpdateBuffered(context.Background(), fn)); err != nil {
 		return err
 	}
 	c.durable.changed()
@@ -171,7 +188,13 @@ func (c catalog) UpdateBuffered(fn func(tx *meta.Tx) error) error {
 func (c catalog) Sync() error { return fromMeta(c.durable.sync()) }
 
 func (c catalog) View(fn func(tx *meta.Tx) error) error {
-	return fromMeta(c.Store.View(fn))
+	return fromMeta(c.Store.View(context.Background(), fn))
+}
+
+// NextID is a fresh catalog ID (meta.Store.NextID).
+func (c catalog) NextID() (uint64, error) {
+	id, err := c.Store.NextID(context.Background())
+	return id, fromMeta(err)
 }
 
 // liveSession is the in-memory part of a session: activity that is not
@@ -198,10 +221,12 @@ func Open(opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, dir := range []string{"meta", "storage"} {
-		if err := os.MkdirAll(filepath.Join(home, dir), 0o700); err != nil {
-			return nil, fmt.Errorf("create home %s: %w", home, err)
-		}
+	if err := os.MkdirAll(filepath.Join(home, "storage"), 0o700); err != nil {
+		return nil, fmt.Errorf("create home %s: %w", home, err)
+	}
+	metaURL, err := catalogURL(home, opts.Meta)
+	if err != nil {
+		return nil, err
 	}
 	m := &Manager{
 		clock:          opts.Clock,
@@ -237,9 +262,15 @@ func Open(opts Options) (*Manager, error) {
 	if m.timeout <= 0 {
 		m.timeout = DefaultSessionTimeout
 	}
-	st, err := meta.Open(meta.Options{Dir: filepath.Join(home, "meta"), Logger: m.log})
+	st, err := meta.Open(context.Background(), meta.Options{URL: metaURL, Logger: m.log})
 	if err != nil {
 		return nil, err
+	}
+	if opts.Meta != "" && !opts.ReadOnly {
+		if err := rememberCatalogURL(home, metaURL); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	m.durable = newDurability(st)
 	m.store = catalog{st, m.durable}

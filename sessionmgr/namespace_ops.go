@@ -59,13 +59,7 @@ func (m *Manager) RenameLibrary(ctx context.Context, oldName, newName string, no
 			return err
 		}
 		gone = append(gone, Change{Library: lib.Name, Gone: true})
-		if err := tx.DeleteLibraryName(lib.Name); err != nil {
-			return err
-		}
-		lib.Name = newName
-		if err := tx.PutLibraryName(lib.Name, lib.ID); err != nil {
-			return err
-		}
+		lib.Name = newName // PutLibrary moves the name index
 		now := m.now()
 		lib.Version++
 		lib.LastModifiedTime = now
@@ -133,13 +127,7 @@ func (m *Manager) RenameItem(ctx context.Context, libraryID, oldName, newName st
 			return err
 		}
 		gone = append(gone, Change{Library: lib.Name, Item: it.Name, Gone: true})
-		if err := tx.DeleteItemName(it.LibraryID, it.Name); err != nil {
-			return err
-		}
-		it.Name = newName
-		if err := tx.PutItemName(it.LibraryID, it.Name, it.ID); err != nil {
-			return err
-		}
+		it.Name = newName // PutItem moves the name index
 		now := m.now()
 		it.Version++
 		it.MetadataVersion++

@@ -17,7 +17,6 @@ import (
 // sessionKind is what the shared operations need to know of one kind of
 // session.
 type sessionKind[S meta.Session] struct {
-	object meta.ObjectKind // of its API ids
 	// get reads a session by its catalog ID, rec by its API id (a
 	// NotFound naming it if there is none).
 	get func(tx *meta.Tx, id uint64) (S, error)
@@ -37,10 +36,9 @@ type sessionKind[S meta.Session] struct {
 }
 
 var updateSessions = sessionKind[*meta.UpdateSession]{
-	object: meta.UpdateSessionObject,
-	get:    (*meta.Tx).UpdateSession,
-	rec:    (*Manager).updateRec,
-	check:  checkUpdate,
+	get:   (*meta.Tx).UpdateSession,
+	rec:   (*Manager).updateRec,
+	check: checkUpdate,
 	endTx: func(m *Manager, tx *meta.Tx, s *meta.UpdateSession, op, message string) ([]meta.ContentKey, error) {
 		return nil, m.endUpdateTx(tx, s, op, message)
 	},
@@ -51,7 +49,6 @@ var updateSessions = sessionKind[*meta.UpdateSession]{
 }
 
 var downloadSessions = sessionKind[*meta.DownloadSession]{
-	object:   meta.DownloadSessionObject,
 	get:      (*meta.Tx).DownloadSession,
 	rec:      (*Manager).downloadRec,
 	check:    checkDownload,
@@ -76,16 +73,9 @@ func (m *Manager) newSessionHeader(id uint64, uuid string, it *meta.Item, owner 
 	}
 }
 
-// createTx stores a new session with its API id and its expiry entry.
+// createTx stores a new session (meta indexes its API id and expiry).
 func (k sessionKind[S]) createTx(tx *meta.Tx, s S) error {
-	h := s.Header()
-	if err := tx.PutSession(s); err != nil {
-		return err
-	}
-	if err := tx.PutUUID(h.UUID, k.object, h.ID); err != nil {
-		return err
-	}
-	return tx.PutExpiry(expiryOf(s))
+	return tx.PutSession(s)
 }
 
 // keepAlive moves an ACTIVE session's expiration to now + timeout and
@@ -201,26 +191,14 @@ func (k sessionKind[S]) expireTx(m *Manager, tx *meta.Tx, e meta.ExpiryEntry, no
 // (spec §12 #4, #6).
 func (m *Manager) endTx(tx *meta.Tx, s meta.Session, to State, message string) error {
 	h := s.Header()
-	if err := tx.DeleteExpiry(expiryOf(s)); err != nil {
-		return err
-	}
 	h.State, h.ErrorMessage = string(to), message
 	h.ExpirationTime = m.now() + int64(m.timeout)
-	if err := tx.PutExpiry(expiryOf(s)); err != nil {
-		return err
-	}
-	return tx.PutSession(s)
+	return tx.PutSession(s) // and moves its expiry entry
 }
 
-// deleteSessionTx deletes a session's record, its expiry entry and its
-// API id.
+// deleteSessionTx deletes a session's record (and with it, in meta, its
+// expiry entry and its API id).
 func deleteSessionTx(tx *meta.Tx, s meta.Session) error {
-	if err := tx.DeleteExpiry(expiryOf(s)); err != nil {
-		return err
-	}
-	if err := tx.DeleteUUID(s.Header().UUID); err != nil {
-		return err
-	}
 	return tx.DeleteSession(s)
 }
 
@@ -233,19 +211,8 @@ func (m *Manager) extendTx(tx *meta.Tx, s meta.Session) error {
 
 // postponeTx moves a session's expiration to the instant to and stores it.
 func (m *Manager) postponeTx(tx *meta.Tx, s meta.Session, to int64) error {
-	if err := tx.DeleteExpiry(expiryOf(s)); err != nil {
-		return err
-	}
 	s.Header().ExpirationTime = to
-	if err := tx.PutExpiry(expiryOf(s)); err != nil {
-		return err
-	}
-	return tx.PutSession(s)
-}
-
-func expiryOf(s meta.Session) meta.ExpiryEntry {
-	h := s.Header()
-	return meta.ExpiryEntry{At: h.ExpirationTime, Kind: s.Kind(), ID: h.ID}
+	return tx.PutSession(s) // and moves its expiry entry
 }
 
 // endedSession names a session that left ACTIVE (or was deleted) in a

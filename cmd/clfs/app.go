@@ -53,6 +53,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Usage:       "clfs home `DIR` (catalog and default storage)",
 				DefaultText: "$CLFS_HOME, else $XDG_DATA_HOME/clfs, else ~/.local/share/clfs",
 			},
+			&cli.StringFlag{
+				Name:        "meta",
+				Usage:       "catalog `URL`: badger://DIR or etcd://HOST:PORT[,HOST:PORT...]/PREFIX; the home remembers it",
+				DefaultText: "$CLFS_META, else the one the home remembers, else badger://HOME/meta",
+			},
 		},
 		Commands: []*cli.Command{
 			cmdLibrary(), cmdItem(), cmdFile(), cmdStorage(), cmdSession(), cmdFsck(), cmdCounters(), cmdMount(), cmdServe(),
@@ -149,6 +154,7 @@ func wantArgs(args []string, names ...string) error {
 // opened on first use so that a usage error never touches the home.
 type globals struct {
 	home     string
+	meta     string // catalog URL; "" is the home's own
 	stdout   io.Writer
 	stderr   io.Writer
 	progress bool // draw progress bars on stderr (a terminal)
@@ -179,7 +185,7 @@ func (g *globals) connect() (service, error) {
 			return a
 		},
 	}))
-	m, err := sessionmgr.Open(sessionmgr.Options{Home: g.home, Logger: logger})
+	m, err := sessionmgr.Open(sessionmgr.Options{Home: g.home, Meta: g.meta, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +212,7 @@ func runCommand(cCtx *cli.Context, fn func(ctx context.Context, g *globals, args
 	}
 	g := &globals{
 		home:     home,
+		meta:     metaURL(cCtx.String("meta"), os.Getenv),
 		stdout:   cCtx.App.Writer,
 		stderr:   cCtx.App.ErrWriter,
 		progress: isTerminal(cCtx.App.ErrWriter),
@@ -240,6 +247,15 @@ func homeDir(flag string, getenv func(string) string) (string, error) {
 		return "", errors.New("no home directory: set --home, $CLFS_HOME or $HOME")
 	}
 	return filepath.Join(h, ".local", "share", "clfs"), nil
+}
+
+// metaURL picks the catalog URL: --meta, else $CLFS_META, else "" (the
+// home's: the URL it remembers, else Badger in HOME/meta).
+func metaURL(flag string, getenv func(string) string) string {
+	if flag != "" {
+		return flag
+	}
+	return getenv("CLFS_META")
 }
 
 func isTerminal(w io.Writer) bool {

@@ -728,6 +728,36 @@ func TestHomeDir(t *testing.T) {
 	}
 }
 
+// --meta picks the catalog for every command, and the home remembers it;
+// $CLFS_META stands in for the flag; a catalog that cannot be reached is
+// one line and a failure.
+func TestMetaFlag(t *testing.T) {
+	home, cat := t.TempDir(), t.TempDir()
+	var out bytes.Buffer
+	run := func(args ...string) error {
+		out.Reset()
+		return run(context.Background(), append([]string{"clfs", "--home", home}, args...), &out, &out)
+	}
+	url := "badger://" + filepath.Join(cat, "meta")
+	if err := run("--meta", url, "library", "create", "OnTheSide"); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(cat, "meta", "MANIFEST")); err != nil {
+		t.Fatalf("catalog not where --meta said: %v", err)
+	}
+	if err := run("library", "ls"); err != nil || !strings.Contains(out.String(), "OnTheSide") {
+		t.Fatalf("the home forgot its catalog: %v\n%s", err, out.String())
+	}
+	t.Setenv("CLFS_META", "etcd://127.0.0.1:1/clfs?dial-timeout=100ms")
+	err := run("library", "ls")
+	if err == nil || !strings.Contains(err.Error(), "etcd://127.0.0.1:1/clfs") {
+		t.Fatalf("unreachable $CLFS_META: %v", err)
+	}
+	if got := metaURL("badger:///f", func(string) string { return "etcd://e/p" }); got != "badger:///f" {
+		t.Errorf("--meta does not win over $CLFS_META: %q", got)
+	}
+}
+
 func TestErrorLine(t *testing.T) {
 	err := errors.New("first\nsecond\n")
 	if got := errorLine(err); got != "clfs: first; second" {

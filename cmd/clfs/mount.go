@@ -93,7 +93,7 @@ func runMount(ctx context.Context, g *globals, opts mountOptions, args []string)
 		defer pprof.StopCPUProfile()
 	}
 	mo := mount.Options{
-		Mountpoint: args[0], Home: g.home,
+		Mountpoint: args[0], Home: g.home, Meta: g.meta,
 		ReadOnly: opts.ReadOnly, AllowOther: opts.AllowOther, Debug: opts.Debug, NoXattr: opts.NoXattr,
 		VerifyReads: opts.VerifyReads, SessionTimeout: opts.SessionTimeout, Logger: logger,
 	}

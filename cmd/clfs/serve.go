@@ -121,7 +121,7 @@ func runServe(ctx context.Context, g *globals, listen api.ListenOptions, readOnl
 	if err != nil {
 		return err
 	}
-	srv, err := mount.Serve(mount.Options{Home: g.home, ReadOnly: readOnly, SessionTimeout: timeout, Logger: logger, API: l})
+	srv, err := mount.Serve(mount.Options{Home: g.home, Meta: g.meta, ReadOnly: readOnly, SessionTimeout: timeout, Logger: logger, API: l})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,449 @@
+package meta
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// etcdEngine keeps the catalog under one key prefix of an etcd cluster
+// ("PREFIX/": catalogs under a/ and a/b/ would overlap, so prefixes must
+// not nest).
+//
+// Transactions are optimistic, in the client: reads go to the cluster at
+// one revision (the first read's), each key read is remembered with its
+// ModRevision (0 when absent) and each range scanned with that revision;
+// writes are buffered. Commit is one etcd Txn: if every key read still
+// has its ModRevision and no key in a scanned range changed since, apply
+// the writes; else it is a conflict and runTxn runs the body again. So
+// transactions are serializable, and a commit is all or nothing.
+//
+// etcd bounds a Txn (by default 128 compared keys, 128 operations and
+// 1.5 MiB per request: --max-txn-ops, --max-request-bytes). A
+// transaction beyond the bounds fails with ErrTooLarge before anything
+// is sent; it is never split, because a split commit would not be
+// atomic. The client assumes the defaults; the URL's max-txn-ops and
+// max-request-bytes parameters match a cluster configured otherwise.
+//
+// Every commit is durable on a quorum when it returns: sync does nothing.
+type etcdEngine struct {
+	cli       *clientv3.Client
+	endpoints []string
+	prefix    string // "PREFIX/": prepended to every key
+
+	maxOps   int
+	maxBytes int
+	// timeout bounds one attempt of a transaction, so that a cluster
+	// that lost its quorum is an error, not a hang.
+	timeout time.Duration
+}
+
+const (
+	etcdScanPage        = 512
+	etcdDefaultMaxOps   = 128
+	etcdDefaultMaxBytes = 1536 * 1024
+	// etcdRequestSlack is kept free of a request's byte budget for the
+	// framing of its operations, which the estimate does not count.
+	etcdRequestSlack = 16 << 10
+)
+
+var errEtcdConflict = errors.New("etcd: transaction conflict")
+
+// openEtcd opens etcd://HOST:PORT[,HOST:PORT...]/PREFIX. Query
+// parameters, each with the etcdctl environment variable it falls back
+// to:
+//
+//	user, password   ETCDCTL_USER ("user" or "user:password"), ETCDCTL_PASSWORD
+//	                 (also as etcd://user:password@hosts/prefix)
+//	cacert           ETCDCTL_CACERT   CA bundle; implies TLS
+//	cert, key        ETCDCTL_CERT, ETCDCTL_KEY   client certificate; implies TLS
+//	tls=true         TLS with the system's roots
+//	dial-timeout     how long to wait for the cluster at open (default 5s)
+//	request-timeout  how long one attempt of a transaction may take (default 10s)
+//	max-txn-ops, max-request-bytes   the cluster's limits, if not the defaults
+func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
+	e, cfg, err := parseEtcdURL(u, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %v", Redact(u.String()), err)
+	}
+	// Fail at open, with one line, when the cluster is unreachable or
+	// refuses the credentials, rather than at the first operation.
+	pctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if _, err := cli.Get(pctx, e.prefix, clientv3.WithCountOnly()); err != nil {
+		cli.Close()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer within %v", cfg.DialTimeout)
+		}
+		return nil, fmt.Errorf("catalog %s: %v", Redact(u.String()), err)
+	}
+	e.cli = cli
+	return e, nil
+}
+
+// parseEtcdURL reads an etcd catalog URL (see openEtcd) into the engine,
+// without its client, and the client's configuration.
+func parseEtcdURL(u *url.URL, getenv func(string) string) (*etcdEngine, clientv3.Config, error) {
+	q := u.Query()
+	param := func(name, env string) string {
+		if v := q.Get(name); v != "" {
+			return v
+		}
+		if env != "" {
+			return getenv(env)
+		}
+		return ""
+	}
+	redacted := Redact(u.String())
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("catalog %s: %s", redacted, fmt.Sprintf(format, args...))
+	}
+	prefix := strings.Trim(u.Path, "/")
+	if prefix == "" {
+		return nil, clientv3.Config{}, bad("no key prefix (etcd://HOST:PORT/PREFIX)")
+	}
+	var endpoints []string
+	for _, h := range strings.Split(u.Host, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			endpoints = append(endpoints, h)
+		}
+	}
+	if len(endpoints) == 0 {
+		return nil, clientv3.Config{}, bad("no endpoints (etcd://HOST:PORT[,HOST:PORT...]/PREFIX)")
+	}
+	// The client's own log (gRPC retries, a cancelled request) is noise
+	// next to the errors it returns, which say the same.
+	cfg := clientv3.Config{DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
+	if v := q.Get("dial-timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, clientv3.Config{}, bad("dial-timeout: %v", err)
+		}
+		cfg.DialTimeout = d
+	}
+	cfg.Username = param("user", "ETCDCTL_USER")
+	cfg.Password = param("password", "ETCDCTL_PASSWORD")
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		if p, ok := u.User.Password(); ok {
+			cfg.Password = p
+		}
+	}
+	if user, pass, ok := strings.Cut(cfg.Username, ":"); ok && cfg.Password == "" {
+		cfg.Username, cfg.Password = user, pass
+	}
+	tlsInfo := transport.TLSInfo{
+		TrustedCAFile: param("cacert", "ETCDCTL_CACERT"),
+		CertFile:      param("cert", "ETCDCTL_CERT"),
+		KeyFile:       param("key", "ETCDCTL_KEY"),
+	}
+	useTLS := tlsInfo.TrustedCAFile != "" || tlsInfo.CertFile != ""
+	if v := q.Get("tls"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, clientv3.Config{}, bad("tls: %v", err)
+		}
+		useTLS = useTLS || b
+	}
+	if useTLS {
+		var tc *tls.Config
+		var err error
+		if tlsInfo.Empty() && tlsInfo.TrustedCAFile == "" {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12}
+		} else if tc, err = tlsInfo.ClientConfig(); err != nil {
+			return nil, clientv3.Config{}, bad("TLS: %v", err)
+		}
+		cfg.TLS = tc
+	}
+	e := &etcdEngine{endpoints: endpoints, prefix: prefix + "/", maxOps: etcdDefaultMaxOps, maxBytes: etcdDefaultMaxBytes, timeout: 10 * time.Second}
+	if v := q.Get("request-timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, clientv3.Config{}, bad("request-timeout: want a duration, not %q", v)
+		}
+		e.timeout = d
+	}
+	for name, p := range map[string]*int{"max-txn-ops": &e.maxOps, "max-request-bytes": &e.maxBytes} {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return nil, clientv3.Config{}, bad("%s: want a positive integer, not %q", name, v)
+			}
+			*p = n
+		}
+	}
+	cfg.Endpoints = endpoints
+	return e, cfg, nil
+}
+
+func (e *etcdEngine) String() string {
+	return "etcd://" + strings.Join(e.endpoints, ",") + "/" + strings.TrimSuffix(e.prefix, "/")
+}
+func (e *etcdEngine) idBatch() uint64 { return 1024 }
+func (e *etcdEngine) sync() error     { return nil }
+func (e *etcdEngine) close() error    { return e.cli.Close() }
+
+func (e *etcdEngine) dropAll(ctx context.Context) error {
+	_, err := e.cli.Delete(ctx, e.prefix, clientv3.WithRange(e.rangeEnd(nil)))
+	return err
+}
+
+func (e *etcdEngine) conflict(err error) bool {
+	return errors.Is(err, errEtcdConflict) || errors.Is(err, rpctypes.ErrCompacted)
+}
+
+// key is the etcd key of a catalog key; rangeEnd that of a range's end
+// (nil: the end of the prefix).
+func (e *etcdEngine) key(k []byte) string { return e.prefix + string(k) }
+func (e *etcdEngine) rangeEnd(end []byte) string {
+	if end == nil {
+		return string(prefixEnd([]byte(e.prefix)))
+	}
+	return e.key(end)
+}
+
+type etcdWrite struct {
+	val []byte
+	del bool
+}
+
+type etcdRange struct{ from, to string }
+
+type etcdRead struct {
+	val    []byte
+	modRev int64 // 0: absent
+}
+
+type etcdTxn struct {
+	e      *etcdEngine
+	ctx    context.Context
+	update bool
+	rev    int64 // the revision every read is made at; 0 until the first
+
+	reads    map[string]etcdRead // etcd key → what get read, so it is read once
+	observed map[string]int64    // etcd key → ModRevision read (0: absent)
+	ranges   []etcdRange         // scanned; checked unchanged since rev
+	writes   map[string]etcdWrite
+}
+
+func (e *etcdEngine) txn(ctx context.Context, update bool, fn func(kvTxn) error) error {
+	actx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	err := e.attempt(actx, update, fn)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+		return fmt.Errorf("catalog %s: no answer within %v: %w", e, e.timeout, err)
+	}
+	return err
+}
+
+func (e *etcdEngine) attempt(ctx context.Context, update bool, fn func(kvTxn) error) error {
+	t := &etcdTxn{e: e, ctx: ctx, update: update, reads: map[string]etcdRead{}, observed: map[string]int64{}, writes: map[string]etcdWrite{}}
+	if err := fn(t); err != nil {
+		return err
+	}
+	if !update || len(t.writes) == 0 {
+		return nil
+	}
+	return t.commit()
+}
+
+func (t *etcdTxn) readOpts(opts ...clientv3.OpOption) []clientv3.OpOption {
+	if t.rev != 0 {
+		opts = append(opts, clientv3.WithRev(t.rev))
+	}
+	return opts
+}
+
+func (t *etcdTxn) get(key []byte) ([]byte, uint64, error) {
+	k := t.e.key(key)
+	if w, ok := t.writes[k]; ok {
+		if w.del {
+			return nil, 0, ErrNotFound
+		}
+		return append([]byte(nil), w.val...), 0, nil
+	}
+	if r, ok := t.reads[k]; ok { // every read is at t.rev: the same again
+		if r.modRev == 0 {
+			return nil, 0, ErrNotFound
+		}
+		return append([]byte(nil), r.val...), uint64(r.modRev), nil
+	}
+	resp, err := t.e.cli.Get(t.ctx, k, t.readOpts()...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("etcd get: %w", err)
+	}
+	if t.rev == 0 {
+		t.rev = resp.Header.Revision
+	}
+	if len(resp.Kvs) == 0 {
+		t.observe(k, 0)
+		t.reads[k] = etcdRead{}
+		return nil, 0, ErrNotFound
+	}
+	kv := resp.Kvs[0]
+	t.observe(k, kv.ModRevision)
+	t.reads[k] = etcdRead{val: kv.Value, modRev: kv.ModRevision}
+	return append([]byte(nil), kv.Value...), uint64(kv.ModRevision), nil
+}
+
+func (t *etcdTxn) observe(k string, modRev int64) {
+	if t.update {
+		t.observed[k] = modRev
+	}
+}
+
+func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, version uint64, value func() ([]byte, error)) error) error {
+	from, to := t.e.key(begin), t.e.rangeEnd(end)
+	// This transaction's own writes in the range, merged in key order.
+	var pending []string
+	for k := range t.writes {
+		if k >= from && k < to {
+			pending = append(pending, k)
+		}
+	}
+	sort.Strings(pending)
+	emitPending := func(k string) error {
+		w := t.writes[k]
+		if w.del {
+			return nil
+		}
+		var v []byte
+		if !keysOnly {
+			v = append([]byte(nil), w.val...)
+		}
+		return fn([]byte(k[len(t.e.prefix):]), 0, func() ([]byte, error) { return v, nil })
+	}
+	if t.update {
+		t.ranges = append(t.ranges, etcdRange{from, to})
+	}
+	opts := []clientv3.OpOption{clientv3.WithRange(to), clientv3.WithLimit(etcdScanPage)}
+	if keysOnly {
+		opts = append(opts, clientv3.WithKeysOnly())
+	}
+	for {
+		resp, err := t.e.cli.Get(t.ctx, from, t.readOpts(opts...)...)
+		if err != nil {
+			return fmt.Errorf("etcd scan: %w", err)
+		}
+		if t.rev == 0 {
+			t.rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			k := string(kv.Key)
+			for len(pending) > 0 && pending[0] < k {
+				if err := emitPending(pending[0]); err != nil {
+					return err
+				}
+				pending = pending[1:]
+			}
+			t.observe(k, kv.ModRevision)
+			if len(pending) > 0 && pending[0] == k {
+				pending = pending[1:]
+				if err := emitPending(k); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := fn(kv.Key[len(t.e.prefix):], uint64(kv.ModRevision), func() ([]byte, error) { return kv.Value, nil }); err != nil {
+				return err
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	for _, k := range pending {
+		if err := emitPending(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *etcdTxn) set(key, val []byte) error {
+	if !t.update {
+		return errors.New("meta: write in a read-only transaction")
+	}
+	t.writes[t.e.key(key)] = etcdWrite{val: append([]byte(nil), val...)}
+	return nil
+}
+
+func (t *etcdTxn) del(key []byte) error {
+	if !t.update {
+		return errors.New("meta: write in a read-only transaction")
+	}
+	t.writes[t.e.key(key)] = etcdWrite{del: true}
+	return nil
+}
+
+func (t *etcdTxn) incrBy(key []byte, delta int64) (int64, error) {
+	v, _, err := t.get(key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return 0, err
+	}
+	n, err := counterValue(key, v)
+	if err != nil {
+		return 0, err
+	}
+	n += delta
+	return n, t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
+func (t *etcdTxn) commit() error {
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	size := 0
+	for k, rev := range t.observed {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
+		size += len(k) + 16
+	}
+	for _, r := range t.ranges {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.from), "<", t.rev+1).WithRange(r.to))
+		size += len(r.from) + len(r.to) + 16
+	}
+	for k, w := range t.writes {
+		if w.del {
+			ops = append(ops, clientv3.OpDelete(k))
+		} else {
+			ops = append(ops, clientv3.OpPut(k, string(w.val)))
+		}
+		size += len(k) + len(w.val) + 16
+	}
+	switch {
+	case len(ops) > t.e.maxOps:
+		return fmt.Errorf("%w: %d keys written in one transaction; etcd allows %d", ErrTooLarge, len(ops), t.e.maxOps)
+	case len(cmps) > t.e.maxOps:
+		return fmt.Errorf("%w: %d keys and ranges read in one read-write transaction; etcd allows %d", ErrTooLarge, len(cmps), t.e.maxOps)
+	case size > t.e.maxBytes-etcdRequestSlack:
+		return fmt.Errorf("%w: a commit of about %d bytes; etcd allows %d per request", ErrTooLarge, size, t.e.maxBytes)
+	}
+	resp, err := t.e.cli.Txn(t.ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+			return fmt.Errorf("%w: %v", ErrTooLarge, err)
+		}
+		return fmt.Errorf("etcd commit: %w", err)
+	}
+	if !resp.Succeeded {
+		return errEtcdConflict
+	}
+	return nil
+}
