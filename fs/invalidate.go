@@ -80,23 +80,28 @@ func (fsys *FS) Close() {
 // attributes and contents, and the attributes and cached listing of the
 // directory holding them (its mtime, size or entries moved too).
 //
-// Entries (names) are dropped only for a change that says names are Gone
-// through no call of the mount's. The kernel's entry invalidation sleeps,
-// uninterruptibly, on the parent directory's lock, which a rename or
-// create in that directory holds while it waits for this daemon; should
+// Entries (names) are dropped only for a change that says names are Gone,
+// or Appeared, through no call of the mount's. The kernel's entry
+// invalidation sleeps, uninterruptibly, on the parent directory's lock,
+// which a rename or create in that directory holds while it waits for
+// this daemon; should
 // the daemon die then (kill -9, a crash), the sleeping thread keeps it
 // from exiting, its FUSE device stays open, and every process waiting on
 // the mount hangs for good (TestCrashKill9Randomized hit it with a commit's
 // invalidation racing rsync's rename). The mount's own creates, renames
-// and unlinks update the kernel's entries themselves; names that do not
-// exist are never cached (NegativeTimeout 0), so new names need nothing.
-// What is left is a delete or rename through the API, rare and made by
-// hand, whose stale entry would otherwise last the hour-long timeout.
+// and unlinks update the kernel's entries themselves. What is left is a
+// name created, deleted or renamed through the API (a commit of an API
+// session, a library or item created or renamed), whose stale entry —
+// also the kernel's memory that the name did not exist: names that do
+// not exist are cached as long as those that do, since rsync and tar look
+// a new name up two or three times before they create it — would
+// otherwise last the hour-long timeout.
 func (fsys *FS) invalidate(c sessionmgr.Change) {
 	root := &fsys.root.Inode
 	lib := root.GetChild(c.Library)
+	names := c.Gone || c.Appeared
 	if c.Item == "" {
-		if c.Gone {
+		if names {
 			root.NotifyEntry(c.Library)
 		}
 		root.NotifyContent(0, 0)
@@ -110,7 +115,7 @@ func (fsys *FS) invalidate(c sessionmgr.Change) {
 	}
 	item := lib.GetChild(c.Item)
 	if len(c.Files) == 0 {
-		if c.Gone {
+		if names {
 			lib.NotifyEntry(c.Item)
 		}
 		lib.NotifyContent(0, 0)
@@ -124,7 +129,7 @@ func (fsys *FS) invalidate(c sessionmgr.Change) {
 	}
 	item.NotifyContent(0, 0)
 	for _, name := range c.Files {
-		if c.Gone {
+		if names {
 			item.NotifyEntry(name)
 		}
 		if f := item.GetChild(name); f != nil {

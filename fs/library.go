@@ -103,7 +103,7 @@ func (l *libraryNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.F
 }
 
 func (l *libraryNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	id, err := l.fsys.m.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: l.id, Name: name}, "")
+	id, err := l.fsys.m.CreateItem(sessionmgr.ByMount(ctx), sessionmgr.ItemCreateSpec{LibraryID: l.id, Name: name}, "")
 	if err != nil {
 		return nil, l.fsys.toErrno("mkdir", l.path(name), err)
 	}

@@ -87,7 +87,7 @@ func (r *rootNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno
 
 func (r *rootNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
 	path := "/" + name
-	id, err := r.fsys.m.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: name}, "")
+	id, err := r.fsys.m.CreateLibrary(sessionmgr.ByMount(ctx), sessionmgr.LibraryCreateSpec{Name: name}, "")
 	if err != nil {
 		return nil, r.fsys.toErrno("mkdir", path, err)
 	}

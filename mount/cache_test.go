@@ -144,15 +144,20 @@ func testCancelledDownload(t *testing.T, verify bool) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	var f *os.File
+	buf := make([]byte, 4096)
+	if verify {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.ReadAt(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		f = openPassthrough(t, tm, path)
 	}
 	defer f.Close()
-	buf := make([]byte, 4096)
-	if _, err := f.ReadAt(buf, 0); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	downs, err := mt.Manager.ListDownloadSessions(ctx, "")
 	if err != nil || len(downs) != 1 {
@@ -387,6 +392,9 @@ func TestPassthroughReadsSkipTheDaemon(t *testing.T) {
 			if err := os.WriteFile(path, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			if !verify {
+				openPassthrough(t, tm, path).Close()
+			}
 			before := tm.fsys.Counters()["READ"]
 			for range 2 {
 				if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
@@ -504,4 +512,110 @@ func TestSetattrThroughRetiredNode(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestAPINamesShowAfterAFailedLookup: the kernel remembers that a name does
+// not exist (rsync and tar look a new name up two or three times before
+// they create it: one LOOKUP reaches the daemon), and a library, item or
+// file created or renamed through the API still shows at once under a
+// name a lookup had just found missing.
+func TestAPINamesShowAfterAFailedLookup(t *testing.T) {
+	tm := newMount(t)
+	mnt, m, ctx := tm.Dir, tm.Manager, context.Background()
+	item := tm.mkItem(t, "lib", "item")
+	missing := func(p string) {
+		t.Helper()
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("lstat %s: %v, want ENOENT", p, err)
+		}
+	}
+	exists := func(p string) func() error {
+		return func() error {
+			_, err := os.Lstat(p)
+			return err
+		}
+	}
+
+	before := tm.fsys.Counters()["LOOKUP"]
+	for range 3 {
+		missing(filepath.Join(item, "new.bin"))
+	}
+	if n := tm.fsys.Counters()["LOOKUP"] - before; n != 1 {
+		t.Errorf("3 lookups of a missing name sent %d LOOKUPs to the daemon; want 1", n)
+	}
+	importFile(t, m, "lib", "item", "new.bin", []byte("made by the API"))
+	eventuallyFast(t, exists(filepath.Join(item, "new.bin")))
+
+	missing(filepath.Join(mnt, "lib", "api-item"))
+	lib, err := m.LibraryByName(ctx, "lib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.CreateItem(ctx, sessionmgr.ItemCreateSpec{LibraryID: lib.ID, Name: "api-item"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, exists(filepath.Join(mnt, "lib", "api-item")))
+
+	missing(filepath.Join(mnt, "lib", "renamed"))
+	it, err := m.ItemByName(ctx, lib.ID, "api-item")
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := "renamed"
+	if err := m.UpdateItem(ctx, it.ID, sessionmgr.ItemUpdateSpec{Name: &renamed}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, exists(filepath.Join(mnt, "lib", "renamed")))
+
+	missing(filepath.Join(mnt, "api-lib"))
+	if _, err := m.CreateLibrary(ctx, sessionmgr.LibraryCreateSpec{Name: "api-lib"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, exists(filepath.Join(mnt, "api-lib")))
+
+	missing(filepath.Join(mnt, "lib2"))
+	newLib := "lib2"
+	if err := m.UpdateLibrary(ctx, lib.ID, sessionmgr.LibraryUpdateSpec{Name: &newLib}); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyFast(t, exists(filepath.Join(mnt, "lib2", "renamed")))
+
+	// The mount's own mkdir and create need no help.
+	missing(filepath.Join(mnt, "lib2", "own"))
+	if err := os.Mkdir(filepath.Join(mnt, "lib2", "own"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	missing(filepath.Join(mnt, "lib2", "own", "f"))
+	if err := os.WriteFile(filepath.Join(mnt, "lib2", "own", "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantContent(t, filepath.Join(mnt, "lib2", "own", "f"), []byte("x"))
+}
+
+// openPassthrough opens path for reading once the kernel reads it itself:
+// the writer's RELEASE comes after its close(2) has returned, and until
+// then an open is served by the daemon, as it must be while a writer's
+// handle is open. It reads the first 4 KiB to tell (no READ reaches the
+// daemon).
+func openPassthrough(t *testing.T, tm *testMount, path string) *os.File {
+	t.Helper()
+	buf := make([]byte, 4096)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := tm.fsys.Counters()["READ"]
+		if _, err := f.ReadAt(buf, 0); err != nil {
+			t.Fatal(err)
+		}
+		if tm.fsys.Counters()["READ"] == before {
+			return f
+		}
+		f.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no open read in passthrough within 5 s", path)
+		}
+		sleepMs(10)
+	}
 }

@@ -111,11 +111,11 @@ func start(opts Options) (*Mount, error) {
 	// The daemon is the only writer of its catalog (Badger's lock), and
 	// every change, from the mount or the control socket, is pushed to
 	// the kernel as an invalidation (fs/invalidate.go): the kernel may
-	// keep entries and attributes as long as it likes. Names that do not
-	// exist are not cached: a name created through the API needs no
-	// invalidation to appear.
+	// keep entries and attributes as long as it likes, and names that do
+	// not exist too: a name created through the API is pushed as an entry
+	// invalidation (sessionmgr.Change.Appeared).
 	timeout := time.Hour
-	negative := time.Duration(0)
+	negative := timeout
 	mo := fuse.MountOptions{
 		FsName:        m.Home(),
 		Name:          "clfs",

@@ -74,7 +74,7 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 		return nil
 	})
 	if err == nil {
-		m.notify(Change{Library: libName, Item: spec.Name})
+		m.notify(Change{Library: libName, Item: spec.Name, Appeared: !byMount(ctx)})
 	}
 	return out, err
 }
@@ -185,6 +185,9 @@ func (m *Manager) UpdateItem(ctx context.Context, id string, spec ItemUpdateSpec
 	err := m.updateItem(ctx, id, spec)
 	if err == nil {
 		m.notify(Change{Library: lib, Item: item, Gone: spec.Name != nil})
+		if spec.Name != nil {
+			m.notify(Change{Library: lib, Item: *spec.Name, Appeared: true})
+		}
 	}
 	return err
 }

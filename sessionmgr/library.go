@@ -86,7 +86,7 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 	})
 	if err == nil {
 		m.rememberBacking(root)
-		m.notify(Change{Library: spec.Name})
+		m.notify(Change{Library: spec.Name, Appeared: !byMount(ctx)})
 	}
 	return out, err
 }
@@ -200,6 +200,9 @@ func (m *Manager) UpdateLibrary(ctx context.Context, id string, spec LibraryUpda
 	err := m.updateLibrary(ctx, id, spec)
 	if err == nil {
 		m.notify(Change{Library: lib, Gone: spec.Name != nil})
+		if spec.Name != nil {
+			m.notify(Change{Library: *spec.Name, Appeared: true})
+		}
 	}
 	return err
 }

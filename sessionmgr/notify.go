@@ -18,6 +18,25 @@ type Change struct {
 	// not only their attributes and contents. The mount's own unlinks and
 	// renames need not say so: the kernel made them.
 	Gone bool
+	// Appeared: the names may have come into existence through no call
+	// of the mount's (a library or item created or renamed through the
+	// API), so a cache that remembers names that do not exist must drop
+	// them. The mount's own mkdir need not say so.
+	Appeared bool
+}
+
+type byMountKey struct{}
+
+// ByMount marks ctx as the mount's own call: the kernel learns of its
+// effects from its own request, so the Change need not tell it (see
+// Change.Appeared).
+func ByMount(ctx context.Context) context.Context {
+	return context.WithValue(ctx, byMountKey{}, true)
+}
+
+func byMount(ctx context.Context) bool {
+	v, _ := ctx.Value(byMountKey{}).(bool)
+	return v
 }
 
 // Subscribe registers fn to be told of every change. fn runs on the
