@@ -438,7 +438,8 @@ func (d *Draft) SetPosix(ctx context.Context, ch PosixChange) error {
 	if !d.pending {
 		// No report: the kernel learns the committed file's new
 		// attributes from the reply to its SETATTR.
-		return d.m.setFilePosix(d.item.id, d.name, ch, false)
+		_, err := d.m.setFilePosix(d.item.id, d.name, ch, false)
+		return err
 	}
 	ch.apply(&d.attr, d.m.now())
 	if ch.Mode == nil && ch.UID == nil && ch.GID == nil {
@@ -447,7 +448,22 @@ func (d *Draft) SetPosix(ctx context.Context, ch PosixChange) error {
 	// The kernel gets the pending version's attributes in its reply, but
 	// the node may show the committed view (a reader opened first): the
 	// report makes it ask again.
-	return d.m.setFilePosix(d.item.id, d.name, PosixChange{Mode: ch.Mode, UID: ch.UID, GID: ch.GID}, true)
+	_, err := d.m.setFilePosix(d.item.id, d.name, PosixChange{Mode: ch.Mode, UID: ch.UID, GID: ch.GID}, true)
+	return err
+}
+
+// setCommittedPosix is SetPosix for a draft with no pending change: one
+// transaction changes the committed file and gives its entry. ok is false
+// when the draft has a pending change (or its file is removed): SetPosix
+// then.
+func (d *Draft) setCommittedPosix(ch PosixChange) (e *FileEntry, ok bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.removed || d.pending {
+		return nil, false, nil
+	}
+	e, err = d.m.setFilePosix(d.item.id, d.name, ch, false)
+	return e, true, err
 }
 
 // Commit completes the pending change of this file, if any: validated,

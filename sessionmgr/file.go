@@ -46,29 +46,36 @@ func (m *Manager) GetFile(ctx context.Context, itemID, name string) (*File, erro
 // SetFilePosix stores mode, owner and mtime of a committed file. It is
 // metadata: no update session, no new version.
 func (m *Manager) SetFilePosix(ctx context.Context, itemID, name string, set PosixChange) error {
-	return m.setFilePosix(itemID, name, set, true)
+	_, err := m.setFilePosix(itemID, name, set, true)
+	return err
 }
 
-// setFilePosix is SetFilePosix; notify says whether to report the Change.
-// A Draft's change is the mount's own: the kernel learns the attributes
-// from the reply to its SETATTR, and a report would only make it drop
-// them and ask again.
-func (m *Manager) setFilePosix(itemID, name string, set PosixChange, notify bool) error {
+// setFilePosix is SetFilePosix, and the file's entry after it; notify says
+// whether to report the Change. A Draft's change is the mount's own: the
+// kernel learns the attributes from the reply to its SETATTR, and a report
+// would only make it drop them and ask again.
+func (m *Manager) setFilePosix(itemID, name string, set PosixChange, notify bool) (*FileEntry, error) {
 	if err := m.refuseIfReadOnly("set file attributes"); err != nil {
-		return err
+		return nil, err
 	}
+	var e FileEntry
 	err := m.updateNamespace(func(tx *meta.Tx) error {
 		f, err := m.fileRec(tx, itemID, name)
 		if err != nil {
 			return err
 		}
 		set.apply(&f.Attr, m.now())
+		info := fileInfo(f)
+		e = entryOf(&info)
 		return tx.PutFile(f)
 	})
-	if err == nil && notify {
+	if err != nil {
+		return nil, err
+	}
+	if notify {
 		m.notifyItem(itemID, name)
 	}
-	return err
+	return &e, nil
 }
 
 // ListStorage returns where each file of an item is stored.

@@ -43,6 +43,14 @@ type SetattrChange struct {
 // it afterwards. changed tells that the handle ch came through changed the
 // content: its close commits the change, as it would a write's.
 func (d *Draft) Setattr(ctx context.Context, ch SetattrChange) (e *FileEntry, changed bool, err error) {
+	if ch.Size == nil && ch.Posix != (PosixChange{}) {
+		// chmod, chown or utimensat of a committed file (tar and rsync
+		// make two or three for each file they write): its entry comes
+		// from the same transaction.
+		if e, ok, err := d.setCommittedPosix(ch.Posix); ok {
+			return e, false, err
+		}
+	}
 	if ch.Size != nil {
 		if err := d.Truncate(ctx, *ch.Size); err != nil {
 			return nil, false, err
