@@ -36,7 +36,7 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	}
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
-	if done, err := m.removeAtOnce(mi, name); done || err != nil {
+	if done, err := m.removeAtOnce(ctx, mi, name); done || err != nil {
 		return err
 	}
 	if _, err := m.GetFile(ctx, itemID, name); err != nil {
@@ -62,15 +62,15 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 // ACTIVE (other files of the item being written) it does nothing and
 // reports done == false: the removal then joins that session. Caller
 // holds mi.mu.
-func (m *Manager) removeAtOnce(mi *mountItem, name string) (done bool, err error) {
-	id, err := m.store.NextID()
+func (m *Manager) removeAtOnce(ctx context.Context, mi *mountItem, name string) (done bool, err error) {
+	id, err := m.store.NextID(ctx)
 	if err != nil {
 		return false, err
 	}
 	var s *meta.UpdateSession
 	var drop []meta.ContentKey
 	var libName, itemName string
-	err = m.updateNamespace(func(tx *meta.Tx) error {
+	err = m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		s, drop, done = nil, nil, false
 		it, err := m.itemRec(tx, mi.id)
 		if err != nil {
@@ -113,8 +113,8 @@ func (m *Manager) removeAtOnce(mi *mountItem, name string) (done bool, err error
 	if err != nil || !done {
 		return false, err
 	}
-	m.afterEnd([]endedSession{{s.ID, s.UUID}})
-	m.freeBlobs(drop)
+	m.afterEnd(ctx, []endedSession{{s.ID, s.UUID}})
+	m.freeBlobs(ctx, drop)
 	if len(m.subscriberList()) > 0 {
 		m.notify(Change{Library: libName, Item: itemName, Files: []string{name}})
 	}
