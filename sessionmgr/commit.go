@@ -169,6 +169,9 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	}
 
 	var drop []meta.ContentKey
+	if m.commitTxHook != nil {
+		m.commitTxHook(false)
+	}
 	err = m.store.Update(ctx, func(tx *meta.Tx) error {
 		var err error
 		drop, err = m.applyTx(tx, p, fileIDs, over)
@@ -195,6 +198,9 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 			return "", m.failCommit(ctx, p, succ, err)
 		}
 		return "", err
+	}
+	if m.commitTxHook != nil {
+		m.commitTxHook(true)
 	}
 	unlock()
 	unlock = func() {}

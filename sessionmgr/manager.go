@@ -150,6 +150,10 @@ type Manager struct {
 	// afterLastClose, if set, runs when a draft's last handle closes,
 	// before its commit (tests open the next handle there).
 	afterLastClose func()
+	// commitTxHook, if set, runs just before a commit's transaction
+	// (committed false) and just after it committed (true); tests end
+	// the caller's context there.
+	commitTxHook func(committed bool)
 }
 
 // catalog is the meta.Store as the manager sees it: the error of every
