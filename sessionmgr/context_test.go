@@ -185,3 +185,70 @@ func TestDraftCloseCommitsUnderCancelledContext(t *testing.T) {
 		t.Errorf("f = %q, want written", got)
 	}
 }
+
+// An unlink under a context that ended either changes nothing (no open
+// draft: it stops before its transaction) or, once it has detached the
+// open draft, runs to the end: the name is gone and the open handle
+// still reads what it wrote.
+func TestRemoveFileUnderCancelledContext(t *testing.T) {
+	e := newTestEnv(t)
+	item := e.item(e.library("lib"), "item")
+	e.mountFile(item, "kept", "committed")
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	wantCanceled(t, "RemoveFile", time.Now(), e.m.RemoveFile(ctx, item, "kept"))
+	if got := e.fileContent(item, "kept"); got != "committed" {
+		t.Errorf("kept = %q, want committed", got)
+	}
+
+	d, err := e.m.CreateFile(e.ctx, item, "open", Posix{Mode: 0o644})
+	e.must(err)
+	_, err = d.WriteAt(e.ctx, []byte("pending"), 0)
+	e.must(err)
+	e.must(e.m.RemoveFile(ctx, item, "open"))
+	if _, err := e.m.ItemEntry(e.ctx, item, "open"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("open after unlink: %v, want NotFound", err)
+	}
+	// The pending change left the mount's session with the name.
+	if sid, err := e.m.ActiveUpdateSession(e.ctx, item); err == nil && sid != "" {
+		files, err := e.m.ListSessionFiles(e.ctx, sid)
+		e.must(err)
+		for _, f := range files {
+			if f.Name == "open" {
+				t.Errorf("the unlinked file's change is still in the session: %+v", f)
+			}
+		}
+	}
+	buf := make([]byte, 7)
+	n, err := d.ReadAt(e.ctx, buf, 0)
+	if string(buf[:n]) != "pending" {
+		t.Errorf("the unlinked handle reads %q (%v), want pending", buf[:n], err)
+	}
+	e.must(d.Close(e.ctx))
+}
+
+// Finish under a context that ended (a client that hangs up after its
+// last byte) records the verdict: the sealed transfer cannot resume.
+func TestFinishUnderCancelledContext(t *testing.T) {
+	e := newTestEnv(t)
+	item := e.item(e.library("lib"), "item")
+	s := e.updateSession(item)
+	_, err := e.m.AddFile(e.ctx, s, FileAddSpec{Name: "a.txt", SourceType: SourcePush})
+	e.must(err)
+	sf, err := e.m.OpenUpload(e.ctx, s, "a.txt", UploadOptions{})
+	e.must(err)
+	_, err = sf.WriteAt([]byte("all of it"), 0)
+	e.must(err)
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	info, err := sf.Finish(ctx)
+	e.must(err)
+	e.must(sf.Close())
+	if info.Status != TransferReady {
+		t.Errorf("status %s, want READY", info.Status)
+	}
+	e.must(e.m.CompleteUpdateSession(e.ctx, s))
+	if got := e.fileContent(item, "a.txt"); got != "all of it" {
+		t.Errorf("a.txt = %q", got)
+	}
+}

@@ -594,6 +594,10 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 		}
 	}
 	if dst := m.draftByName(mi, newName); dst != nil {
+		// As in RemoveFile: the target's draft is detached and marked
+		// removed first, so the rename then runs to the end whether
+		// or not the caller is still there.
+		ctx = context.WithoutCancel(ctx)
 		dst.mu.Lock()
 		dst.detachIfOpen(ctx)
 		err := dst.dropPending(ctx)

@@ -80,6 +80,11 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Sealed, the transfer has ended and cannot be resumed: its verdict
+	// is recorded whether or not the caller is still there (a client
+	// that hangs up after its last byte), or the file would be left
+	// TRANSFERRING with nothing to finish it.
+	ctx = context.WithoutCancel(ctx)
 	sid, path, size, sha, requested, ioErr := sf.sessionID, up.staging, up.size, up.sha, up.requested, up.err
 	inline, inMemory := up.inline, up.inMemory
 	if inMemory && ioErr == nil {

@@ -19,6 +19,11 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	mi := m.mountItem(itemID)
 	committed := true
 	if d := m.draftByName(mi, name); d != nil {
+		// The draft is detached and marked removed before the catalog
+		// changes: from here the unlink runs to the end whether or not
+		// the caller is still there, or open handles would be left on
+		// a name that still exists.
+		ctx = context.WithoutCancel(ctx)
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		d.detachIfOpen(ctx)
@@ -49,7 +54,10 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	if err := m.RemoveSessionFile(ctx, sid, name); err != nil {
 		return err
 	}
-	next, err := m.complete(ctx, sid, []string{name}, nil)
+	// The removal is recorded in the mount's session: it is applied
+	// whether or not the caller is still there, or it would stay pending
+	// in a session the mount no longer knows (mi.session).
+	next, err := m.complete(context.WithoutCancel(ctx), sid, []string{name}, nil)
 	mi.session = next
 	return err
 }
