@@ -21,13 +21,14 @@ import (
 // passed over; the writer's own close, or the last RELEASE, commits.
 
 // RawFileSystem is the filesystem as the FUSE server speaks to it: every
-// request counted (Counters), then the flush filter, then the nodes.
+// request counted (Counters), its interrupt delayed (patientFS), then the
+// flush filter, then the nodes.
 func (fsys *FS) RawFileSystem(opts *fusefs.Options) fuse.RawFileSystem {
 	nodes := &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), fsys: fsys, writers: map[uint64]uint64{}}
 	if opts != nil && opts.AttrTimeout != nil {
 		nodes.attrTimeout = *opts.AttrTimeout
 	}
-	return &countingFS{RawFileSystem: nodes, c: &fsys.counters}
+	return &countingFS{RawFileSystem: &patientFS{nodes}, c: &fsys.counters}
 }
 
 type flushFilter struct {

@@ -52,7 +52,11 @@
 // A read-write closure that conflicts with a concurrent transaction is run
 // again from scratch, with jittered backoff, at most maxTxnAttempts times
 // or until its context ends: it must have no side effects outside its
-// transaction. One that keeps losing gets a turn (kv.go, turns). A transaction beyond the engine's bounds (etcd: 128 keys
+// transaction. A context that ends stops a transaction before its commit
+// is sent, never while it is in flight (etcd may apply a commit whose
+// answer is lost), so the context's error means nothing was committed;
+// only the engine's own bound on an attempt (etcd: request-timeout) can
+// leave the outcome unknown. One that keeps losing gets a turn (kv.go, turns). A transaction beyond the engine's bounds (etcd: 128 keys
 // written or read, 1.5 MiB) fails with ErrTooLarge; it is never split.
 // Decoded libraries, items, backings and files are cached by the
 // engine's version of their key (cache.go), so a write anywhere, by any

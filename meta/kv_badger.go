@@ -99,11 +99,17 @@ func (e *badgerEngine) dropAll(context.Context) error { return e.db.DropAll() }
 func (e *badgerEngine) conflict(err error) bool { return errors.Is(err, badger.ErrConflict) }
 
 func (e *badgerEngine) txn(ctx context.Context, update bool, fn func(kvTxn) error) error {
-	body := func(txn *badger.Txn) error { return fn(badgerTxn{txn}) }
 	if !update {
-		return e.db.View(body)
+		return e.db.View(func(txn *badger.Txn) error { return fn(badgerTxn{txn}) })
 	}
-	err := e.db.Update(body)
+	err := e.db.Update(func(txn *badger.Txn) error {
+		if err := fn(badgerTxn{txn}); err != nil {
+			return err
+		}
+		// As on etcd: a ctx that ended stops the transaction before
+		// it commits (an error discards it), never after.
+		return ctx.Err()
+	})
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return fmt.Errorf("%w: %v", ErrTooLarge, err)
 	}

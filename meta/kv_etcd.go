@@ -247,7 +247,7 @@ func (e *etcdEngine) txn(ctx context.Context, update bool, fn func(kvTxn) error)
 	actx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	err := e.attempt(actx, update, fn)
-	if err != nil && ctx.Err() == nil && actx.Err() != nil {
+	if err != nil && ctx.Err() == nil && (actx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
 		return fmt.Errorf("catalog %s: no answer within %v: %w", e, e.timeout, err)
 	}
 	return err
@@ -261,7 +261,21 @@ func (e *etcdEngine) attempt(ctx context.Context, update bool, fn func(kvTxn) er
 	if !update || len(t.writes) == 0 {
 		return nil
 	}
-	return t.commit()
+	// The caller's ctx may stop the transaction up to here, and not
+	// once the commit is sent: etcd may apply a commit whose answer
+	// never arrives, and the caller would take it for one that failed
+	// (and, say, delete the blobs it just made referenced). The commit
+	// keeps the attempt's deadline.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cctx := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithDeadline(cctx, d)
+		defer cancel()
+	}
+	return t.commit(cctx)
 }
 
 func (t *etcdTxn) readOpts(opts ...clientv3.OpOption) []clientv3.OpOption {
@@ -407,7 +421,7 @@ func (t *etcdTxn) incrBy(key []byte, delta int64) (int64, error) {
 	return n, t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
 }
 
-func (t *etcdTxn) commit() error {
+func (t *etcdTxn) commit(ctx context.Context) error {
 	var cmps []clientv3.Cmp
 	var ops []clientv3.Op
 	size := 0
@@ -435,7 +449,7 @@ func (t *etcdTxn) commit() error {
 	case size > t.e.maxBytes-etcdRequestSlack:
 		return fmt.Errorf("%w: a commit of about %d bytes; etcd allows %d per request", ErrTooLarge, size, t.e.maxBytes)
 	}
-	resp, err := t.e.cli.Txn(t.ctx).If(cmps...).Then(ops...).Commit()
+	resp, err := t.e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
 			return fmt.Errorf("%w: %v", ErrTooLarge, err)

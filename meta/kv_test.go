@@ -38,6 +38,7 @@ var engineSuite = []struct {
 	{"ConflictRetriesOnce", testConflictRetriesOnce},
 	{"CounterIsExact", testCounterIsExact},
 	{"ContextStopsRetries", testContextStopsRetries},
+	{"ContextStopsBeforeCommit", testContextStopsBeforeCommit},
 	{"ViewIsASnapshot", testViewIsASnapshot},
 	{"RecordCacheSeesOtherWriters", testRecordCacheSeesOtherWriters},
 	{"ClientTokensExpire", testClientTokensExpire},
@@ -368,6 +369,30 @@ func testContextStopsRetries(t *testing.T, c *testCatalog) {
 	if err := s.View(ctx, func(*Tx) error { ran = true; return nil }); !errors.Is(err, context.Canceled) || ran {
 		t.Errorf("view under a cancelled context: %v, ran %v", err, ran)
 	}
+}
+
+// A context that ends while a transaction runs stops it before its
+// commit, though nothing conflicts: the caller gets ctx's error, and
+// that means nothing was committed (no commit in flight is abandoned).
+func testContextStopsBeforeCommit(t *testing.T, c *testCatalog) {
+	s := c.open(t)
+	defer s.Close()
+	ctx, cancel := context.WithCancel(bg)
+	rounds := 0
+	err := s.Update(ctx, func(tx *Tx) error {
+		rounds++
+		cancel()
+		return tx.PutItem(&Item{ID: 7, Name: "late"})
+	})
+	if !errors.Is(err, context.Canceled) || rounds != 1 {
+		t.Fatalf("got %v after %d rounds, want context.Canceled after 1", err, rounds)
+	}
+	mustNo(t, s.View(bg, func(tx *Tx) error {
+		if _, err := tx.Item(7); !errors.Is(err, ErrNotFound) {
+			t.Errorf("item of a cancelled transaction: %v, want ErrNotFound", err)
+		}
+		return nil
+	}))
 }
 
 // A View reads one state of the catalog, even while writers commit.

@@ -85,7 +85,7 @@ func (m *Manager) complete(ctx context.Context, id string, only []string, over m
 // commit is complete under op: opComplete for a client's complete,
 // opCommit when the last pull ends a pending one.
 func (m *Manager) commit(ctx context.Context, id string, only []string, over map[string]fileOverride, op string) (string, error) {
-	p, err := m.planCommit(id, only, op)
+	p, err := m.planCommit(ctx, id, only, op)
 	if err != nil {
 		return "", err
 	}
@@ -128,20 +128,20 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	for i := range p.apply {
 		if o, ok := over[p.apply[i].Name]; ok && o.fileID != 0 {
 			fileIDs[i] = o.fileID
-		} else if fileIDs[i], err = m.store.NextID(); err != nil {
+		} else if fileIDs[i], err = m.store.NextID(ctx); err != nil {
 			return "", err
 		}
 	}
-	succ, err := m.newSuccessor(p)
+	succ, err := m.newSuccessor(ctx, p)
 	if err != nil {
 		return "", err
 	}
 	if verdict != nil {
-		return "", m.failCommit(p, succ, verdict)
+		return "", m.failCommit(ctx, p, succ, verdict)
 	}
 
 	if err := spillOverBudget(p); err != nil {
-		return "", m.failCommit(p, succ, err)
+		return "", m.failCommit(ctx, p, succ, err)
 	}
 
 	unlock := m.lockContent(shas)
@@ -156,20 +156,23 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 			placed = append(placed, meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256})
 		}
 		if err != nil {
-			m.rollbackPlaced(p.root, placed)
+			m.rollbackPlaced(ctx, p.root, placed)
 			unlock()
 			unlock = func() {}
-			return "", m.failCommit(p, succ, fmt.Errorf("file %q: %w", c.Name, err))
+			return "", m.failCommit(ctx, p, succ, fmt.Errorf("file %q: %w", c.Name, err))
 		}
 	}
 	moved, err := succ.moveStaging(m, p)
 	if err != nil {
-		m.rollbackPlaced(p.root, placed)
+		m.rollbackPlaced(ctx, p.root, placed)
 		return "", err
 	}
 
 	var drop []meta.ContentKey
-	err = m.store.Update(func(tx *meta.Tx) error {
+	if m.commitTxHook != nil {
+		m.commitTxHook(false)
+	}
+	err = m.store.Update(ctx, func(tx *meta.Tx) error {
 		var err error
 		drop, err = m.applyTx(tx, p, fileIDs, over)
 		if err != nil {
@@ -186,19 +189,27 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	})
 	if err != nil {
 		succ.undoStaging(moved)
-		m.rollbackPlaced(p.root, placed)
-		if serverSide(err) {
+		m.rollbackPlaced(ctx, p.root, placed)
+		// A caller gone (ctx ended) stopped the transaction before it
+		// committed: nothing changed, and the session stays as it was.
+		if serverSide(err) && !callerGone(ctx, err) {
 			unlock()
 			unlock = func() {}
-			return "", m.failCommit(p, succ, err)
+			return "", m.failCommit(ctx, p, succ, err)
 		}
 		return "", err
 	}
+	if m.commitTxHook != nil {
+		m.commitTxHook(true)
+	}
 	unlock()
 	unlock = func() {}
+	// Committed: what follows runs to the end whether or not the caller
+	// is still there (afterEnd, dropUnreferenced and notify do not stop
+	// on ctx).
 	succ.takeLive(m, p)
-	m.afterEnd([]endedSession{{p.s.ID, p.s.UUID}})
-	m.dropUnreferenced(drop)
+	m.afterEnd(ctx, []endedSession{{p.s.ID, p.s.UUID}})
+	m.dropUnreferenced(ctx, drop)
 	if len(p.apply) > 0 {
 		names := make([]string, 0, len(p.apply))
 		for _, c := range p.apply {
@@ -214,9 +225,9 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	return succ.sessionID(), nil
 }
 
-func (m *Manager) planCommit(id string, only []string, op string) (*commitPlan, error) {
+func (m *Manager) planCommit(ctx context.Context, id string, only []string, op string) (*commitPlan, error) {
 	p := &commitPlan{op: op}
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		var err error
 		if p.s, err = m.updateRec(tx, id); err != nil {
 			return err
@@ -419,11 +430,14 @@ func dropRef(tx *meta.Tx, f *meta.File) ([]meta.ContentKey, error) {
 }
 
 // rollbackPlaced removes blobs a failed commit created; the caller holds
-// their content locks and no reference to them was committed.
-func (m *Manager) rollbackPlaced(root string, placed []meta.ContentKey) {
+// their content locks and no reference to them was committed. It runs
+// whether or not the caller is still there: a look-up stopped by ctx
+// would read as "not referenced".
+func (m *Manager) rollbackPlaced(ctx context.Context, root string, placed []meta.ContentKey) {
+	ctx = context.WithoutCancel(ctx)
 	for _, k := range placed {
 		var referenced bool
-		_ = m.store.View(func(tx *meta.Tx) error {
+		_ = m.store.View(ctx, func(tx *meta.Tx) error {
 			_, err := tx.ContentRef(k)
 			referenced = err == nil
 			return nil
@@ -442,11 +456,17 @@ func (m *Manager) rollbackPlaced(root string, placed []meta.ContentKey) {
 // were re-added or removed since the commit was planned is left alone: its
 // staged bytes went with that, which is why placing them failed, and the
 // caller gets NotAllowedInCurrentState as from any late complete.
-func (m *Manager) failCommit(p *commitPlan, succ *successor, cause error) error {
+//
+// The verdict is the session's, not the caller's, and the caller may have
+// rolled back what the commit placed: failing runs to the end whether or
+// not the caller is still there (WithoutCancel), so the session is not
+// left ACTIVE with its live state released.
+func (m *Manager) failCommit(ctx context.Context, p *commitPlan, succ *successor, cause error) error {
+	ctx = context.WithoutCancel(ctx)
 	msg := "commit failed: " + cause.Error()
 	moved, err := succ.moveStaging(m, p)
 	if err == nil {
-		err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+		err = m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 			cur, err := tx.UpdateSession(p.s.ID)
 			if err != nil {
 				return err
@@ -475,20 +495,20 @@ func (m *Manager) failCommit(p *commitPlan, succ *successor, cause error) error 
 	} else {
 		succ.takeLive(m, p)
 	}
-	m.afterEnd([]endedSession{{p.s.ID, p.s.UUID}})
+	m.afterEnd(ctx, []endedSession{{p.s.ID, p.s.UUID}})
 	return wrapf(KindError, cause, "cannot complete %s: %v", updateLabel(p.s.UUID), cause)
 }
 
 // failChanges fails the named changes of a session: the session goes to
 // ERROR with cause, other changes carry on in a successor.
 func (m *Manager) failChanges(ctx context.Context, id string, names []string, cause error) (string, error) {
-	p, err := m.planCommit(id, names, opComplete)
+	p, err := m.planCommit(ctx, id, names, opComplete)
 	if err != nil {
 		return "", err
 	}
-	succ, err := m.newSuccessor(p)
+	succ, err := m.newSuccessor(ctx, p)
 	if err != nil {
 		return "", err
 	}
-	return succ.sessionID(), m.failCommit(p, succ, cause)
+	return succ.sessionID(), m.failCommit(ctx, p, succ, cause)
 }

@@ -30,14 +30,15 @@ func (m *Manager) CompleteUpdateSession(ctx context.Context, id string) error {
 	if err := m.refuseIfReadOnly("complete update session"); err != nil {
 		return err
 	}
-	sid, deferred, err := m.deferComplete(id)
+	sid, deferred, err := m.deferComplete(ctx, id)
 	if err != nil {
 		return err
 	}
 	if deferred {
 		// A pull that ended before the mark was committed left the
-		// commit to us.
-		m.finishPendingComplete(sid)
+		// commit to us. The mark is committed and the client told
+		// complete succeeded: the commit runs even if it hangs up.
+		m.finishPendingComplete(context.WithoutCancel(ctx), sid)
 		return nil
 	}
 	_, err = m.complete(ctx, id, nil, nil)
@@ -53,8 +54,8 @@ func (m *Manager) CompleteUpdateSession(ctx context.Context, id string) error {
 // the other writes, so one of them sees the other: either the complete
 // finds the pull ended, or the pull finds the mark and finishes the
 // complete (finishPendingComplete).
-func (m *Manager) deferComplete(id string) (sessionID uint64, deferred bool, err error) {
-	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+func (m *Manager) deferComplete(ctx context.Context, id string) (sessionID uint64, deferred bool, err error) {
+	err = m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		deferred = false
 		s, err := m.updateRec(tx, id)
 		if err != nil {
@@ -100,13 +101,13 @@ func pulling(f meta.UpdateSessionFile) bool {
 // other pulls, which the session's end aborts. A session that is not
 // completing is left alone. Calls are serialized, so that of two pulls
 // ending together the later one sees the earlier's result.
-func (m *Manager) finishPendingComplete(sessionID uint64) {
+func (m *Manager) finishPendingComplete(ctx context.Context, sessionID uint64) {
 	m.pendingMu.Lock()
 	defer m.pendingMu.Unlock()
 	var s *meta.UpdateSession
 	var failed *meta.UpdateSessionFile
 	running := false
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		var err error
 		if s, err = tx.UpdateSession(sessionID); err != nil {
 			return err
@@ -138,23 +139,23 @@ func (m *Manager) finishPendingComplete(sessionID uint64) {
 		if msg == "" {
 			msg = fmt.Sprintf("file %q is %s", failed.Name, failed.Status)
 		}
-		m.failPendingComplete(sessionID, "cannot complete: "+msg)
+		m.failPendingComplete(ctx, sessionID, "cannot complete: "+msg)
 		return
 	}
 	if running {
 		return
 	}
-	if _, err := m.commit(context.Background(), s.UUID, nil, nil, opCommit); err != nil {
+	if _, err := m.commit(ctx, s.UUID, nil, nil, opCommit); err != nil {
 		// A server-side failure has put the session in ERROR already;
 		// a session cancelled meanwhile is left as it is.
-		m.failPendingComplete(sessionID, "cannot complete: "+messageOf(err))
+		m.failPendingComplete(ctx, sessionID, "cannot complete: "+messageOf(err))
 	}
 }
 
 // failPendingComplete puts a session that is still completing in ERROR.
-func (m *Manager) failPendingComplete(sessionID uint64, msg string) {
+func (m *Manager) failPendingComplete(ctx context.Context, sessionID uint64, msg string) {
 	var ended []endedSession
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.store.Update(ctx, func(tx *meta.Tx) error {
 		ended = nil
 		s, err := tx.UpdateSession(sessionID)
 		if err != nil || updateState(s) != stateCompleting {
@@ -167,5 +168,5 @@ func (m *Manager) failPendingComplete(sessionID uint64, msg string) {
 		m.log.Warn("fail a pending complete", "session", sessionID, "err", err)
 		return
 	}
-	m.afterEnd(ended)
+	m.afterEnd(ctx, ended)
 }

@@ -20,7 +20,7 @@ func (e *testEnv) checkStorage() {
 	e.t.Helper()
 	var refs []meta.ContentRefEntry
 	var backings []meta.Backing
-	e.must(e.m.store.View(func(tx *meta.Tx) (err error) {
+	e.must(e.m.store.View(e.ctx, func(tx *meta.Tx) (err error) {
 		if refs, err = tx.ContentRefs(); err != nil {
 			return err
 		}
@@ -39,7 +39,7 @@ func (e *testEnv) checkStorage() {
 			stored[meta.ContentKey{BackingID: b.ID, SHA256: sha}.String()] = true
 		}
 	}
-	e.must(e.m.store.View(func(tx *meta.Tx) error {
+	e.must(e.m.store.View(e.ctx, func(tx *meta.Tx) error {
 		return tx.InlineContents(func(k meta.ContentKey, _ []byte) error {
 			stored[k.String()] = true
 			return nil

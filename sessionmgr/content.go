@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -163,12 +164,15 @@ func syncDir(dir string) error {
 
 // dropUnreferenced removes blobs whose last reference went away. It
 // re-checks under the content lock, because a session may have placed and
-// referenced the same bytes since.
-func (m *Manager) dropUnreferenced(keys []meta.ContentKey) {
+// referenced the same bytes since. It follows a committed change that
+// freed the blobs, so it runs whether or not the caller is still there
+// (WithoutCancel): stopping would leak them until the next Open.
+func (m *Manager) dropUnreferenced(ctx context.Context, keys []meta.ContentKey) {
+	ctx = context.WithoutCancel(ctx)
 	for _, k := range keys {
 		unlock := m.lockContent([][]byte{k.SHA256})
 		var root string
-		err := m.store.View(func(tx *meta.Tx) error {
+		err := m.store.View(ctx, func(tx *meta.Tx) error {
 			if _, err := tx.ContentRef(k); !errors.Is(err, meta.ErrNotFound) {
 				return errStillReferenced
 			}
@@ -197,7 +201,7 @@ func removeQuietly(path string) { _ = os.Remove(path) }
 
 // backingRoots lists the roots of all storage backings. Backings are
 // only ever added, so the list is read once and then kept up to date.
-func (m *Manager) backingRoots() []string {
+func (m *Manager) backingRoots(ctx context.Context) []string {
 	m.mu.Lock()
 	roots := m.roots
 	m.mu.Unlock()
@@ -205,7 +209,7 @@ func (m *Manager) backingRoots() []string {
 		return roots
 	}
 	var backings []meta.Backing
-	if err := m.store.View(func(tx *meta.Tx) (err error) {
+	if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
 		backings, err = tx.Backings()
 		return err
 	}); err != nil {

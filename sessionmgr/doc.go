@@ -98,6 +98,14 @@
 // of every transaction: a transaction that kept conflicting is
 // ConcurrentChange.
 //
+// A call's context reaches every catalog transaction it makes: one that
+// ended (a FUSE interrupt, an HTTP client gone) stops a transaction
+// before it commits and the call fails with an error wrapping ctx.Err(),
+// having changed nothing. Steps that follow a committed transaction, or
+// that cannot be undone once begun (a sealed upload, the commit at close,
+// an unlink that detached its draft), run to the end under
+// context.WithoutCancel (see catalog in manager.go).
+//
 // A Manager opened with Options.ReadOnly refuses every change with
 // KindUnauthorized and ErrReadOnly, and serves reads, download sessions
 // and fsck.

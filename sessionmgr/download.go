@@ -32,12 +32,12 @@ func (m *Manager) createDownloadSession(ctx context.Context, spec DownloadSessio
 // at: once the item has changed, opening a file not yet pinned fails
 // with NotAllowedInCurrentState.
 func (m *Manager) createDownloadSessionPinning(ctx context.Context, spec DownloadSessionCreateSpec, clientToken, owner string, onOpen bool) (string, error) {
-	id, err := m.store.NextID()
+	id, err := m.store.NextID(ctx)
 	if err != nil {
 		return "", err
 	}
 	var out string
-	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		prev, specHash, err := replayToken(tx, tokenDownload, clientToken, spec)
 		if err != nil || prev != "" {
 			out = prev
@@ -74,7 +74,7 @@ func (m *Manager) createDownloadSessionPinning(ctx context.Context, spec Downloa
 // GetDownloadSession returns a download session's status.
 func (m *Manager) GetDownloadSession(ctx context.Context, id string) (*DownloadSession, error) {
 	var out *DownloadSession
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		s, err := m.downloadRec(tx, id)
 		if err != nil {
 			return err
@@ -88,28 +88,28 @@ func (m *Manager) GetDownloadSession(ctx context.Context, id string) (*DownloadS
 // ListDownloadSessions lists download sessions, of one item if itemID is
 // set.
 func (m *Manager) ListDownloadSessions(ctx context.Context, itemID string) ([]DownloadSession, error) {
-	return listSessions(m, itemID, (*meta.Tx).DownloadSessions,
+	return listSessions(ctx, m, itemID, (*meta.Tx).DownloadSessions,
 		func(s *meta.DownloadSession) uint64 { return s.ItemID }, m.downloadInfo)
 }
 
 // KeepAliveDownloadSession extends an ACTIVE session and records progress.
 func (m *Manager) KeepAliveDownloadSession(ctx context.Context, id string, progress *int64) error {
-	return downloadSessions.keepAlive(m, id, progress)
+	return downloadSessions.keepAlive(ctx, m, id, progress)
 }
 
 // CancelDownloadSession ends an ACTIVE session; its readers get errors.
 func (m *Manager) CancelDownloadSession(ctx context.Context, id string) error {
-	return downloadSessions.end(m, id, opCancel, "")
+	return downloadSessions.end(ctx, m, id, opCancel, "")
 }
 
 // FailDownloadSession records the client's failure.
 func (m *Manager) FailDownloadSession(ctx context.Context, id, message string) error {
-	return downloadSessions.fail(m, id, message)
+	return downloadSessions.fail(ctx, m, id, message)
 }
 
 // DeleteDownloadSession removes a session in any state (spec §8.3).
 func (m *Manager) DeleteDownloadSession(ctx context.Context, id string) error {
-	return downloadSessions.delete(m, id)
+	return downloadSessions.delete(ctx, m, id)
 }
 
 func deleteDownloadTx(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, error) {
@@ -160,7 +160,7 @@ func unpin(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, error) {
 // ListDownloadFiles lists the pinned files of a session.
 func (m *Manager) ListDownloadFiles(ctx context.Context, id string) ([]DownloadSessionFile, error) {
 	var out []DownloadSessionFile
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		s, err := m.downloadRec(tx, id)
 		if err != nil {
 			return err
@@ -186,7 +186,7 @@ func (m *Manager) ListDownloadFiles(ctx context.Context, id string) ([]DownloadS
 // InvalidArgument (spec §8.4).
 func (m *Manager) GetDownloadFile(ctx context.Context, id, name string) (*DownloadSessionFile, error) {
 	var out DownloadSessionFile
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		s, f, err := m.downloadFileRec(tx, id, name)
 		if err != nil {
 			return err
@@ -209,7 +209,7 @@ func (m *Manager) PrepareDownloadFile(ctx context.Context, id, name, endpointTyp
 		return nil, errorf(KindInvalidArgument, "endpoint type %q must be HTTPS or DIRECT", endpointType)
 	}
 	var out DownloadSessionFile
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		s, f, err := m.downloadFileRec(tx, id, name)
 		if err != nil {
 			return err

@@ -82,7 +82,7 @@ func (m *Manager) OpenDownload(ctx context.Context, id, name string) (*DownloadR
 	isInline := false
 	var s *meta.DownloadSession
 	var f *meta.DownloadSessionFile
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		var err error
 		if s, err = m.downloadRec(tx, id); err != nil {
 			return err
@@ -286,7 +286,8 @@ func (r *DownloadReader) Close() error {
 		if served == 0 || r.ls.ended.Load() {
 			return
 		}
-		uerr := r.m.store.UpdateBuffered(func(tx *meta.Tx) error {
+		// Close is an io.Closer: no caller's context to stop it.
+		uerr := r.m.store.UpdateBuffered(context.Background(), func(tx *meta.Tx) error {
 			f, err := tx.DownloadSessionFile(r.sessionID, r.name)
 			if err != nil {
 				return err

@@ -124,7 +124,7 @@ func (m *Manager) CreateFile(ctx context.Context, itemID, name string, p Posix) 
 		return nil, errorf(KindAlreadyExists, "file %q already exists", name)
 	}
 	// The catalog is checked for the name in beginChange's transaction.
-	ino, err := m.store.NextID()
+	ino, err := m.store.NextID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (d *Draft) beginChange(ctx context.Context, fromCommitted bool) error {
 	mi := d.item
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
-	sf, committed, err := d.m.beginUpload(mi, d.name, !d.committed, fromCommitted && d.committed)
+	sf, committed, err := d.m.beginUpload(ctx, mi, d.name, !d.committed, fromCommitted && d.committed)
 	if err != nil {
 		return err
 	}
@@ -438,7 +438,7 @@ func (d *Draft) SetPosix(ctx context.Context, ch PosixChange) error {
 	if !d.pending {
 		// No report: the kernel learns the committed file's new
 		// attributes from the reply to its SETATTR.
-		_, err := d.m.setFilePosix(d.item.id, d.name, ch, false)
+		_, err := d.m.setFilePosix(ctx, d.item.id, d.name, ch, false)
 		return err
 	}
 	ch.apply(&d.attr, d.m.now())
@@ -448,7 +448,7 @@ func (d *Draft) SetPosix(ctx context.Context, ch PosixChange) error {
 	// The kernel gets the pending version's attributes in its reply, but
 	// the node may show the committed view (a reader opened first): the
 	// report makes it ask again.
-	_, err := d.m.setFilePosix(d.item.id, d.name, PosixChange{Mode: ch.Mode, UID: ch.UID, GID: ch.GID}, true)
+	_, err := d.m.setFilePosix(ctx, d.item.id, d.name, PosixChange{Mode: ch.Mode, UID: ch.UID, GID: ch.GID}, true)
 	return err
 }
 
@@ -456,13 +456,13 @@ func (d *Draft) SetPosix(ctx context.Context, ch PosixChange) error {
 // transaction changes the committed file and gives its entry. ok is false
 // when the draft has a pending change (or its file is removed): SetPosix
 // then.
-func (d *Draft) setCommittedPosix(ch PosixChange) (e *FileEntry, ok bool, err error) {
+func (d *Draft) setCommittedPosix(ctx context.Context, ch PosixChange) (e *FileEntry, ok bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.removed || d.pending {
 		return nil, false, nil
 	}
-	e, err = d.m.setFilePosix(d.item.id, d.name, ch, false)
+	e, err = d.m.setFilePosix(ctx, d.item.id, d.name, ch, false)
 	return e, true, err
 }
 
@@ -479,6 +479,12 @@ func (d *Draft) commitLocked(ctx context.Context) error {
 	if !d.pending || d.removed {
 		return nil
 	}
+	// The change leaves the draft here: once sealed it is committed or
+	// failed to the end, even if the caller is interrupted (a signal
+	// during close(2)); stopping between would drop bytes a retried
+	// close could not commit and leave the session's record half
+	// finished. Both are bounded (meta's retries, the engine's timeout).
+	ctx = context.WithoutCancel(ctx)
 	sf := d.staged
 	d.staged, d.pending, d.dataWritten = nil, false, false
 	mi := d.item
@@ -554,7 +560,7 @@ func (d *Draft) dropPending(ctx context.Context) error {
 func (m *Manager) discardChange(ctx context.Context, sessionID, name string) error {
 	var sid uint64
 	var staging string
-	err := m.updateNamespace(func(tx *meta.Tx) error {
+	err := m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		s, err := m.updateRec(tx, sessionID)
 		if err != nil {
 			return err
@@ -604,6 +610,10 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 		}
 	}
 	if dst := m.draftByName(mi, newName); dst != nil {
+		// As in RemoveFile: the target's draft is detached and marked
+		// removed first, so the rename then runs to the end whether
+		// or not the caller is still there.
+		ctx = context.WithoutCancel(ctx)
 		dst.mu.Lock()
 		dst.detachIfOpen(ctx)
 		err := dst.dropPending(ctx)
@@ -624,7 +634,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
 	var drop []meta.ContentKey
-	err := m.updateNamespace(func(tx *meta.Tx) error {
+	err := m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		drop = nil
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
@@ -672,7 +682,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 	if src != nil {
 		src.name = newName
 	}
-	m.freeBlobs(drop)
-	m.notifyItem(itemID, oldName, newName)
+	m.freeBlobs(ctx, drop)
+	m.notifyItem(ctx, itemID, oldName, newName)
 	return nil
 }

@@ -315,7 +315,7 @@ func TestAtimeOfOlderRecords(t *testing.T) {
 	e.commit(item, "f", "data")
 	old := e.mtime(item, "f")
 	// Make the record look like an earlier release's.
-	e.must(e.m.store.Update(func(tx *meta.Tx) error {
+	e.must(e.m.store.Update(e.ctx, func(tx *meta.Tx) error {
 		it, err := e.m.itemRec(tx, item)
 		if err != nil {
 			return err

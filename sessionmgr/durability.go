@@ -138,12 +138,13 @@ func (d *durability) pending() bool {
 // later, one sync and the deletion of the blobs it made safe to delete.
 // At stop it syncs what is pending.
 func (m *Manager) runSyncer() {
+	ctx := context.Background() // the syncer's own goroutine: no caller
 	d := m.durable
 	defer close(d.done)
 	for {
 		select {
 		case <-d.stop:
-			m.syncAndDrop()
+			m.syncAndDrop(ctx)
 			return
 		case <-d.kick:
 		}
@@ -151,27 +152,27 @@ func (m *Manager) runSyncer() {
 		select {
 		case <-d.stop:
 			t.Stop()
-			m.syncAndDrop()
+			m.syncAndDrop(ctx)
 			return
 		case <-t.C:
 		}
 		d.mu.Lock()
 		d.armed = false
 		d.mu.Unlock()
-		m.syncAndDrop()
+		m.syncAndDrop(ctx)
 	}
 }
 
 // syncAndDrop syncs if anything is pending, then deletes the blobs whose
 // freeing change is durable.
-func (m *Manager) syncAndDrop() error {
+func (m *Manager) syncAndDrop(ctx context.Context) error {
 	var err error
 	if m.durable.pending() {
 		if err = m.durable.sync(); err != nil {
 			m.log.Warn("sync catalog", "err", err)
 		}
 	}
-	m.dropUnreferenced(m.durable.durableFreed())
+	m.dropUnreferenced(ctx, m.durable.durableFreed())
 	return err
 }
 
@@ -183,24 +184,24 @@ func (m *Manager) Sync(ctx context.Context) error {
 	if m.readOnly {
 		return nil
 	}
-	return m.syncAndDrop()
+	return m.syncAndDrop(ctx)
 }
 
 // updateNamespace commits a namespace change: buffered and made durable
 // by the syncer, or synced at once under Options.NamespaceSync. The
 // caller hands the blobs it freed to freeBlobs afterwards.
-func (m *Manager) updateNamespace(fn func(tx *meta.Tx) error) error {
+func (m *Manager) updateNamespace(ctx context.Context, fn func(tx *meta.Tx) error) error {
 	if m.namespaceSync {
-		return m.store.Update(fn)
+		return m.store.Update(ctx, fn)
 	}
-	return m.store.UpdateBuffered(fn)
+	return m.store.UpdateBuffered(ctx, fn)
 }
 
 // freeBlobs deletes blobs freed by a change committed with
 // updateNamespace: at once if it was synced, else after its sync.
-func (m *Manager) freeBlobs(keys []meta.ContentKey) {
+func (m *Manager) freeBlobs(ctx context.Context, keys []meta.ContentKey) {
 	if m.namespaceSync {
-		m.dropUnreferenced(keys)
+		m.dropUnreferenced(ctx, keys)
 		return
 	}
 	m.durable.free(keys)

@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"syscall"
@@ -163,6 +164,12 @@ func notFoundAs(err error, kind Kind, format string, args ...any) error {
 // fails so puts its session in ERROR.
 func serverSide(err error) bool {
 	return KindOf(err) == KindError || errors.Is(err, meta.ErrConflict) || errors.Is(err, meta.ErrNotFound)
+}
+
+// callerGone reports whether err is ctx's end: the caller hung up or was
+// interrupted, which is no failure of the server.
+func callerGone(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
 // storageErr classifies an I/O error on the storage backing: a full disk

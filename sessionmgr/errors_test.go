@@ -59,7 +59,7 @@ func TestConflictIsConcurrentChange(t *testing.T) {
 	e := newTestEnv(t)
 	lib := e.library("lib")
 	rounds := 0
-	err := e.m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err := e.m.store.UpdateBuffered(e.ctx, func(tx *meta.Tx) error {
 		rounds++
 		l, err := e.m.libraryRec(tx, lib)
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 // ListFiles returns the committed files of an item, ordered by name.
 func (m *Manager) ListFiles(ctx context.Context, itemID string) ([]File, error) {
 	out := []File{}
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
 			return err
@@ -30,7 +30,7 @@ func (m *Manager) ListFiles(ctx context.Context, itemID string) ([]File, error) 
 // GetFile returns one committed file of an item.
 func (m *Manager) GetFile(ctx context.Context, itemID, name string) (*File, error) {
 	var out File
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		f, err := m.fileRec(tx, itemID, name)
 		if err == nil {
 			out = fileInfo(f)
@@ -46,7 +46,7 @@ func (m *Manager) GetFile(ctx context.Context, itemID, name string) (*File, erro
 // SetFilePosix stores mode, owner and mtime of a committed file. It is
 // metadata: no update session, no new version.
 func (m *Manager) SetFilePosix(ctx context.Context, itemID, name string, set PosixChange) error {
-	_, err := m.setFilePosix(itemID, name, set, true)
+	_, err := m.setFilePosix(ctx, itemID, name, set, true)
 	return err
 }
 
@@ -54,12 +54,12 @@ func (m *Manager) SetFilePosix(ctx context.Context, itemID, name string, set Pos
 // whether to report the Change. A Draft's change is the mount's own: the
 // kernel learns the attributes from the reply to its SETATTR, and a report
 // would only make it drop them and ask again.
-func (m *Manager) setFilePosix(itemID, name string, set PosixChange, notify bool) (*FileEntry, error) {
+func (m *Manager) setFilePosix(ctx context.Context, itemID, name string, set PosixChange, notify bool) (*FileEntry, error) {
 	if err := m.refuseIfReadOnly("set file attributes"); err != nil {
 		return nil, err
 	}
 	var e FileEntry
-	err := m.updateNamespace(func(tx *meta.Tx) error {
+	err := m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		f, err := m.fileRec(tx, itemID, name)
 		if err != nil {
 			return err
@@ -73,7 +73,7 @@ func (m *Manager) setFilePosix(itemID, name string, set PosixChange, notify bool
 		return nil, err
 	}
 	if notify {
-		m.notifyItem(itemID, name)
+		m.notifyItem(ctx, itemID, name)
 	}
 	return &e, nil
 }
@@ -81,7 +81,7 @@ func (m *Manager) setFilePosix(itemID, name string, set PosixChange, notify bool
 // ListStorage returns where each file of an item is stored.
 func (m *Manager) ListStorage(ctx context.Context, itemID string) ([]Storage, error) {
 	out := []Storage{}
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
 			return err
@@ -105,7 +105,7 @@ func (m *Manager) ListStorage(ctx context.Context, itemID string) ([]Storage, er
 // GetStorage returns the copies of one file: one per backing, so one.
 func (m *Manager) GetStorage(ctx context.Context, itemID, name string) ([]Storage, error) {
 	out := []Storage{}
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		f, err := m.fileRec(tx, itemID, name)
 		if err != nil {
 			return err

@@ -80,10 +80,15 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Sealed, the transfer has ended and cannot be resumed: its verdict
+	// is recorded whether or not the caller is still there (a client
+	// that hangs up after its last byte), or the file would be left
+	// TRANSFERRING with nothing to finish it.
+	ctx = context.WithoutCancel(ctx)
 	sid, path, size, sha, requested, ioErr := sf.sessionID, up.staging, up.size, up.sha, up.requested, up.err
 	inline, inMemory := up.inline, up.inMemory
 	if inMemory && ioErr == nil {
-		used, err := m.inlineStaged(sid, sf.name)
+		used, err := m.inlineStaged(ctx, sid, sf.name)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +104,7 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 	var info UpdateSessionFile
 	var verdict error
 	var owner string
-	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		s, err := tx.UpdateSession(sid)
 		if err != nil {
 			return err
@@ -157,9 +162,9 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 
 // inlineStaged is how many bytes the session's files other than name
 // have staged in the catalog.
-func (m *Manager) inlineStaged(sessionID uint64, name string) (int64, error) {
+func (m *Manager) inlineStaged(ctx context.Context, sessionID uint64, name string) (int64, error) {
 	var used int64
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		files, err := tx.UpdateSessionFiles(sessionID)
 		for _, f := range files {
 			if f.Inline && f.Name != name {

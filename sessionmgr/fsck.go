@@ -46,7 +46,7 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 	var order []string
 	rep := &FsckReport{Problems: []FsckProblem{}}
 	var refs []meta.ContentRefEntry
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		add := func(k meta.ContentKey, size int64, label string) error {
 			u := uses[k.String()]
 			if u == nil {
@@ -144,7 +144,7 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 		var err error
 		path := u.path
 		if u.inline {
-			sum, n, err = m.hashInline(u.key)
+			sum, n, err = m.hashInline(ctx, u.key)
 			path = "" // in the catalog
 		} else {
 			sum, n, err = hashFile(u.path)
@@ -193,9 +193,9 @@ func blobProblem(wantSHA []byte, wantSize int64, sum []byte, n int64, err error)
 	return ""
 }
 
-func (m *Manager) hashInline(k meta.ContentKey) ([]byte, int64, error) {
+func (m *Manager) hashInline(ctx context.Context, k meta.ContentKey) ([]byte, int64, error) {
 	var b []byte
-	err := m.store.View(func(tx *meta.Tx) (err error) {
+	err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
 		b, err = tx.InlineContent(k)
 		return err
 	})

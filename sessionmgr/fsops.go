@@ -27,7 +27,7 @@ func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
 	lib, item := m.namesOf(ctx, "", id)
 	var drop []meta.ContentKey
 	var ended []endedSession
-	err := m.updateNamespace(func(tx *meta.Tx) error {
+	err := m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		drop, ended = nil, nil
 		it, err := m.itemRec(tx, id)
 		if err != nil {
@@ -42,8 +42,8 @@ func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	m.afterEnd(ended)
-	m.freeBlobs(drop)
+	m.afterEnd(ctx, ended)
+	m.freeBlobs(ctx, drop)
 	m.notify(Change{Library: lib, Item: item, Gone: true})
 	return nil
 }
@@ -116,7 +116,7 @@ func (m *Manager) DeleteLibraryIfEmpty(ctx context.Context, id string) error {
 		return err
 	}
 	var name string
-	err := m.updateNamespace(func(tx *meta.Tx) error {
+	err := m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
 			return err
@@ -163,7 +163,7 @@ func (m *Manager) StorageStats(ctx context.Context) (*StorageStats, error) {
 		return nil, storageErr("statfs", err)
 	}
 	var files int
-	_ = m.store.View(func(tx *meta.Tx) error {
+	_ = m.store.View(ctx, func(tx *meta.Tx) error {
 		all, err := tx.AllFiles()
 		files = len(all)
 		return err
@@ -336,6 +336,7 @@ func (m *Manager) endIdleReadSessions(linger time.Duration) (waiting int) {
 	}
 	m.mu.Unlock()
 	for _, id := range end {
+		// No caller: the sweeper's goroutine, or Close.
 		if err := m.DeleteDownloadSession(context.Background(), id); err != nil && !errors.Is(err, ErrNotFound) {
 			m.log.Warn("delete read session", "session", id, "err", err)
 		}
@@ -355,6 +356,7 @@ type FileReader struct {
 // a newer content version replaced, deletes the session.
 func (r *FileReader) Close() error {
 	err := r.DownloadReader.Close()
+	// Close is an io.Closer: no caller's context to stop it.
 	r.m.releaseReadSession(context.Background(), r.itemID, r.rs)
 	return err
 }

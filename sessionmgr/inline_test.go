@@ -33,7 +33,7 @@ func (e *testEnv) stagingFiles() int {
 func (e *testEnv) inlineBlobs() map[string][]byte {
 	e.t.Helper()
 	out := map[string][]byte{}
-	e.must(e.m.store.View(func(tx *meta.Tx) error {
+	e.must(e.m.store.View(e.ctx, func(tx *meta.Tx) error {
 		return tx.InlineContents(func(k meta.ContentKey, b []byte) error {
 			out[k.String()] = b
 			return nil
@@ -270,7 +270,7 @@ func TestInlineReAddDropsStagedBytes(t *testing.T) {
 	_, err := e.m.AddFile(e.ctx, s, FileAddSpec{Name: "f", SourceType: SourcePush})
 	e.must(err)
 	var staged []byte
-	e.must(e.m.store.View(func(tx *meta.Tx) error {
+	e.must(e.m.store.View(e.ctx, func(tx *meta.Tx) error {
 		sid, err := tx.ResolveUUID(s, meta.UpdateSessionObject)
 		if err != nil {
 			return err

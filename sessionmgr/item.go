@@ -23,12 +23,12 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 	if err := validateDescription(spec.Description); err != nil {
 		return "", err
 	}
-	id, err := m.store.NextID()
+	id, err := m.store.NextID(ctx)
 	if err != nil {
 		return "", err
 	}
 	var out, libName string
-	err = m.updateNamespace(func(tx *meta.Tx) error {
+	err = m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		prev, specHash, err := replayToken(tx, tokenItem, clientToken, spec)
 		if err != nil || prev != "" {
 			out = prev
@@ -82,7 +82,7 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 // GetItem returns an item by id.
 func (m *Manager) GetItem(ctx context.Context, id string) (*Item, error) {
 	var out *Item
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
 		if err != nil {
 			return err
@@ -97,7 +97,7 @@ func (m *Manager) GetItem(ctx context.Context, id string) (*Item, error) {
 // (case-insensitive).
 func (m *Manager) ItemByName(ctx context.Context, libraryID, name string) (*Item, error) {
 	var out *Item
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, libraryID)
 		if err != nil {
 			return err
@@ -119,7 +119,7 @@ func (m *Manager) ItemByName(ctx context.Context, libraryID, name string) (*Item
 // ListItems returns the items of a library, ordered by name.
 func (m *Manager) ListItems(ctx context.Context, libraryID string) ([]Item, error) {
 	out := []Item{}
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, libraryID)
 		if err != nil {
 			return err
@@ -150,7 +150,7 @@ func (m *Manager) FindItems(ctx context.Context, spec ItemFindSpec) ([]string, e
 		return nil, errorf(KindInvalidArgument, "find spec has no property set")
 	}
 	ids := []string{}
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		items, err := tx.Items()
 		if err != nil {
 			return err
@@ -203,7 +203,7 @@ func (m *Manager) updateItem(ctx context.Context, id string, spec ItemUpdateSpec
 			return err
 		}
 	}
-	return m.store.Update(func(tx *meta.Tx) error {
+	return m.store.Update(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
 		if err != nil {
 			return err
@@ -242,8 +242,8 @@ func (m *Manager) SetItemPosix(ctx context.Context, id string, set PosixChange) 
 	if err := m.refuseIfReadOnly("set library item attributes"); err != nil {
 		return err
 	}
-	defer m.notifyItem(id)
-	return m.updateNamespace(func(tx *meta.Tx) error {
+	defer m.notifyItem(ctx, id)
+	return m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
 		if err != nil {
 			return err
@@ -263,7 +263,7 @@ func (m *Manager) DeleteItem(ctx context.Context, id string) error {
 	lib, item := m.namesOf(ctx, "", id)
 	var drop []meta.ContentKey
 	var ended []endedSession
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.store.Update(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
 		if err != nil {
 			return err
@@ -274,8 +274,8 @@ func (m *Manager) DeleteItem(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	m.afterEnd(ended)
-	m.dropUnreferenced(drop)
+	m.afterEnd(ctx, ended)
+	m.dropUnreferenced(ctx, drop)
 	m.notify(Change{Library: lib, Item: item, Gone: true})
 	return nil
 }

@@ -39,16 +39,16 @@ func (m *Manager) CreateLibrary(ctx context.Context, spec LibraryCreateSpec, cli
 		return "", err
 	}
 	spec.StorageDir, spec.StorageBackings = root, nil
-	id, err := m.store.NextID()
+	id, err := m.store.NextID(ctx)
 	if err != nil {
 		return "", err
 	}
-	newBackingID, err := m.store.NextID()
+	newBackingID, err := m.store.NextID(ctx)
 	if err != nil {
 		return "", err
 	}
 	var out string
-	err = m.updateNamespace(func(tx *meta.Tx) error {
+	err = m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		prev, specHash, err := replayToken(tx, tokenLibrary, clientToken, spec)
 		if err != nil || prev != "" {
 			out = prev
@@ -119,7 +119,7 @@ func storageDirOf(spec LibraryCreateSpec) (string, error) {
 // GetLibrary returns a library by id.
 func (m *Manager) GetLibrary(ctx context.Context, id string) (*Library, error) {
 	var out *Library
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
 			return err
@@ -133,7 +133,7 @@ func (m *Manager) GetLibrary(ctx context.Context, id string) (*Library, error) {
 // LibraryByName returns the library with that name (case-insensitive).
 func (m *Manager) LibraryByName(ctx context.Context, name string) (*Library, error) {
 	var out *Library
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		n, err := tx.LibraryIDByName(name)
 		if err != nil {
 			return notFoundAs(err, KindNotFound, "library %q not found", name)
@@ -151,7 +151,7 @@ func (m *Manager) LibraryByName(ctx context.Context, name string) (*Library, err
 // ListLibraries returns every library, ordered by name.
 func (m *Manager) ListLibraries(ctx context.Context) ([]Library, error) {
 	out := []Library{}
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		libs, err := tx.Libraries()
 		if err != nil {
 			return err
@@ -218,7 +218,7 @@ func (m *Manager) updateLibrary(ctx context.Context, id string, spec LibraryUpda
 			return err
 		}
 	}
-	return m.store.Update(func(tx *meta.Tx) error {
+	return m.store.Update(ctx, func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
 			return err
@@ -254,7 +254,7 @@ func (m *Manager) SetLibraryPosix(ctx context.Context, id string, set PosixChang
 	}
 	lib, _ := m.namesOf(ctx, id, "")
 	defer m.notify(Change{Library: lib})
-	return m.updateNamespace(func(tx *meta.Tx) error {
+	return m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
 			return err
@@ -278,7 +278,7 @@ func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
 	}()
 	var drop []meta.ContentKey
 	var ended []endedSession
-	err := m.store.Update(func(tx *meta.Tx) error {
+	err := m.store.Update(ctx, func(tx *meta.Tx) error {
 		drop, ended = nil, nil
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
@@ -305,8 +305,8 @@ func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	m.afterEnd(ended)
-	m.dropUnreferenced(drop)
+	m.afterEnd(ctx, ended)
+	m.dropUnreferenced(ctx, drop)
 	return nil
 }
 

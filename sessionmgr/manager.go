@@ -150,6 +150,10 @@ type Manager struct {
 	// afterLastClose, if set, runs when a draft's last handle closes,
 	// before its commit (tests open the next handle there).
 	afterLastClose func()
+	// commitTxHook, if set, runs just before a commit's transaction
+	// (committed false) and just after it committed (true); tests end
+	// the caller's context there.
+	commitTxHook func(committed bool)
 }
 
 // catalog is the meta.Store as the manager sees it: the error of every
@@ -161,14 +165,19 @@ type catalog struct {
 	durable *durability
 }
 
-// The catalog's transactions run with no deadline of their own: callers
-// do not pass contexts down yet (a later change threads the FUSE and HTTP
-// requests' contexts through).
+// Every transaction takes its caller's context: a FUSE interrupt or a
+// client that hangs up stops a transaction that keeps conflicting before
+// it commits (meta.Store.Update), never after; the caller then gets an
+// error wrapping ctx.Err() and nothing changed. Work that must finish once
+// a transaction committed (freeing blobs, ending sessions, notifying), and
+// a commit at close(2), run under context.WithoutCancel. Only what has no
+// caller uses context.Background: Open's recovery, the reaper, the
+// syncer, the pulls' goroutines, and io.Closer's Close of readers.
 
 // Update commits fn and syncs: it and everything committed before it are
 // durable when it returns.
-func (c catalog) Update(fn func(tx *meta.Tx) error) error {
-	if err := fromMeta(c.Store.UpdateBuffered(context.Background(), fn)); err != nil {
+func (c catalog) Update(ctx context.Context, fn func(tx *meta.Tx) error) error {
+	if err := fromMeta(c.Store.UpdateBuffered(ctx, fn)); err != nil {
 		return err
 	}
 	return fromMeta(c.durable.sync())
@@ -176,8 +185,8 @@ func (c catalog) Update(fn func(tx *meta.Tx) error) error {
 
 // UpdateBuffered commits fn without a sync; the syncer makes it durable
 // within syncDelay.
-func (c catalog) UpdateBuffered(fn func(tx *meta.Tx) error) error {
-	if err := fromMeta(c.Store.UpdateBuffered(context.Background(), fn)); err != nil {
+func (c catalog) UpdateBuffered(ctx context.Context, fn func(tx *meta.Tx) error) error {
+	if err := fromMeta(c.Store.UpdateBuffered(ctx, fn)); err != nil {
 		return err
 	}
 	c.durable.changed()
@@ -187,13 +196,13 @@ func (c catalog) UpdateBuffered(fn func(tx *meta.Tx) error) error {
 // Sync makes everything committed so far durable.
 func (c catalog) Sync() error { return fromMeta(c.durable.sync()) }
 
-func (c catalog) View(fn func(tx *meta.Tx) error) error {
-	return fromMeta(c.Store.View(context.Background(), fn))
+func (c catalog) View(ctx context.Context, fn func(tx *meta.Tx) error) error {
+	return fromMeta(c.Store.View(ctx, fn))
 }
 
 // NextID is a fresh catalog ID (meta.Store.NextID).
-func (c catalog) NextID() (uint64, error) {
-	id, err := c.Store.NextID(context.Background())
+func (c catalog) NextID(ctx context.Context) (uint64, error) {
+	id, err := c.Store.NextID(ctx)
 	return id, fromMeta(err)
 }
 
@@ -246,7 +255,7 @@ func Open(opts Options) (*Manager, error) {
 		owner:          ownerMountPrefix + newUUID(),
 		stop:           make(chan struct{}),
 	}
-	m.pullCtx, m.pullStop = context.WithCancel(context.Background())
+	m.pullCtx, m.pullStop = context.WithCancel(context.Background()) // the pulls' own, ended by Close
 	if m.clock == nil {
 		m.clock = systemClock{}
 	}
@@ -262,6 +271,8 @@ func Open(opts Options) (*Manager, error) {
 	if m.timeout <= 0 {
 		m.timeout = DefaultSessionTimeout
 	}
+	// Open takes no context: opening and recovery (below) have no caller
+	// to stop them.
 	st, err := meta.Open(context.Background(), meta.Options{URL: metaURL, Logger: m.log})
 	if err != nil {
 		return nil, err
@@ -274,7 +285,7 @@ func Open(opts Options) (*Manager, error) {
 	}
 	m.durable = newDurability(st)
 	m.store = catalog{st, m.durable}
-	if err := m.recover(); err != nil {
+	if err := m.recover(context.Background()); err != nil {
 		m.pullStop()
 		m.store.Close()
 		return nil, fmt.Errorf("recover %s: %w", home, err)
@@ -478,11 +489,11 @@ func posixOf(ino uint64, a meta.Attr) Posix {
 }
 
 // nextIDs returns n fresh IDs.
-func (m *Manager) nextIDs(n int) ([]uint64, error) {
+func (m *Manager) nextIDs(ctx context.Context, n int) ([]uint64, error) {
 	ids := make([]uint64, n)
 	for i := range ids {
 		var err error
-		if ids[i], err = m.store.NextID(); err != nil {
+		if ids[i], err = m.store.NextID(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -97,7 +97,7 @@ func (m *Manager) itemSession(ctx context.Context, mi *mountItem) (string, error
 		mi.session = ""
 	}
 	var held *meta.UpdateSession
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, mi.id)
 		if err != nil {
 			return err
@@ -129,8 +129,8 @@ func (m *Manager) itemSession(ctx context.Context, mi *mountItem) (string, error
 //
 // This is AddFile and OpenUpload for the mount, whose every file write
 // starts one: one transaction instead of five.
-func (m *Manager) beginUpload(mi *mountItem, name string, isNew, fromCommitted bool) (*StagedFile, *meta.File, error) {
-	ids, err := m.nextIDs(2) // a session, if one is needed, and a staging name
+func (m *Manager) beginUpload(ctx context.Context, mi *mountItem, name string, isNew, fromCommitted bool) (*StagedFile, *meta.File, error) {
+	ids, err := m.nextIDs(ctx, 2) // a session, if one is needed, and a staging name
 	if err != nil {
 		return nil, nil, err
 	}
@@ -141,7 +141,7 @@ func (m *Manager) beginUpload(mi *mountItem, name string, isNew, fromCommitted b
 		inline                 []byte
 		isInline               bool
 	)
-	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		committed, inline, isInline, oldStaging, from = nil, nil, false, "", ""
 		it, err := m.itemRec(tx, mi.id)
 		if err != nil {

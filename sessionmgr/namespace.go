@@ -19,6 +19,11 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	mi := m.mountItem(itemID)
 	committed := true
 	if d := m.draftByName(mi, name); d != nil {
+		// The draft is detached and marked removed before the catalog
+		// changes: from here the unlink runs to the end whether or not
+		// the caller is still there, or open handles would be left on
+		// a name that still exists.
+		ctx = context.WithoutCancel(ctx)
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		d.detachIfOpen(ctx)
@@ -36,7 +41,7 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	}
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
-	if done, err := m.removeAtOnce(mi, name); done || err != nil {
+	if done, err := m.removeAtOnce(ctx, mi, name); done || err != nil {
 		return err
 	}
 	if _, err := m.GetFile(ctx, itemID, name); err != nil {
@@ -49,7 +54,10 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	if err := m.RemoveSessionFile(ctx, sid, name); err != nil {
 		return err
 	}
-	next, err := m.complete(ctx, sid, []string{name}, nil)
+	// The removal is recorded in the mount's session: it is applied
+	// whether or not the caller is still there, or it would stay pending
+	// in a session the mount no longer knows (mi.session).
+	next, err := m.complete(context.WithoutCancel(ctx), sid, []string{name}, nil)
 	mi.session = next
 	return err
 }
@@ -62,15 +70,15 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 // ACTIVE (other files of the item being written) it does nothing and
 // reports done == false: the removal then joins that session. Caller
 // holds mi.mu.
-func (m *Manager) removeAtOnce(mi *mountItem, name string) (done bool, err error) {
-	id, err := m.store.NextID()
+func (m *Manager) removeAtOnce(ctx context.Context, mi *mountItem, name string) (done bool, err error) {
+	id, err := m.store.NextID(ctx)
 	if err != nil {
 		return false, err
 	}
 	var s *meta.UpdateSession
 	var drop []meta.ContentKey
 	var libName, itemName string
-	err = m.updateNamespace(func(tx *meta.Tx) error {
+	err = m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		s, drop, done = nil, nil, false
 		it, err := m.itemRec(tx, mi.id)
 		if err != nil {
@@ -113,8 +121,8 @@ func (m *Manager) removeAtOnce(mi *mountItem, name string) (done bool, err error
 	if err != nil || !done {
 		return false, err
 	}
-	m.afterEnd([]endedSession{{s.ID, s.UUID}})
-	m.freeBlobs(drop)
+	m.afterEnd(ctx, []endedSession{{s.ID, s.UUID}})
+	m.freeBlobs(ctx, drop)
 	if len(m.subscriberList()) > 0 {
 		m.notify(Change{Library: libName, Item: itemName, Files: []string{name}})
 	}

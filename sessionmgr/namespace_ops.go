@@ -25,7 +25,7 @@ func (m *Manager) RenameLibrary(ctx context.Context, oldName, newName string, no
 		return err
 	}
 	var gone []Change
-	err := m.updateNamespace(func(tx *meta.Tx) error {
+	err := m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		gone = nil
 		n, err := tx.LibraryIDByName(oldName)
 		if errors.Is(err, meta.ErrNotFound) {
@@ -86,7 +86,7 @@ func (m *Manager) RenameItem(ctx context.Context, libraryID, oldName, newName st
 	var gone []Change
 	var drop []meta.ContentKey
 	var ended []endedSession
-	err := m.updateNamespace(func(tx *meta.Tx) error {
+	err := m.updateNamespace(ctx, func(tx *meta.Tx) error {
 		gone, drop, ended = nil, nil, nil
 		lib, err := m.libraryRec(tx, libraryID)
 		if err != nil {
@@ -138,8 +138,8 @@ func (m *Manager) RenameItem(ctx context.Context, libraryID, oldName, newName st
 	if err != nil {
 		return err
 	}
-	m.afterEnd(ended)
-	m.freeBlobs(drop)
+	m.afterEnd(ctx, ended)
+	m.freeBlobs(ctx, drop)
 	for _, c := range gone {
 		m.notify(c)
 	}

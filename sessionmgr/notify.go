@@ -58,13 +58,15 @@ func (m *Manager) notify(c Change) {
 }
 
 // notifyItem reports a change to files of an item, or to the item itself
-// when no files are named.
-func (m *Manager) notifyItem(itemID string, files ...string) {
+// when no files are named. It follows a committed change, so it runs
+// whether or not the caller is still there.
+func (m *Manager) notifyItem(ctx context.Context, itemID string, files ...string) {
 	if len(m.subscriberList()) == 0 {
 		return
 	}
+	ctx = context.WithoutCancel(ctx)
 	var c Change
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
 			return err
@@ -90,7 +92,7 @@ func (m *Manager) subscriberList() []func(Change) {
 // namesOf returns the names of a library and, if itemID is set, an item,
 // for a Change about to be made stale.
 func (m *Manager) namesOf(ctx context.Context, libraryID, itemID string) (lib, item string) {
-	_ = m.store.View(func(tx *meta.Tx) error {
+	_ = m.store.View(ctx, func(tx *meta.Tx) error {
 		if itemID != "" {
 			it, err := m.itemRec(tx, itemID)
 			if err != nil {

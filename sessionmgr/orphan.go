@@ -53,7 +53,7 @@ func (d *Draft) detach(ctx context.Context) error {
 		return nil
 	}
 	var attr meta.Attr
-	err := d.m.store.View(func(tx *meta.Tx) error {
+	err := d.m.store.View(ctx, func(tx *meta.Tx) error {
 		f, err := d.m.fileRec(tx, d.item.id, d.name)
 		if err == nil {
 			attr = f.Attr

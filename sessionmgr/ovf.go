@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -20,13 +21,13 @@ var ovfHref = regexp.MustCompile(`ovf:href\s*=\s*(?:"([^"]+)"|'([^']+)')`)
 
 const maxDescriptorBytes = 16 << 20
 
-func (m *Manager) ovfReferences(s *meta.UpdateSession, view []UpdateSessionFile) []string {
+func (m *Manager) ovfReferences(ctx context.Context, s *meta.UpdateSession, view []UpdateSessionFile) []string {
 	var refs []string
 	for _, f := range view {
 		if !strings.HasSuffix(strings.ToLower(f.Name), ".ovf") || f.Status != TransferReady {
 			continue
 		}
-		b, ok := m.descriptor(s, f.Name)
+		b, ok := m.descriptor(ctx, s, f.Name)
 		if !ok {
 			continue
 		}
@@ -43,11 +44,11 @@ func (m *Manager) ovfReferences(s *meta.UpdateSession, view []UpdateSessionFile)
 // descriptor reads the session's version of a file, up to
 // maxDescriptorBytes: its staged bytes if the session added it, else the
 // committed content.
-func (m *Manager) descriptor(s *meta.UpdateSession, name string) ([]byte, bool) {
+func (m *Manager) descriptor(ctx context.Context, s *meta.UpdateSession, name string) ([]byte, bool) {
 	var path string
 	var inline []byte
 	isInline := false
-	_ = m.store.View(func(tx *meta.Tx) error {
+	_ = m.store.View(ctx, func(tx *meta.Tx) error {
 		if c, err := tx.UpdateSessionFile(s.ID, name); err == nil && !c.Removed {
 			if c.Inline {
 				inline, err = tx.StagedBytes(s.ID, name)

@@ -307,15 +307,18 @@ func (r tlsRule) httpClient(seen func(*x509.Certificate)) *http.Client {
 
 // startPull starts fetching a PULL file whose record (TRANSFERRING, with
 // its staging path) was just committed.
-func (m *Manager) startPull(sessionID uint64, rec *meta.UpdateSessionFile, src *pullSource) {
+// The record is committed, so the pull starts, and its bookkeeping here
+// is done, whether or not the caller is still there (WithoutCancel).
+func (m *Manager) startPull(ctx context.Context, sessionID uint64, rec *meta.UpdateSessionFile, src *pullSource) {
+	ctx = context.WithoutCancel(ctx)
 	ls := m.liveFor(sessionID)
 	requested, _ := normalizeChecksum(checksumOf(rec.Requested))
-	ctx, cancel := context.WithCancel(m.pullCtx)
+	pullCtx, cancel := context.WithCancel(m.pullCtx)
 	p := &pull{ls: ls, sessionID: sessionID, name: rec.Name, staging: rec.Staging, src: src, cancel: cancel}
 	sf, err := m.newStagedFile(ls, sessionID, rec.Name, rec.Staging, requested, "", nil)
 	if err != nil {
 		cancel()
-		m.recordPullError(p, 0, err)
+		m.recordPullError(ctx, p, 0, err)
 		return
 	}
 	sf.pull = true
@@ -338,11 +341,11 @@ func (m *Manager) startPull(sessionID uint64, rec *meta.UpdateSessionFile, src *
 	m.pullsRunning.Add(1)
 	m.mu.Unlock()
 	m.touch(ls)
-	go m.runPull(ctx, p)
+	go m.runPull(pullCtx, p)
 	// The session may have ended between the record's commit and the
 	// registration above, after afterEnd looked for pulls to abort.
 	var ended bool
-	_ = m.store.View(func(tx *meta.Tx) error {
+	_ = m.store.View(ctx, func(tx *meta.Tx) error {
 		s, err := tx.UpdateSession(sessionID)
 		ended = err != nil || State(s.State) != StateActive
 		return nil
@@ -366,20 +369,22 @@ func (m *Manager) runPull(ctx context.Context, p *pull) {
 		}
 		return
 	}
+	// From here on the pull has ended: its outcome is recorded even if
+	// Close cancels ctx meanwhile. The goroutine has no caller.
 	if err != nil {
 		n := p.sf.transferred.Load()
 		p.sf.discard()
 		m.forgetPull(p)
-		m.recordPullError(p, n, err)
+		m.recordPullError(context.Background(), p, n, err)
 	} else {
-		if _, err := p.sf.Finish(ctx); err != nil && KindOf(err) != KindInvalidArgument {
+		if _, err := p.sf.Finish(context.WithoutCancel(ctx)); err != nil && KindOf(err) != KindInvalidArgument {
 			// A size or checksum verdict is in the record; anything
 			// else means the file or session moved on meanwhile.
 			m.log.Debug("pull finished into a changed session", "file", p.name, "err", err)
 		}
 		m.forgetPull(p)
 	}
-	m.finishPendingComplete(p.sessionID)
+	m.finishPendingComplete(context.Background(), p.sessionID)
 }
 
 // forgetPull drops a pull from its session's live state.
@@ -412,9 +417,9 @@ func (m *Manager) abortPulls(sessionID uint64, name string) {
 
 // recordPullError puts a failed pull's file in ERROR, unless the file was
 // re-added or removed, or the session ended, meanwhile.
-func (m *Manager) recordPullError(p *pull, transferred int64, cause error) {
+func (m *Manager) recordPullError(ctx context.Context, p *pull, transferred int64, cause error) {
 	msg := fmt.Sprintf("file %q: pull from %s failed: %v", p.name, p.src.u.Redacted(), cause)
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		s, err := tx.UpdateSession(p.sessionID)
 		if err != nil {
 			return err

@@ -25,6 +25,7 @@ func (m *Manager) runReaper(interval time.Duration) {
 		case <-m.stop:
 			return
 		case <-t.C:
+			// The reaper's own goroutine: no caller.
 			if _, err := m.ExpireDue(context.Background()); err != nil {
 				m.log.Warn("session reaper", "err", err)
 			}
@@ -38,7 +39,7 @@ func (m *Manager) runReaper(interval time.Duration) {
 func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 	now := m.now()
 	var due []meta.ExpiryEntry
-	if err := m.store.View(func(tx *meta.Tx) (err error) {
+	if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
 		due, err = tx.DueExpiries(now)
 		return err
 	}); err != nil {
@@ -49,7 +50,7 @@ func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 		if m.readOnly && e.Kind == meta.UpdateSessionKind {
 			continue // left as the last writer left it (see recover)
 		}
-		acted, err := m.expireOne(e, now)
+		acted, err := m.expireOne(ctx, e, now)
 		if err != nil {
 			return count, err
 		}
@@ -60,11 +61,11 @@ func (m *Manager) ExpireDue(ctx context.Context) (int, error) {
 	return count, nil
 }
 
-func (m *Manager) expireOne(e meta.ExpiryEntry, now int64) (bool, error) {
+func (m *Manager) expireOne(ctx context.Context, e meta.ExpiryEntry, now int64) (bool, error) {
 	var ended []endedSession
 	var drop []meta.ContentKey
 	acted := false
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) (err error) {
+	err := m.store.UpdateBuffered(ctx, func(tx *meta.Tx) (err error) {
 		switch e.Kind {
 		case meta.UpdateSessionKind:
 			acted, ended, drop, err = updateSessions.expireTx(m, tx, e, now)
@@ -78,7 +79,7 @@ func (m *Manager) expireOne(e meta.ExpiryEntry, now int64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	m.afterEnd(ended)
-	m.dropUnreferenced(drop)
+	m.afterEnd(ctx, ended)
+	m.dropUnreferenced(ctx, drop)
 	return acted, nil
 }

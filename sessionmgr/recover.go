@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -33,12 +34,12 @@ import (
 // Update sessions, staging and unreferenced blobs are left exactly as the
 // last writer left them; nothing read-only reads depends on them, and the
 // next read-write Open recovers them.
-func (m *Manager) recover() error {
+func (m *Manager) recover(ctx context.Context) error {
 	var backings []meta.Backing
 	var ups []meta.UpdateSession
 	var downs []meta.DownloadSession
 	var refs []meta.ContentRefEntry
-	if err := m.store.View(func(tx *meta.Tx) (err error) {
+	if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
 		if backings, err = tx.Backings(); err != nil {
 			return err
 		}
@@ -60,7 +61,7 @@ func (m *Manager) recover() error {
 		if strings.HasPrefix(s.Owner, ownerMountPrefix) {
 			// The mount that wrote through this session is gone; what it
 			// had not committed was never acknowledged to anybody.
-			if err := m.store.Update(func(tx *meta.Tx) error {
+			if err := m.store.Update(ctx, func(tx *meta.Tx) error {
 				cur, err := tx.UpdateSession(s.ID)
 				if err != nil {
 					return err
@@ -75,7 +76,7 @@ func (m *Manager) recover() error {
 		if s.CompletePending {
 			// complete returned to the client, which now polls for
 			// DONE; the pulls it waited for died with the process.
-			if err := m.store.Update(func(tx *meta.Tx) error {
+			if err := m.store.Update(ctx, func(tx *meta.Tx) error {
 				cur, err := tx.UpdateSession(s.ID)
 				if err != nil {
 					return err
@@ -88,7 +89,7 @@ func (m *Manager) recover() error {
 			continue
 		}
 		active[s.UUID] = true
-		if err := m.store.Update(func(tx *meta.Tx) error {
+		if err := m.store.Update(ctx, func(tx *meta.Tx) error {
 			files, err := tx.UpdateSessionFiles(s.ID)
 			if err != nil {
 				return err
@@ -131,7 +132,7 @@ func (m *Manager) recover() error {
 			continue
 		}
 		var drop []meta.ContentKey
-		if err := m.store.Update(func(tx *meta.Tx) error {
+		if err := m.store.Update(ctx, func(tx *meta.Tx) error {
 			drop = nil
 			if strings.HasPrefix(s.Owner, ownerMountPrefix) {
 				// Its readers died with the mount; drop its pins now
@@ -152,11 +153,11 @@ func (m *Manager) recover() error {
 	if m.readOnly {
 		// No sweep: only what the pins above held goes, as when a
 		// download session ends.
-		m.dropUnreferenced(unpinned)
+		m.dropUnreferenced(ctx, unpinned)
 		return nil
 	}
 	// Read references last: ending sessions above may have dropped some.
-	if err := m.store.View(func(tx *meta.Tx) (err error) {
+	if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
 		refs, err = tx.ContentRefs()
 		return err
 	}); err != nil {

@@ -253,7 +253,7 @@ func TestFsckFindsDamage(t *testing.T) {
 
 	// Reference counts that disagree with their users.
 	sha := bytes.Repeat([]byte{0x42}, 32)
-	e.must(e.m.store.Update(func(tx *meta.Tx) error {
+	e.must(e.m.store.Update(e.ctx, func(tx *meta.Tx) error {
 		_, err := tx.AddContentRef(meta.ContentKey{BackingID: 1 << 40, SHA256: sha}, 1, 1)
 		return err
 	}))

@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"context"
 	"errors"
 	"os"
 
@@ -56,11 +57,11 @@ var downloadSessions = sessionKind[*meta.DownloadSession]{
 	deleteTx: deleteDownloadTx,
 }
 
-func (k sessionKind[S]) transact(m *Manager, fn func(tx *meta.Tx) error) error {
+func (k sessionKind[S]) transact(ctx context.Context, m *Manager, fn func(tx *meta.Tx) error) error {
 	if k.durable {
-		return m.store.Update(fn)
+		return m.store.Update(ctx, fn)
 	}
-	return m.store.UpdateBuffered(fn)
+	return m.store.UpdateBuffered(ctx, fn)
 }
 
 // newSessionHeader is the header of a session created now on item it.
@@ -81,11 +82,11 @@ func (k sessionKind[S]) createTx(tx *meta.Tx, s S) error {
 // keepAlive moves an ACTIVE session's expiration to now + timeout and
 // records the client's progress (0..100; values not above the current
 // one are accepted and ignored, spec §12 #20).
-func (k sessionKind[S]) keepAlive(m *Manager, id string, progress *int64) error {
+func (k sessionKind[S]) keepAlive(ctx context.Context, m *Manager, id string, progress *int64) error {
 	if err := checkProgress(progress); err != nil {
 		return err
 	}
-	return m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	return m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		s, err := k.rec(m, tx, id)
 		if err != nil {
 			return err
@@ -109,18 +110,18 @@ func checkProgress(p *int64) error {
 
 // fail ends a session in ERROR with the client's message, which it must
 // give.
-func (k sessionKind[S]) fail(m *Manager, id, message string) error {
+func (k sessionKind[S]) fail(ctx context.Context, m *Manager, id, message string) error {
 	if message == "" {
 		return errorf(KindInvalidArgument, "fail needs a client error message")
 	}
-	return k.end(m, id, opFail, message)
+	return k.end(ctx, m, id, opFail, message)
 }
 
 // end ends a session by op (cancel, fail) and releases what it held.
-func (k sessionKind[S]) end(m *Manager, id, op, message string) error {
+func (k sessionKind[S]) end(ctx context.Context, m *Manager, id, op, message string) error {
 	var drop []meta.ContentKey
 	var ended endedSession
-	err := k.transact(m, func(tx *meta.Tx) error {
+	err := k.transact(ctx, m, func(tx *meta.Tx) error {
 		s, err := k.rec(m, tx, id)
 		if err != nil {
 			return err
@@ -132,16 +133,16 @@ func (k sessionKind[S]) end(m *Manager, id, op, message string) error {
 	if err != nil {
 		return err
 	}
-	m.afterEnd([]endedSession{ended})
-	m.dropUnreferenced(drop)
+	m.afterEnd(ctx, []endedSession{ended})
+	m.dropUnreferenced(ctx, drop)
 	return nil
 }
 
 // delete deletes a session's record, in the states its machine allows.
-func (k sessionKind[S]) delete(m *Manager, id string) error {
+func (k sessionKind[S]) delete(ctx context.Context, m *Manager, id string) error {
 	var drop []meta.ContentKey
 	var ended endedSession
-	err := k.transact(m, func(tx *meta.Tx) error {
+	err := k.transact(ctx, m, func(tx *meta.Tx) error {
 		s, err := k.rec(m, tx, id)
 		if err != nil {
 			return err
@@ -156,8 +157,8 @@ func (k sessionKind[S]) delete(m *Manager, id string) error {
 	if err != nil {
 		return err
 	}
-	m.afterEnd([]endedSession{ended})
-	m.dropUnreferenced(drop)
+	m.afterEnd(ctx, []endedSession{ended})
+	m.dropUnreferenced(ctx, drop)
 	return nil
 }
 
@@ -249,10 +250,10 @@ func (m *Manager) headerInfo(tx *meta.Tx, s meta.Session, errorID string) Sessio
 
 // listSessions renders the sessions all returns, only those of one item if
 // itemID is set (an unknown item is NotFound, as the API's list says).
-func listSessions[R, I any](m *Manager, itemID string, all func(*meta.Tx) ([]R, error),
+func listSessions[R, I any](ctx context.Context, m *Manager, itemID string, all func(*meta.Tx) ([]R, error),
 	itemOf func(*R) uint64, info func(*meta.Tx, *R) (*I, error)) ([]I, error) {
 	out := []I{}
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		var filter uint64
 		if itemID != "" {
 			it, err := m.itemRec(tx, itemID)
@@ -281,8 +282,10 @@ func listSessions[R, I any](m *Manager, itemID string, all func(*meta.Tx) ([]R, 
 }
 
 // afterEnd releases what ended sessions held in memory and on disk: their
-// readers start failing, their staged bytes are removed.
-func (m *Manager) afterEnd(ended []endedSession) {
+// readers start failing, their staged bytes are removed. It follows the
+// committed end, so it runs whether or not the caller is still there.
+func (m *Manager) afterEnd(ctx context.Context, ended []endedSession) {
+	ctx = context.WithoutCancel(ctx)
 	for _, e := range ended {
 		m.mu.Lock()
 		ls := m.live[e.id]
@@ -305,14 +308,14 @@ func (m *Manager) afterEnd(ended []endedSession) {
 		for _, sf := range staged {
 			sf.discard()
 		}
-		m.removeStaging(e.uuid)
+		m.removeStaging(ctx, e.uuid)
 	}
 }
 
 // removeStaging removes an update session's staging directory. Backings
 // are few, so look on each rather than remember which one it used.
-func (m *Manager) removeStaging(sessionUUID string) {
-	for _, root := range m.backingRoots() {
+func (m *Manager) removeStaging(ctx context.Context, sessionUUID string) {
+	for _, root := range m.backingRoots(ctx) {
 		d := stagingDir(root, sessionUUID)
 		if err := os.RemoveAll(d); err != nil {
 			m.log.Warn("remove staging", "dir", d, "err", err)

@@ -47,7 +47,7 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 	}
 	var stagingID uint64
 	if src != nil {
-		if stagingID, err = m.store.NextID(); err != nil {
+		if stagingID, err = m.store.NextID(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -55,7 +55,7 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 	var oldStaging string
 	var rec *meta.UpdateSessionFile
 	var uuid, owner string
-	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		s, err := m.updateRec(tx, sessionID)
 		if err != nil {
 			return err
@@ -111,7 +111,7 @@ func (m *Manager) AddFile(ctx context.Context, sessionID string, spec FileAddSpe
 		os.Remove(oldStaging)
 	}
 	if src != nil {
-		m.startPull(sid, rec, src)
+		m.startPull(ctx, sid, rec, src)
 	}
 	info := m.sessionFileInfo(sid, uuid, rec)
 	return &info, nil
@@ -136,7 +136,7 @@ func (m *Manager) GetSessionFile(ctx context.Context, sessionID, name string) (*
 // with the session's additions, without its removals.
 func (m *Manager) ListSessionFiles(ctx context.Context, sessionID string) ([]UpdateSessionFile, error) {
 	out := []UpdateSessionFile{}
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		out = out[:0]
 		s, err := m.updateRec(tx, sessionID)
 		if err != nil {
@@ -184,7 +184,7 @@ func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string)
 	}
 	var sid uint64
 	var staging, owner string
-	err := m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err := m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		staging = ""
 		s, err := m.updateRec(tx, sessionID)
 		if err != nil {
@@ -247,7 +247,7 @@ func (m *Manager) ValidateUpdateSession(ctx context.Context, sessionID string) (
 	}
 	res := &ValidationResult{MissingFiles: []string{}, InvalidFiles: []ValidationError{}}
 	var s *meta.UpdateSession
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		var err error
 		s, err = m.updateRec(tx, sessionID)
 		if err != nil {
@@ -279,7 +279,7 @@ func (m *Manager) ValidateUpdateSession(ctx context.Context, sessionID string) (
 			res.InvalidFiles = append(res.InvalidFiles, ValidationError{Name: f.Name, ErrorMessage: msg})
 		}
 	}
-	for _, ref := range m.ovfReferences(s, files) {
+	for _, ref := range m.ovfReferences(ctx, s, files) {
 		if !present[ref] && !slices.Contains(res.MissingFiles, ref) {
 			res.MissingFiles = append(res.MissingFiles, ref)
 		}

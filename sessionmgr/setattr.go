@@ -47,7 +47,7 @@ func (d *Draft) Setattr(ctx context.Context, ch SetattrChange) (e *FileEntry, ch
 		// chmod, chown or utimensat of a committed file (tar and rsync
 		// make two or three for each file they write): its entry comes
 		// from the same transaction.
-		if e, ok, err := d.setCommittedPosix(ch.Posix); ok {
+		if e, ok, err := d.setCommittedPosix(ctx, ch.Posix); ok {
 			return e, false, err
 		}
 	}

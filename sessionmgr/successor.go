@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -27,11 +28,11 @@ func (s *successor) sessionID() string {
 	return s.uuid
 }
 
-func (m *Manager) newSuccessor(p *commitPlan) (*successor, error) {
+func (m *Manager) newSuccessor(ctx context.Context, p *commitPlan) (*successor, error) {
 	if len(p.carry) == 0 {
 		return nil, nil
 	}
-	id, err := m.store.NextID()
+	id, err := m.store.NextID(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -27,12 +27,12 @@ func (m *Manager) CreateUpdateSession(ctx context.Context, spec UpdateSessionCre
 // createUpdateSession creates a session tagged with its owner: "" for API
 // clients, the mount's tag for sessions the mount opens itself.
 func (m *Manager) createUpdateSession(ctx context.Context, spec UpdateSessionCreateSpec, clientToken, owner string) (string, error) {
-	id, err := m.store.NextID()
+	id, err := m.store.NextID(ctx)
 	if err != nil {
 		return "", err
 	}
 	var out string
-	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		prev, specHash, err := replayToken(tx, tokenUpdate, clientToken, spec)
 		if err != nil || prev != "" {
 			out = prev
@@ -97,7 +97,7 @@ func (m *Manager) syncFor(owner string) error {
 // or NotFound.
 func (m *Manager) ActiveUpdateSession(ctx context.Context, itemID string) (string, error) {
 	var out string
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
 			return err
@@ -118,7 +118,7 @@ func (m *Manager) ActiveUpdateSession(ctx context.Context, itemID string) (strin
 // GetUpdateSession returns a session's current status.
 func (m *Manager) GetUpdateSession(ctx context.Context, id string) (*UpdateSession, error) {
 	var out *UpdateSession
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		s, err := m.updateRec(tx, id)
 		if err != nil {
 			return err
@@ -131,7 +131,7 @@ func (m *Manager) GetUpdateSession(ctx context.Context, id string) (*UpdateSessi
 
 // ListUpdateSessions lists update sessions, of one item if itemID is set.
 func (m *Manager) ListUpdateSessions(ctx context.Context, itemID string) ([]UpdateSession, error) {
-	return listSessions(m, itemID, (*meta.Tx).UpdateSessions,
+	return listSessions(ctx, m, itemID, (*meta.Tx).UpdateSessions,
 		func(s *meta.UpdateSession) uint64 { return s.ItemID }, m.updateInfo)
 }
 
@@ -140,7 +140,7 @@ func (m *Manager) UpdateUpdateSession(ctx context.Context, id string, spec Updat
 	if err := m.refuseIfReadOnly("update update session"); err != nil {
 		return err
 	}
-	return m.store.Update(func(tx *meta.Tx) error {
+	return m.store.Update(ctx, func(tx *meta.Tx) error {
 		s, err := m.updateRec(tx, id)
 		if err != nil {
 			return err
@@ -164,7 +164,7 @@ func (m *Manager) KeepAliveUpdateSession(ctx context.Context, id string, progres
 	if err := m.refuseIfReadOnly("keep update session alive"); err != nil {
 		return err
 	}
-	return updateSessions.keepAlive(m, id, progress)
+	return updateSessions.keepAlive(ctx, m, id, progress)
 }
 
 // CancelUpdateSession abandons an ACTIVE session: staged bytes are
@@ -173,7 +173,7 @@ func (m *Manager) CancelUpdateSession(ctx context.Context, id string) error {
 	if err := m.refuseIfReadOnly("cancel update session"); err != nil {
 		return err
 	}
-	return updateSessions.end(m, id, opCancel, "")
+	return updateSessions.end(ctx, m, id, opCancel, "")
 }
 
 // FailUpdateSession records the client's failure: the session goes to
@@ -182,7 +182,7 @@ func (m *Manager) FailUpdateSession(ctx context.Context, id, message string) err
 	if err := m.refuseIfReadOnly("fail update session"); err != nil {
 		return err
 	}
-	return updateSessions.fail(m, id, message)
+	return updateSessions.fail(ctx, m, id, message)
 }
 
 // DeleteUpdateSession removes a terminal session's record.
@@ -190,7 +190,7 @@ func (m *Manager) DeleteUpdateSession(ctx context.Context, id string) error {
 	if err := m.refuseIfReadOnly("delete update session"); err != nil {
 		return err
 	}
-	return updateSessions.delete(m, id)
+	return updateSessions.delete(ctx, m, id)
 }
 
 // endUpdateTx moves an ACTIVE session to the state op leads to and

@@ -32,7 +32,7 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 	var root, committedPath string
 	var committedBytes []byte
 	committedInline := false
-	err := m.store.View(func(tx *meta.Tx) error {
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		var err error
 		if s, err = m.updateRec(tx, sessionID); err != nil {
 			return err
@@ -104,7 +104,7 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 	} else if committedBytes == nil {
 		committedBytes = []byte{}
 	}
-	n, err := m.store.NextID()
+	n, err := m.store.NextID(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 		return nil, err
 	}
 	var previous string // an earlier upload of the file, which this one restarts
-	err = m.store.UpdateBuffered(func(tx *meta.Tx) error {
+	err = m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
 		r, err := tx.UpdateSessionFile(s.ID, name)
 		if err != nil {
 			return err

@@ -257,11 +257,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // failIn answers err in dialect d, and logs it: one line, at Debug for
-// the API's own errors (a client asking for something missing), at Error
-// otherwise.
+// the API's own errors (a client asking for something missing) and for a
+// client that went away (its request's context ended: a server error no
+// one will read), at Error otherwise.
 func (h *Handler) failIn(d dialect, w http.ResponseWriter, r *http.Request, err error) {
 	level := slog.LevelDebug
-	if sessionmgr.KindOf(err) == sessionmgr.KindError {
+	if sessionmgr.KindOf(err) == sessionmgr.KindError && r.Context().Err() == nil {
 		level = slog.LevelError
 	}
 	h.log.Log(r.Context(), level, "API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
