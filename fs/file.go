@@ -441,6 +441,14 @@ func (n *fileNode) Setattr(ctx context.Context, f fusefs.FileHandle, in *fuse.Se
 	}
 	n.remember(e)
 	fillFileAttr(&out.Attr, e)
+	if !e.Pending && !d.Pending() {
+		// The committed file's attributes, which a GETATTR would give
+		// too: the kernel may keep them (rsync and tar stat each file
+		// after its chmod or utimensat). A pending version's are only
+		// its writer's view, and a GETATTR may answer otherwise
+		// (viewHandle): those the kernel asks for again.
+		out.SetTimeout(n.fsys.attrTimeout)
+	}
 	if n.retired() {
 		// The kernel updates this node from the reply; the session
 		// manager reports no change of the mount's own (Draft.SetPosix),

@@ -5,7 +5,6 @@ import (
 	"math"
 	"sync"
 	"syscall"
-	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -26,15 +25,14 @@ import (
 func (fsys *FS) RawFileSystem(opts *fusefs.Options) fuse.RawFileSystem {
 	nodes := &flushFilter{RawFileSystem: fusefs.NewNodeFS(fsys.root, opts), fsys: fsys, writers: map[uint64]uint64{}}
 	if opts != nil && opts.AttrTimeout != nil {
-		nodes.attrTimeout = *opts.AttrTimeout
+		fsys.attrTimeout = *opts.AttrTimeout
 	}
 	return &countingFS{RawFileSystem: &patientFS{nodes}, c: &fsys.counters}
 }
 
 type flushFilter struct {
 	fuse.RawFileSystem
-	fsys        *FS
-	attrTimeout time.Duration // of SETATTR's replies, as of GETATTR's
+	fsys *FS
 
 	mu      sync.Mutex
 	writers map[uint64]uint64 // GUARDED_BY(mu); file handle → lock owner of its last write
@@ -98,15 +96,15 @@ func (f *flushFilter) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
 	f.fsys.releases.end(cancel)
 }
 
-// SetAttr lets the kernel keep the attributes it gets in the reply as long
-// as those of a GETATTR: go-fuse leaves their timeout at zero, so every
-// stat after a chmod, chown or utimensat (rsync and tar make one for each
-// file) cost a GETATTR. What changes them from elsewhere is pushed to the
-// kernel as for any attributes (invalidate.go).
+// SetAttr lets the kernel keep the attributes a directory's SETATTR reply
+// gives it as long as those of a GETATTR: go-fuse leaves their timeout at
+// zero. A file's reply says itself (fileNode.Setattr). What changes them
+// from elsewhere is pushed to the kernel as for any attributes
+// (invalidate.go).
 func (f *flushFilter) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
 	st := f.RawFileSystem.SetAttr(cancel, in, out)
-	if st == fuse.OK && out.Timeout() == 0 {
-		out.SetTimeout(f.attrTimeout)
+	if st == fuse.OK && out.Mode&syscall.S_IFMT == syscall.S_IFDIR && out.Timeout() == 0 {
+		out.SetTimeout(f.fsys.attrTimeout)
 	}
 	return st
 }

@@ -39,6 +39,9 @@ type FS struct {
 	// set by the mount once the kernel has answered INIT.
 	passthrough atomic.Bool
 	releases    releaseQueue // flushFilter.Release
+	// attrTimeout is how long the kernel keeps attributes (the mount's
+	// AttrTimeout), for the replies go-fuse leaves at zero.
+	attrTimeout time.Duration
 }
 
 // Options configures New. There is no read-only option: a session

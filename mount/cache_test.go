@@ -619,3 +619,31 @@ func openPassthrough(t *testing.T, tm *testMount, path string) *os.File {
 		sleepMs(10)
 	}
 }
+
+// TestWritersSetattrKeepsCommittedView: a writer's ftruncate answers the
+// kernel with the pending size, which only the writer sees: with a reader
+// open from before, stat by name still shows the committed version.
+func TestWritersSetattrKeepsCommittedView(t *testing.T) {
+	tm := newMount(t)
+	path := filepath.Join(tm.mkItem(t, "lib", "item"), "f")
+	writeFile(t, path, randomBytes(300000), 0o644, time.Time{})
+	r, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Truncate(1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Chmod(0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := lstat(t, path); st.Size != 300000 {
+		t.Errorf("stat by name while a writer has truncated, not closed: size %d, want the committed 300000", st.Size)
+	}
+}

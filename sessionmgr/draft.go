@@ -399,6 +399,14 @@ func (d *Draft) Sync() error {
 	return sf.sync()
 }
 
+// Pending says whether the draft holds a change not committed yet: then
+// its Entry is not what others see.
+func (d *Draft) Pending() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pending || d.removed
+}
+
 // Entry is the node as its own handles see it: the pending version's size
 // and attributes while there is one, else the committed file.
 func (d *Draft) Entry(ctx context.Context) (*FileEntry, error) {
