@@ -27,8 +27,8 @@
 // # Engines
 //
 // Store and Tx build records, indexes and counters out of a private
-// engine interface (kv.go: get, paged scan of a range, set, delete,
-// incrBy), implemented once per engine (kv_badger.go, kv_etcd.go); no
+// engine interface (kv.go: get, paged scan of a range, set, delete;
+// counters are a get and a set over it), implemented once per engine (kv_badger.go, kv_etcd.go); no
 // engine type leaves those files, and one suite (kv_test.go) runs on
 // every engine. Open picks the engine by URL.
 //

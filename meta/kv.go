@@ -3,6 +3,7 @@ package meta
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -61,9 +62,34 @@ type kvTxn interface {
 	scan(begin, end []byte, keysOnly bool, fn func(key []byte, version uint64, value func() ([]byte, error)) error) error
 	set(key, val []byte) error
 	del(key []byte) error
-	// incrBy adds delta to the counter under key (8 bytes big-endian;
-	// absent is 0) and returns its new value.
-	incrBy(key []byte, delta int64) (int64, error)
+}
+
+// incrBy adds delta to the counter under key and returns its new value.
+// It is a read and a write like any other, so the engine's conflict
+// check makes it atomic; no engine needs a counter primitive of its own.
+func incrBy(t kvTxn, key []byte, delta int64) (int64, error) {
+	v, _, err := t.get(key)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return 0, err
+	}
+	n, err := counterValue(key, v)
+	if err != nil {
+		return 0, err
+	}
+	n += delta
+	return n, t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
+// counterValue decodes a counter (8 bytes big-endian, as Badger's
+// sequences store theirs; absent is 0).
+func counterValue(key, v []byte) (int64, error) {
+	switch len(v) {
+	case 0:
+		return 0, nil
+	case 8:
+		return int64(binary.BigEndian.Uint64(v)), nil
+	}
+	return 0, fmt.Errorf("%w: key %q: counter of %d bytes", ErrCorrupt, key, len(v))
 }
 
 // ErrTooLarge: a transaction exceeds what the engine accepts in one

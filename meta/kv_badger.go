@@ -3,7 +3,6 @@ package meta
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -169,31 +168,6 @@ func commonPrefix(begin, end []byte) []byte {
 
 func (t badgerTxn) set(key, val []byte) error { return t.txn.Set(key, val) }
 func (t badgerTxn) del(key []byte) error      { return t.txn.Delete(key) }
-
-func (t badgerTxn) incrBy(key []byte, delta int64) (int64, error) {
-	v, _, err := t.get(key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return 0, err
-	}
-	n, err := counterValue(key, v)
-	if err != nil {
-		return 0, err
-	}
-	n += delta
-	return n, t.txn.Set(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
-}
-
-// counterValue decodes a counter (8 bytes big-endian, as Badger's
-// sequences store theirs; absent is 0).
-func counterValue(key, v []byte) (int64, error) {
-	switch len(v) {
-	case 0:
-		return 0, nil
-	case 8:
-		return int64(binary.BigEndian.Uint64(v)), nil
-	}
-	return 0, fmt.Errorf("%w: key %q: counter of %d bytes", ErrCorrupt, key, len(v))
-}
 
 // sync makes every transaction committed so far durable: one that
 // returned before sync was called is on disk when sync returns.

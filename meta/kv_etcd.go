@@ -3,7 +3,6 @@ package meta
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
@@ -406,19 +405,6 @@ func (t *etcdTxn) del(key []byte) error {
 	}
 	t.writes[t.e.key(key)] = etcdWrite{del: true}
 	return nil
-}
-
-func (t *etcdTxn) incrBy(key []byte, delta int64) (int64, error) {
-	v, _, err := t.get(key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return 0, err
-	}
-	n, err := counterValue(key, v)
-	if err != nil {
-		return 0, err
-	}
-	n += delta
-	return n, t.set(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
 }
 
 func (t *etcdTxn) commit(ctx context.Context) error {

@@ -316,7 +316,7 @@ func testCounterIsExact(t *testing.T, c *testCatalog) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				if err := runTxn(bg, s.engine, true, &s.turns, func(t kvTxn) error { _, err := t.incrBy(key, 2); return err }); err != nil {
+				if err := runTxn(bg, s.engine, true, &s.turns, func(t kvTxn) error { _, err := incrBy(t, key, 2); return err }); err != nil {
 					t.Error(err)
 					return
 				}
@@ -325,7 +325,7 @@ func testCounterIsExact(t *testing.T, c *testCatalog) {
 	}
 	wg.Wait()
 	var got int64
-	mustNo(t, runTxn(bg, s.engine, true, &s.turns, func(t kvTxn) (err error) { got, err = t.incrBy(key, -1); return err }))
+	mustNo(t, runTxn(bg, s.engine, true, &s.turns, func(t kvTxn) (err error) { got, err = incrBy(t, key, -1); return err }))
 	if want := int64(workers*each*2 - 1); got != want {
 		t.Errorf("counter = %d, want %d", got, want)
 	}

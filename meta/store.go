@@ -175,7 +175,7 @@ func (s *Store) NextID(ctx context.Context) (uint64, error) {
 		batch := s.engine.idBatch()
 		var limit int64
 		err := runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) (err error) {
-			limit, err = t.incrBy(sequenceKey(), int64(batch))
+			limit, err = incrBy(t, sequenceKey(), int64(batch))
 			return err
 		})
 		if err != nil {
