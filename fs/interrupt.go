@@ -27,6 +27,9 @@ import (
 const interruptGrace = time.Second
 
 // patientFS passes every request on with such a delayed cancel channel.
+// go-fuse offers no hook for this short of wrapping every method. The
+// watching goroutine costs about 0.5 µs and 272 bytes a request
+// (BenchmarkPatient); an rsync'd file takes some 15 requests and 10 ms.
 type patientFS struct {
 	fuse.RawFileSystem
 }

@@ -178,14 +178,21 @@ func TestFreedBlobSurvivesUntilTheSync(t *testing.T) {
 	}
 }
 
-// The syncer deletes a freed blob on its own, after its sync.
-func TestSyncerDeletesFreedBlobs(t *testing.T) {
+// removedFileEnv is an engine whose one file was just removed: its blob
+// is freed but not yet deleted (the removal is not durable yet).
+func removedFileEnv(t *testing.T) (*testEnv, string) {
 	e := newTestEnvInline(t, -1)
 	item := e.item(e.library("lib"), "item")
 	e.mountFile(item, "f", "content")
 	blob := e.blobPath("content")
 	e.settle()
 	e.must(e.m.RemoveFile(e.ctx, item, "f"))
+	return e, blob
+}
+
+// The syncer deletes a freed blob on its own, after its sync.
+func TestSyncerDeletesFreedBlobs(t *testing.T) {
+	e, blob := removedFileEnv(t)
 	e.settle()
 	// settle sees the queue empty once the syncer took the blob from it;
 	// the removal follows a catalog read (a round trip on etcd).
@@ -199,12 +206,7 @@ func TestSyncerDeletesFreedBlobs(t *testing.T) {
 // A daemon that dies with freed blobs queued leaves them unreferenced;
 // the next Open removes them.
 func TestQueuedBlobsLostWithTheProcessAreSweptAtOpen(t *testing.T) {
-	e := newTestEnvInline(t, -1)
-	item := e.item(e.library("lib"), "item")
-	e.mountFile(item, "f", "content")
-	blob := e.blobPath("content")
-	e.settle()
-	e.must(e.m.RemoveFile(e.ctx, item, "f"))
+	e, blob := removedFileEnv(t)
 	d := e.m.durable
 	d.mu.Lock()
 	d.freed = nil // as if the process died here

@@ -218,20 +218,8 @@ func (h *harness) stop(in *instance) error {
 		if clean && in.waitErr != nil {
 			errs = append(errs, fmt.Errorf("%s daemon exited with %v after SIGTERM", in.system, in.waitErr))
 		}
-		if mountinfoHas(in.mnt) {
-			errs = append(errs, fmt.Errorf("cannot unmount %s: left in place", in.mnt))
-			return fmt.Errorf("%w%s", errors.Join(errs...), in.logTail())
-		}
 	}
-	if len(errs) > 0 {
-		errs[len(errs)-1] = fmt.Errorf("%w%s", errs[len(errs)-1], in.logTail())
-	}
-	if !h.cfg.keep {
-		if err := os.RemoveAll(in.base); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return h.cleanUp(in, errs)
 }
 
 func (h *harness) addLive(in *instance) {
@@ -298,6 +286,13 @@ func (h *harness) stopPeer(in *instance) error {
 	// Children the command left in its group (a shell without exec) go
 	// with it.
 	_ = syscall.Kill(-in.pid, syscall.SIGKILL)
+	return h.cleanUp(in, errs)
+}
+
+// cleanUp ends a stop: a mount still in place keeps its base directory
+// (removing files under a live mount would remove them from the system
+// measured), and the daemon's last log lines go with the last error.
+func (h *harness) cleanUp(in *instance, errs []error) error {
 	if mountinfoHas(in.mnt) {
 		errs = append(errs, fmt.Errorf("cannot unmount %s: left in place", in.mnt))
 		return fmt.Errorf("%w%s", errors.Join(errs...), in.logTail())
