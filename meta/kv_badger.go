@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // badgerEngine is the embedded engine, one process per directory (Badger
@@ -43,7 +44,16 @@ func openBadger(dir string, opts Options) (*badgerEngine, error) {
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20).
 		WithValueLogFileSize(64 << 20).
-		WithNumCompactors(2)
+		WithNumCompactors(2).
+		// Content is most of the catalog's bytes (small files are
+		// inline) and rarely compresses; Snappy on every flushed block
+		// cost more than it saved: with it, rsync of 1,000 files of
+		// 20 KiB into one item took 8.9 s (the table builder's buffers
+		// kept the heap at the Go memory limit, and the collector ran
+		// 2,400 times), without it 3.8 s; rm -rf of 5,000 files went
+		// from 1,230 to 2,900 files/s. Tables written before stay
+		// readable: each says how it is compressed.
+		WithCompression(options.None)
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open catalog %s: %w", dir, err)
