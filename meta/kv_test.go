@@ -552,8 +552,9 @@ func testDeleteSessionCascades(t *testing.T, c *testCatalog) {
 
 // etcd takes at most 128 keys written (or read, in a read-write
 // transaction) and 1.5 MiB per commit; Badger, as the catalog configures
-// it, about 1.2 MiB (15% of a memtable) and no bound on keys that
-// matters. Beyond: ErrTooLarge, nothing committed.
+// it, about 1.2 MiB (15% of a memtable) of keys and values kept in the
+// tree, values from 1 KiB on counting only as a pointer into the value
+// log. Beyond: ErrTooLarge, nothing committed.
 func testLimits(t *testing.T, c *testCatalog) {
 	s := c.open(t)
 	defer s.Close()
@@ -575,9 +576,17 @@ func testLimits(t *testing.T, c *testCatalog) {
 		}
 		return nil
 	}))
-	check("1.6 MiB of staged bytes", true, s.Update(bg, func(tx *Tx) error {
+	check("1.6 MiB of staged bytes in 25 values", limited, s.Update(bg, func(tx *Tx) error {
 		for i := range 25 {
 			if err := tx.PutStagedBytes(2, fmt.Sprint(i), bytes.Repeat([]byte{'x'}, 64<<10)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	check("1.8 MiB of staged bytes in 2,000 values", true, s.Update(bg, func(tx *Tx) error {
+		for i := range 2000 {
+			if err := tx.PutStagedBytes(4, fmt.Sprint(i), bytes.Repeat([]byte{'x'}, 900)); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -364,7 +365,9 @@ func TestSyncCoversSwitchedOutMemtable(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
 	defer s.Close()
-	val := bytes.Repeat([]byte{'x'}, 60<<10)
+	// Below the value threshold, so that the values fill the memtable
+	// rather than the value log.
+	val := bytes.Repeat([]byte{'x'}, 900)
 	older := func() []string {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
@@ -384,10 +387,15 @@ func TestSyncCoversSwitchedOutMemtable(t *testing.T) {
 	}
 	for i := 0; ; i++ {
 		if i > 2000 {
-			t.Fatal("no memtable switch after 120 MiB of writes")
+			t.Fatal("no memtable switch after 100 MiB of writes")
 		}
 		if err := s.UpdateBuffered(context.Background(), func(tx *Tx) error {
-			return tx.PutStagedBytes(uint64(i), "f", val)
+			for j := range 50 {
+				if err := tx.PutStagedBytes(uint64(i), fmt.Sprint(j), val); err != nil {
+					return err
+				}
+			}
+			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
