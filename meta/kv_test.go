@@ -430,7 +430,7 @@ func testViewIsASnapshot(t *testing.T, c *testCatalog) {
 // A record another Store changed is read fresh, never from the cache.
 func testRecordCacheSeesOtherWriters(t *testing.T, c *testCatalog) {
 	if !c.shared() {
-		t.Skip("one Store at a time on this engine")
+		t.Skip("not applicable: Badger locks its directory, one Store at a time; this runs on the shared engine (etcd), which CI tests")
 	}
 	a, b := c.open(t), c.open(t)
 	defer a.Close()
@@ -623,7 +623,7 @@ func testLimits(t *testing.T, c *testCatalog) {
 // Stores that share a catalog (nodes) never hand out the same ID.
 func testConcurrentStoresShareIDs(t *testing.T, c *testCatalog) {
 	if !c.shared() {
-		t.Skip("one Store at a time on this engine")
+		t.Skip("not applicable: Badger locks its directory, one Store at a time; this runs on the shared engine (etcd), which CI tests")
 	}
 	stores := []*Store{c.open(t), c.open(t), c.open(t)}
 	var mu sync.Mutex

@@ -387,7 +387,7 @@ func TestSyncCoversSwitchedOutMemtable(t *testing.T) {
 	}
 	for i := 0; ; i++ {
 		if i > 2000 {
-			t.Fatal("no memtable switch after 100 MiB of writes")
+			t.Fatal("no memtable switch after 2,000 transactions of 50 values of 900 bytes (86 MiB)")
 		}
 		if err := s.UpdateBuffered(context.Background(), func(tx *Tx) error {
 			for j := range 50 {

@@ -76,8 +76,9 @@ const DefaultInlineLimit = 64 << 10
 
 // inlineCommitBudget bounds the inline bytes one commit writes into the
 // catalog: a commit is one transaction, and the engines take only so
-// much in one (Badger about 1.2 MiB as configured, etcd 1.5 MiB per
-// request; more is meta.ErrTooLarge). A session's small files are staged
+// much in one (etcd 1.5 MiB per request; Badger about 1.2 MiB of what it
+// keeps in its tree, inline values from 1 KiB counting as pointers into
+// its value log; more is meta.ErrTooLarge). A session's small files are staged
 // in the catalog up to it; past it they go to staging files and are
 // committed as blob files (Finish, commit). The budget is soft for
 // uploads finishing at the same instant; the engines' bounds leave room.
