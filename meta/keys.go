@@ -28,6 +28,9 @@ package meta
 //	'R'   'R' backingID(8) sha256(32)                     ContentRef (reference count)
 //	'C'   'C' backingID(8) sha256(32)                     raw bytes of a small blob stored inline
 //	'S'   'S' sessionID(8) fileName                       raw staged bytes of a small finished upload
+//	'N'   'N' nodeID(8)                                   Node (a daemon sharing the catalog)
+//	'l'   'l' "leader"                                    Leader (which node cleans up for all)
+//	'X'   'X' backingID(8) sha256(32)                     FreedContent (a blob file awaiting deletion)
 //
 // One constructor per kind of key follows, and a parser for those read
 // back from scans.
@@ -65,6 +68,12 @@ const (
 	kindContentRef        = 'R'
 	kindInlineBlob        = 'C'
 	kindStagedBytes       = 'S'
+	kindNode              = 'N'
+	kindLeader            = 'l'
+	// kindFreedContent lists blob files no reference holds any more, on
+	// catalogs several nodes share: only the leader deletes them, after
+	// a grace period (sessionmgr's node.go).
+	kindFreedContent = 'X'
 )
 
 // SessionKind tells update and download sessions apart in shared indexes.
@@ -172,6 +181,23 @@ func contentRefKey(backingID uint64, sha []byte) []byte {
 
 func parseContentRefKey(k []byte) (backingID uint64, sha []byte, ok bool) {
 	if len(k) != 1+8+32 || k[0] != kindContentRef {
+		return 0, nil, false
+	}
+	return binary.BigEndian.Uint64(k[1:9]), bytes.Clone(k[9:]), true
+}
+
+func nodeKey(id uint64) []byte { return u64([]byte{kindNode}, id) }
+func nodePrefix() []byte       { return []byte{kindNode} }
+func leaderKey() []byte        { return []byte{kindLeader, 'l', 'e', 'a', 'd', 'e', 'r'} }
+
+func freedContentKey(backingID uint64, sha []byte) []byte {
+	return append(u64([]byte{kindFreedContent}, backingID), sha...)
+}
+
+func freedContentPrefix() []byte { return []byte{kindFreedContent} }
+
+func parseFreedContentKey(k []byte) (backingID uint64, sha []byte, ok bool) {
+	if len(k) != 1+8+32 || k[0] != kindFreedContent {
 		return 0, nil, false
 	}
 	return binary.BigEndian.Uint64(k[1:9]), bytes.Clone(k[9:]), true

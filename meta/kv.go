@@ -38,6 +38,9 @@ type kvEngine interface {
 	sync() error
 	// idBatch is how many IDs one allocation takes from the counter.
 	idBatch() uint64
+	// shared reports whether other processes may commit to the same
+	// catalog meanwhile (see Store.Shared).
+	shared() bool
 	// dropAll deletes every key of the catalog.
 	dropAll(ctx context.Context) error
 	close() error

@@ -82,6 +82,8 @@ func openBadger(dir string, opts Options) (*badgerEngine, error) {
 func (e *badgerEngine) String() string  { return "badger://" + e.dir }
 func (e *badgerEngine) idBatch() uint64 { return 64 }
 
+func (e *badgerEngine) shared() bool { return false }
+
 func (e *badgerEngine) runValueLogGC(interval time.Duration, logger *slog.Logger) {
 	defer e.gcDone.Done()
 	t := time.NewTicker(interval)

@@ -196,8 +196,10 @@ func (e *etcdEngine) String() string {
 	return "etcd://" + strings.Join(e.endpoints, ",") + "/" + strings.TrimSuffix(e.prefix, "/")
 }
 func (e *etcdEngine) idBatch() uint64 { return 1024 }
-func (e *etcdEngine) sync() error     { return nil }
-func (e *etcdEngine) close() error    { return e.cli.Close() }
+
+func (e *etcdEngine) shared() bool { return true }
+func (e *etcdEngine) sync() error  { return nil }
+func (e *etcdEngine) close() error { return e.cli.Close() }
 
 func (e *etcdEngine) dropAll(ctx context.Context) error {
 	_, err := e.cli.Delete(ctx, e.prefix, clientv3.WithRange(e.rangeEnd(nil)))

@@ -48,6 +48,7 @@ var engineSuite = []struct {
 	{"IndexesFollowRecords", testIndexesFollowRecords},
 	{"DownloadSessionsByItem", testDownloadSessionsByItem},
 	{"LongTransactionGetsItsTurn", testLongTransactionGetsItsTurn},
+	{"FreedContentAndNodes", testFreedContentAndNodes},
 }
 
 func TestEngines(t *testing.T) {

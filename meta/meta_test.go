@@ -417,3 +417,101 @@ func TestSyncCoversSwitchedOutMemtable(t *testing.T) {
 		return
 	}
 }
+
+// testFreedContentAndNodes: the records several nodes share. On a shared
+// engine, the first reference on a freed blob drops its entry, and is
+// refused while the entry is marked deleting; Badger, which no other
+// process opens, keeps no such index.
+func testFreedContentAndNodes(t *testing.T, c *testCatalog) {
+	s := c.open(t)
+	defer s.Close()
+	ctx := context.Background()
+	if s.Shared() != c.shared() {
+		t.Fatalf("Shared() = %v on %s", s.Shared(), c.engine)
+	}
+	freed := ContentKey{BackingID: 2, SHA256: bytes.Repeat([]byte{7}, 32)}
+	deleting := ContentKey{BackingID: 2, SHA256: bytes.Repeat([]byte{8}, 32)}
+	err := s.Update(ctx, func(tx *Tx) error {
+		for _, n := range []Node{{ID: 9, Host: "h1", Heartbeat: 5}, {ID: 4, Host: "h2", Heartbeat: 6}} {
+			if err := tx.PutNode(&n); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutLeader(&Leader{Node: 4, Until: 100}); err != nil {
+			return err
+		}
+		if err := tx.FreeContent(freed, 10); err != nil {
+			return err
+		}
+		if err := tx.FreeContent(freed, 20); err != nil { // the earlier instant stands
+			return err
+		}
+		return tx.PutFreedContent(deleting, &FreedContent{Since: 10, Deleting: true})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(ctx, func(tx *Tx) error {
+		nodes, err := tx.Nodes()
+		if err != nil || len(nodes) != 2 || nodes[0].ID != 4 || nodes[1].Host != "h1" {
+			t.Fatalf("nodes: %+v %v, want 4 then 9", nodes, err)
+		}
+		if l, err := tx.Leader(); err != nil || l.Node != 4 || l.Until != 100 {
+			t.Fatalf("leader: %+v %v", l, err)
+		}
+		all, err := tx.FreedContents(0)
+		if err != nil || len(all) != 2 || all[0].Since != 10 || all[0].Deleting || !all[1].Deleting {
+			t.Fatalf("freed contents: %+v %v", all, err)
+		}
+		if one, err := tx.FreedContents(1); err != nil || len(one) != 1 {
+			t.Fatalf("freed contents, limit 1: %+v %v", one, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.AddContentRef(freed, 1, 3)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.AddContentRef(deleting, 1, 3)
+		return err
+	})
+	if c.shared() && !errors.Is(err, ErrContentDeleting) {
+		t.Fatalf("first reference on a blob being deleted: %v, want ErrContentDeleting", err)
+	}
+	if !c.shared() && err != nil {
+		t.Fatalf("first reference on Badger: %v", err)
+	}
+	err = s.View(ctx, func(tx *Tx) error {
+		_, err := tx.FreedContentOf(freed)
+		if c.shared() && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("freed entry of a blob referenced again: %v, want it dropped", err)
+		}
+		if _, err := tx.ContentRef(deleting); c.shared() && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("refused reference was stored: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error { return tx.DeleteNode(9) })
+	if err == nil {
+		err = s.View(ctx, func(tx *Tx) error {
+			if _, err := tx.Node(9); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("deleted node: %v, want ErrNotFound", err)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}

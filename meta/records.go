@@ -97,6 +97,10 @@ type SessionHeader struct {
 	// Owner tags the sessions a mount opened for itself ("" for API
 	// clients), so that the next start knows whose client is gone.
 	Owner string `json:"owner,omitempty"`
+	// Node is the daemon that holds the session's live state (open
+	// uploads, activity not yet stored); 0 in records of earlier
+	// releases, which had one daemon per catalog.
+	Node uint64 `json:"node,omitempty"`
 }
 
 // Header gives code shared by both kinds of session their common fields.

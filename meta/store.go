@@ -942,6 +942,11 @@ func (tx *Tx) AddContentRef(k ContentKey, delta, size int64) (int64, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return 0, err
 	}
+	if err != nil && delta > 0 && tx.s.Shared() {
+		if err := tx.revive(k); err != nil {
+			return 0, err
+		}
+	}
 	ref.Refs += delta
 	if size > 0 {
 		ref.Size = size
