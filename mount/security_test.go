@@ -547,7 +547,7 @@ func TestNamesStayInStorage(t *testing.T) {
 		t.Fatalf("files: %d, %v; want %d", len(files), err, len(good))
 	}
 
-	allowed := regexp.MustCompile(`^(meta/[^/]+|storage/content/[0-9a-f]{2}/[0-9a-f]{64}|storage/staging/[0-9a-f-]{36}(/[0-9]+)?|` + regexp.QuoteMeta(control.SocketName) + `)$`)
+	allowed := regexp.MustCompile(`^(meta/[^/]+|storage/content/[0-9a-f]{2}/[0-9a-f]{64}|storage/staging/[0-9a-f-]{36}(/[0-9]+)?|node\.id|node\.lock|` + regexp.QuoteMeta(control.SocketName) + `)$`)
 	err = filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

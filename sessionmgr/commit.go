@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 
 	"clfs/meta"
 )
@@ -147,20 +148,26 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	unlock := m.lockContent(shas)
 	defer func() { unlock() }()
 	var placed []meta.ContentKey // blobs this call created, for roll-back
-	for _, c := range p.apply {
-		if c.Removed || c.Inline || (p.sealed[c.Name] != nil && p.sealed[c.Name].inMemory) {
-			continue // inline bytes move inside the catalog transaction
+	place := func() error {
+		for _, c := range p.apply {
+			if c.Removed || c.Inline || (p.sealed[c.Name] != nil && p.sealed[c.Name].inMemory) {
+				continue // inline bytes move inside the catalog transaction
+			}
+			created, err := placeContent(p.root, c.Staging, c.SHA256)
+			if created {
+				placed = append(placed, meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256})
+			}
+			if err != nil {
+				return fmt.Errorf("file %q: %w", c.Name, err)
+			}
 		}
-		created, err := placeContent(p.root, c.Staging, c.SHA256)
-		if created {
-			placed = append(placed, meta.ContentKey{BackingID: p.backingID, SHA256: c.SHA256})
-		}
-		if err != nil {
-			m.rollbackPlaced(ctx, p.root, placed)
-			unlock()
-			unlock = func() {}
-			return "", m.failCommit(ctx, p, succ, fmt.Errorf("file %q: %w", c.Name, err))
-		}
+		return nil
+	}
+	if err := place(); err != nil {
+		m.rollbackPlaced(ctx, p.root, placed)
+		unlock()
+		unlock = func() {}
+		return "", m.failCommit(ctx, p, succ, err)
 	}
 	moved, err := succ.moveStaging(m, p)
 	if err != nil {
@@ -172,21 +179,35 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	if m.commitTxHook != nil {
 		m.commitTxHook(false)
 	}
-	err = m.store.Update(ctx, func(tx *meta.Tx) error {
-		var err error
-		drop, err = m.applyTx(tx, p, fileIDs, over)
+	for attempt := 0; ; attempt++ {
+		err = m.store.Update(ctx, func(tx *meta.Tx) error {
+			var err error
+			drop, err = m.applyTx(tx, p, fileIDs, over)
+			if err != nil {
+				return err
+			}
+			cur, err := tx.UpdateSession(p.s.ID)
+			if err != nil {
+				return err
+			}
+			if err := m.endUpdateTx(tx, cur, p.op, ""); err != nil {
+				return err
+			}
+			return succ.createTx(tx, m, p, moved)
+		})
+		if !errors.Is(err, meta.ErrContentDeleting) || attempt >= placeAgainAttempts {
+			break
+		}
+		// The leader of a shared catalog is deleting a blob file
+		// this commit found in place (node.go): once it is gone,
+		// place the bytes again.
+		if err = sleepCtx(ctx, placeAgainWait); err == nil {
+			err = place()
+		}
 		if err != nil {
-			return err
+			break
 		}
-		cur, err := tx.UpdateSession(p.s.ID)
-		if err != nil {
-			return err
-		}
-		if err := m.endUpdateTx(tx, cur, p.op, ""); err != nil {
-			return err
-		}
-		return succ.createTx(tx, m, p, moved)
-	})
+	}
 	if err != nil {
 		succ.undoStaging(moved)
 		m.rollbackPlaced(ctx, p.root, placed)
@@ -429,12 +450,35 @@ func dropRef(tx *meta.Tx, f *meta.File) ([]meta.ContentKey, error) {
 	return []meta.ContentKey{k}, nil
 }
 
+// A commit waits up to placeAgainAttempts × placeAgainWait for the
+// leader to finish deleting a blob file it needs (a transaction, an
+// unlink and a transaction: milliseconds).
+const (
+	placeAgainAttempts = 200
+	placeAgainWait     = 25 * time.Millisecond
+)
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // rollbackPlaced removes blobs a failed commit created; the caller holds
 // their content locks and no reference to them was committed. It runs
 // whether or not the caller is still there: a look-up stopped by ctx
 // would read as "not referenced".
 func (m *Manager) rollbackPlaced(ctx context.Context, root string, placed []meta.ContentKey) {
 	ctx = context.WithoutCancel(ctx)
+	if m.shared {
+		m.freeContent(ctx, placed) // see dropUnreferenced
+		return
+	}
 	for _, k := range placed {
 		var referenced bool
 		_ = m.store.View(ctx, func(tx *meta.Tx) error {

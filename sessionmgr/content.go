@@ -169,6 +169,12 @@ func syncDir(dir string) error {
 // (WithoutCancel): stopping would leak them until the next Open.
 func (m *Manager) dropUnreferenced(ctx context.Context, keys []meta.ContentKey) {
 	ctx = context.WithoutCancel(ctx)
+	if m.shared {
+		// Another node's commit may be about to reference them;
+		// the leader deletes them, safely, after the grace period.
+		m.freeContent(ctx, keys)
+		return
+	}
 	for _, k := range keys {
 		unlock := m.lockContent([][]byte{k.SHA256})
 		var root string

@@ -98,7 +98,7 @@ func TestCompleteCancelledBeforeItsTransaction(t *testing.T) {
 	if got := e.updateState(s); got != StateActive {
 		t.Errorf("session %s, want ACTIVE", got)
 	}
-	if exists(e.blobPath("new content")) {
+	if !e.collected(e.blobPath("new content")) {
 		t.Error("the blob the stopped commit placed is still there")
 	}
 	if !exists(e.blobPath("old")) {
@@ -146,7 +146,7 @@ func TestCompleteCancelledAfterItsTransaction(t *testing.T) {
 	if got := e.fileContent(item, "a.txt"); got != "new content" {
 		t.Errorf("a.txt = %q, want new content", got)
 	}
-	if exists(e.blobPath("old")) {
+	if !e.collected(e.blobPath("old")) {
 		t.Error("the replaced blob was not removed")
 	}
 	if _, err := os.Stat(staging); !os.IsNotExist(err) {

@@ -178,7 +178,12 @@ func (d *Draft) beginChange(ctx context.Context, fromCommitted bool) error {
 	mi := d.item
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
-	sf, committed, err := d.m.beginUpload(ctx, mi, d.name, !d.committed, fromCommitted && d.committed)
+	var sf *StagedFile
+	var committed *meta.File
+	err := d.m.waitForPeerMount(ctx, func() (err error) {
+		sf, committed, err = d.m.beginUpload(ctx, mi, d.name, !d.committed, fromCommitted && d.committed)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -642,47 +647,49 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
 	var drop []meta.ContentKey
-	err := m.updateNamespace(ctx, func(tx *meta.Tx) error {
-		drop = nil
-		it, err := m.itemRec(tx, itemID)
-		if err != nil {
-			return err
-		}
-		if _, err := m.mountSessionTx(tx, it); err != nil {
-			return err
-		}
-		f, err := tx.File(it.ID, oldName)
-		if errors.Is(err, meta.ErrNotFound) {
-			return errorf(KindNotFound, "file %s/%s not found", itemLabel(tx, it), oldName)
-		}
-		if err != nil {
-			return err
-		}
-		now := m.now()
-		if old, err := tx.File(it.ID, newName); err == nil {
-			if noReplace {
-				return errorf(KindAlreadyExists, "file %s/%s already exists", itemLabel(tx, it), newName)
-			}
-			if drop, err = dropRef(tx, old); err != nil {
+	err := m.waitForPeerMount(ctx, func() error {
+		return m.updateNamespace(ctx, func(tx *meta.Tx) error {
+			drop = nil
+			it, err := m.itemRec(tx, itemID)
+			if err != nil {
 				return err
 			}
-			it.AddSize(-old.Size)
-			f.Version = old.Version + 1
-		} else if !errors.Is(err, meta.ErrNotFound) {
-			return err
-		}
-		if err := tx.DeleteFile(it.ID, oldName); err != nil {
-			return err
-		}
-		f.Name = newName
-		f.Attr.Ctime = now
-		if err := tx.PutFile(f); err != nil {
-			return err
-		}
-		it.ContentVersion++
-		it.LastModifiedTime = now
-		it.Attr.Mtime, it.Attr.Ctime = now, now
-		return tx.PutItem(it)
+			if _, err := m.mountSessionTx(tx, it); err != nil {
+				return err
+			}
+			f, err := tx.File(it.ID, oldName)
+			if errors.Is(err, meta.ErrNotFound) {
+				return errorf(KindNotFound, "file %s/%s not found", itemLabel(tx, it), oldName)
+			}
+			if err != nil {
+				return err
+			}
+			now := m.now()
+			if old, err := tx.File(it.ID, newName); err == nil {
+				if noReplace {
+					return errorf(KindAlreadyExists, "file %s/%s already exists", itemLabel(tx, it), newName)
+				}
+				if drop, err = dropRef(tx, old); err != nil {
+					return err
+				}
+				it.AddSize(-old.Size)
+				f.Version = old.Version + 1
+			} else if !errors.Is(err, meta.ErrNotFound) {
+				return err
+			}
+			if err := tx.DeleteFile(it.ID, oldName); err != nil {
+				return err
+			}
+			f.Name = newName
+			f.Attr.Ctime = now
+			if err := tx.PutFile(f); err != nil {
+				return err
+			}
+			it.ContentVersion++
+			it.LastModifiedTime = now
+			it.Attr.Mtime, it.Attr.Ctime = now, now
+			return tx.PutItem(it)
+		})
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package sessionmgr
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -68,7 +69,27 @@ type Options struct {
 	// hashed at commit, and fsck is where they are checked again; the
 	// size of a blob is checked at every open either way.
 	VerifyReads bool
+	// NodeLease is how long this node may go without a heartbeat before
+	// the leader fails its sessions (node.go); zero means
+	// DefaultNodeLease. It heartbeats every lease/3.
+	NodeLease time.Duration
+	// ContentGrace is how long a freed blob file stays on a shared
+	// catalog before the leader deletes it; zero means
+	// DefaultContentGrace.
+	ContentGrace time.Duration
+	// NodeAddr is what `clfs status` shows as this node's address: its
+	// mountpoint or listen address.
+	NodeAddr string
+	// PeerWriteWait is how long a change through the mount waits for
+	// another node's mount to end its update session on the same item
+	// before it fails with ResourceBusy (EBUSY); zero means
+	// DefaultPeerWriteWait, negative fails at once.
+	PeerWriteWait time.Duration
 }
+
+// DefaultPeerWriteWait covers a peer's copy of a few files into the item:
+// its mount's session ends when its last file there is closed.
+const DefaultPeerWriteWait = 10 * time.Second
 
 // DefaultInlineLimit: a tar of small files commits each with one catalog
 // fsync; from this size on a blob file's fsyncs are amortised.
@@ -117,6 +138,14 @@ type Manager struct {
 	// owner tags the update sessions this process opens for the mount;
 	// a new tag per Open, so sessions of a process that died are known.
 	owner string
+	// The node this Manager is in its catalog (node.go).
+	nodeID   uint64
+	node     meta.Node // as registered
+	shared   bool      // other nodes may share the catalog
+	lease    time.Duration
+	grace    time.Duration
+	peerWait time.Duration // Options.PeerWriteWait; 0: fail at once
+	homeLock *os.File
 
 	mu    sync.Mutex
 	live  map[uint64]*liveSession // GUARDED_BY(mu); keyed by session ID
@@ -138,7 +167,7 @@ type Manager struct {
 	pullStop     context.CancelFunc
 	pullsWG      sync.WaitGroup
 	pullsRunning atomic.Int32 // for tests: goroutines in runPull
-	closing      bool         // GUARDED_BY(mu); no new pulls
+	closing      bool         // GUARDED_BY(mu); no new pulls, and Close ran
 	// pendingMu serializes finishing pending completes (see
 	// finishPendingComplete).
 	pendingMu sync.Mutex
@@ -272,23 +301,49 @@ func Open(opts Options) (*Manager, error) {
 	if m.timeout <= 0 {
 		m.timeout = DefaultSessionTimeout
 	}
+	m.lease, m.grace = cmp.Or(opts.NodeLease, DefaultNodeLease), cmp.Or(opts.ContentGrace, DefaultContentGrace)
+	m.peerWait = max(cmp.Or(opts.PeerWriteWait, DefaultPeerWriteWait), 0)
+	if m.lease < MinNodeLease {
+		return nil, fmt.Errorf("node lease %s: must be at least %s (the node heartbeats every third of it)", m.lease, MinNodeLease)
+	}
+	if m.grace < 0 {
+		return nil, fmt.Errorf("content grace %s: must not be negative", m.grace)
+	}
+	if m.homeLock, err = lockHome(home); err != nil {
+		return nil, err
+	}
 	// Open takes no context: opening and recovery (below) have no caller
 	// to stop them.
 	st, err := meta.Open(context.Background(), meta.Options{URL: metaURL, Logger: m.log})
 	if err != nil {
+		m.homeLock.Close()
+		return nil, err
+	}
+	m.shared = st.Shared()
+	if m.nodeID, err = nodeID(context.Background(), home, st); err != nil {
+		st.Close()
+		m.homeLock.Close()
 		return nil, err
 	}
 	if opts.Meta != "" && !opts.ReadOnly {
 		if err := rememberCatalogURL(home, metaURL); err != nil {
 			st.Close()
+			m.homeLock.Close()
 			return nil, err
 		}
 	}
 	m.durable = newDurability(st)
 	m.store = catalog{st, m.durable}
+	if err := m.register(context.Background(), opts.NodeAddr); err != nil {
+		m.pullStop()
+		m.store.Close()
+		m.homeLock.Close()
+		return nil, fmt.Errorf("register node %d of %s: %w", m.nodeID, home, err)
+	}
 	if err := m.recover(context.Background()); err != nil {
 		m.pullStop()
 		m.store.Close()
+		m.homeLock.Close()
 		return nil, fmt.Errorf("recover %s: %w", home, err)
 	}
 	go m.runSyncer()
@@ -297,8 +352,9 @@ func Open(opts Options) (*Manager, error) {
 		interval = min(max(m.timeout/10, time.Second), 30*time.Second)
 	}
 	if interval > 0 {
-		m.reaper.Add(1)
+		m.reaper.Add(2)
 		go m.runReaper(interval)
+		go m.runNode(m.lease / 3)
 	}
 	m.reaper.Add(1)
 	go m.runReadSessionSweeper()
@@ -308,10 +364,15 @@ func Open(opts Options) (*Manager, error) {
 // Close stops the reaper and the running pulls and closes the catalog.
 // Open staged files are closed; their sessions stay ACTIVE and expire
 // after a restart (interrupted pulls are then ERROR).
+// A second Close does nothing and returns nil.
 func (m *Manager) Close() error {
 	m.mu.Lock()
+	again := m.closing
 	m.closing = true
 	m.mu.Unlock()
+	if again {
+		return nil
+	}
 	m.pullStop()
 	m.pullsWG.Wait()
 	close(m.stop)
@@ -326,10 +387,13 @@ func (m *Manager) Close() error {
 	}
 	m.live = map[uint64]*liveSession{}
 	m.mu.Unlock()
+	m.unregister(context.Background())
 	// Last: what the steps above changed is synced with the rest.
 	close(m.durable.stop)
 	<-m.durable.done
-	return m.store.Close()
+	err := m.store.Close()
+	m.homeLock.Close()
+	return err
 }
 
 // Home returns the absolute home directory.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"clfs/meta"
 )
@@ -82,9 +84,37 @@ func (m *Manager) mountSessionTx(tx *meta.Tx, it *meta.Item) (*meta.UpdateSessio
 		return nil, err
 	}
 	if s.Owner != m.owner {
+		if strings.HasPrefix(s.Owner, ownerMountPrefix) && s.Node != m.nodeID {
+			return nil, wrapf(KindResourceBusy, errPeerMountWriting, "item %s is being written through node %d's mount (update session %s)", itemLabel(tx, it), s.Node, s.UUID)
+		}
 		return nil, errorf(KindResourceBusy, "item %s has an active update session %s of another client", itemLabel(tx, it), s.UUID)
 	}
 	return s, nil
+}
+
+// errPeerMountWriting is the cause of ResourceBusy when the session in
+// the way is another node's mount's: that one ends as soon as its files
+// of the item are closed, so waitForPeerMount waits for it. A session of
+// an API client may be held for hours: that fails at once.
+var errPeerMountWriting = errors.New("another node's mount is writing the item")
+
+// waitForPeerMount runs change until it is no longer refused because
+// another node's mount is writing the item, for at most the manager's
+// PeerWriteWait, polling with a growing pause.
+func (m *Manager) waitForPeerMount(ctx context.Context, change func() error) error {
+	deadline := time.Now().Add(m.peerWait)
+	pause := 5 * time.Millisecond
+	for {
+		err := change()
+		left := time.Until(deadline)
+		if !errors.Is(err, errPeerMountWriting) || left <= 0 {
+			return err
+		}
+		if err := sleepCtx(ctx, min(pause, left)); err != nil {
+			return err
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
 }
 
 // itemSession returns the mount's ACTIVE session on the item, creating it.

@@ -41,13 +41,22 @@ func (m *Manager) RemoveFile(ctx context.Context, itemID, name string) error {
 	}
 	mi.mu.Lock()
 	defer mi.mu.Unlock()
-	if done, err := m.removeAtOnce(ctx, mi, name); done || err != nil {
+	var done bool
+	err := m.waitForPeerMount(ctx, func() (err error) {
+		done, err = m.removeAtOnce(ctx, mi, name)
+		return err
+	})
+	if done || err != nil {
 		return err
 	}
 	if _, err := m.GetFile(ctx, itemID, name); err != nil {
 		return err
 	}
-	sid, err := m.itemSession(ctx, mi)
+	var sid string
+	err = m.waitForPeerMount(ctx, func() (err error) {
+		sid, err = m.itemSession(ctx, mi)
+		return err
+	})
 	if err != nil {
 		return err
 	}

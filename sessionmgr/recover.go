@@ -40,9 +40,26 @@ func (m *Manager) recover(ctx context.Context) error {
 	var downs []meta.DownloadSession
 	var refs []meta.ContentRefEntry
 	if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
-		if backings, err = tx.Backings(); err != nil {
-			return err
+		backings, err = tx.Backings()
+		return err
+	}); err != nil {
+		return err
+	}
+	// Staging is listed before the sessions are read: on a shared
+	// catalog another node may be creating sessions meanwhile, and a
+	// directory listed here belongs to a session created before it, so
+	// one the read below does not find ACTIVE is garbage.
+	staging := map[string][]string{}
+	if !m.readOnly {
+		for _, b := range backings {
+			names, err := listStaging(b.Root)
+			if err != nil {
+				return err
+			}
+			staging[b.Root] = names
 		}
+	}
+	if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
 		if ups, err = tx.UpdateSessions(); err != nil {
 			return err
 		}
@@ -53,9 +70,14 @@ func (m *Manager) recover(ctx context.Context) error {
 	}
 	keep := map[string]bool{} // staging paths READY files still need
 	active := map[string]bool{}
+	mine := map[string]bool{} // ACTIVE sessions whose staging this node sweeps
 	for i := range ups {
 		s := &ups[i]
 		if State(s.State) != StateActive || m.readOnly {
+			continue
+		}
+		if !m.ownsSession(&s.SessionHeader) {
+			active[s.UUID] = true // its node's business
 			continue
 		}
 		if strings.HasPrefix(s.Owner, ownerMountPrefix) {
@@ -88,7 +110,7 @@ func (m *Manager) recover(ctx context.Context) error {
 			m.log.Warn("recovery: pending complete failed", "session", s.UUID)
 			continue
 		}
-		active[s.UUID] = true
+		active[s.UUID], mine[s.UUID] = true, true
 		if err := m.store.Update(ctx, func(tx *meta.Tx) error {
 			files, err := tx.UpdateSessionFiles(s.ID)
 			if err != nil {
@@ -128,7 +150,7 @@ func (m *Manager) recover(ctx context.Context) error {
 	var unpinned []meta.ContentKey
 	for i := range downs {
 		s := &downs[i]
-		if State(s.State) != StateActive {
+		if State(s.State) != StateActive || !m.ownsSession(&s.SessionHeader) {
 			continue
 		}
 		var drop []meta.ContentKey
@@ -168,10 +190,10 @@ func (m *Manager) recover(ctx context.Context) error {
 		referenced[r.Key.String()] = true
 	}
 	for _, b := range backings {
-		if err := m.sweepStaging(b.Root, active, keep); err != nil {
+		if err := m.sweepStaging(b.Root, staging[b.Root], active, mine, keep); err != nil {
 			return err
 		}
-		if err := m.sweepContent(b, referenced); err != nil {
+		if err := m.sweepContent(ctx, b, referenced); err != nil {
 			return err
 		}
 	}
@@ -180,22 +202,34 @@ func (m *Manager) recover(ctx context.Context) error {
 
 const pendingCompleteLostMessage = "clfs stopped while this session's complete was waiting for server-side pulls; the item is unchanged"
 
-func (m *Manager) sweepStaging(root string, active, keep map[string]bool) error {
-	dir := filepath.Join(root, "staging")
-	sessions, err := os.ReadDir(dir)
+// listStaging names the session directories under a backing's staging.
+func listStaging(root string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(root, "staging"))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
-	if err != nil {
-		return err
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
 	}
-	for _, sd := range sessions {
-		p := filepath.Join(dir, sd.Name())
-		if !active[sd.Name()] {
+	return names, err
+}
+
+// sweepStaging removes the staging directories no ACTIVE session owns, and
+// in this node's own sessions the files no READY file needs. Another
+// node's ACTIVE session is left alone: its writes are in progress.
+func (m *Manager) sweepStaging(root string, sessions []string, active, mine, keep map[string]bool) error {
+	dir := filepath.Join(root, "staging")
+	for _, name := range sessions {
+		p := filepath.Join(dir, name)
+		if !active[name] {
 			m.log.Info("recovery: removing orphaned staging", "dir", p)
 			if err := os.RemoveAll(p); err != nil {
 				return err
 			}
+			continue
+		}
+		if !mine[name] {
 			continue
 		}
 		files, err := os.ReadDir(p)
@@ -212,14 +246,24 @@ func (m *Manager) sweepStaging(root string, active, keep map[string]bool) error 
 	return nil
 }
 
-func (m *Manager) sweepContent(b meta.Backing, referenced map[string]bool) error {
+// sweepContent removes blob files without a reference: a commit that died
+// between placing a blob and committing, or a removal that died before
+// unlinking. On a shared catalog another node may be between the two
+// steps of a commit right now, so the blobs go to the leader's
+// freed-content index instead, where such a commit revives them.
+func (m *Manager) sweepContent(ctx context.Context, b meta.Backing, referenced map[string]bool) error {
 	blobs, err := listBlobs(b.Root)
 	if err != nil {
 		return err
 	}
+	var free []meta.ContentKey
 	for _, sha := range blobs {
 		k := meta.ContentKey{BackingID: b.ID, SHA256: sha}
 		if referenced[k.String()] {
+			continue
+		}
+		if m.shared {
+			free = append(free, k)
 			continue
 		}
 		p := contentPath(b.Root, sha)
@@ -228,6 +272,7 @@ func (m *Manager) sweepContent(b meta.Backing, referenced map[string]bool) error
 			return err
 		}
 	}
+	m.freeContent(ctx, free)
 	return nil
 }
 

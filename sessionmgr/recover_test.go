@@ -85,6 +85,7 @@ func TestRecoverAfterRestart(t *testing.T) {
 	if lost.Status != TransferError || lost.ErrorMessage == nil {
 		t.Errorf("received file whose staging vanished: %+v", lost)
 	}
+	e.collectFreed()
 	for _, gone := range []string{orphan, blob} {
 		if _, err := os.Stat(gone); !os.IsNotExist(err) {
 			t.Errorf("%s survived recovery: %v", gone, err)

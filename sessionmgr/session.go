@@ -70,7 +70,7 @@ func (m *Manager) newSessionHeader(id uint64, uuid string, it *meta.Item, owner 
 	return meta.SessionHeader{
 		ID: id, UUID: uuid, ItemID: it.ID, ItemContentVersion: it.ContentVersion,
 		State: string(StateActive), CreationTime: now, ExpirationTime: now + int64(m.timeout),
-		Owner: owner,
+		Owner: owner, Node: m.nodeID,
 	}
 }
 
@@ -179,6 +179,11 @@ func (k sessionKind[S]) expireTx(m *Manager, tx *meta.Tx, e meta.ExpiryEntry, no
 	if State(h.State).Terminal() {
 		drop, err = k.deleteTx(tx, s)
 		return true, ended, drop, err
+	}
+	if !m.ownsSession(h) {
+		// Its node knows activity the record does not show; if that
+		// node is gone, the leader fails the session (node.go).
+		return false, nil, nil, nil
 	}
 	if exp := m.expiresAt(h.ID, h.ExpirationTime); exp > now {
 		return false, nil, nil, m.postponeTx(tx, s, exp)

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"hash"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -667,6 +668,11 @@ func (r *transcriptRunner) dispatch(pos []string, opts map[string]string) (strin
 		}
 		return fmt.Sprintf("%d staged files", len(entries)), nil
 	case "blobs":
+		if m.shared { // as the leader would after the grace period
+			if err := m.deleteFreedContent(ctx, math.MaxInt64); err != nil {
+				return "", err
+			}
+		}
 		blobs, err := listBlobs(filepath.Join(m.Home(), "storage"))
 		if err != nil {
 			return "", err
