@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,6 +51,11 @@ type Options struct {
 	// API, when set, is an HTTPS listener of the vSphere API bound by
 	// api.Listen, served over the same session manager.
 	API *api.Listener
+	// NodeLease and ContentGrace are the session manager's: how long the
+	// node may go silent before its sessions fail, and how long freed
+	// content stays on a shared catalog.
+	NodeLease    time.Duration
+	ContentGrace time.Duration
 }
 
 // Mount is a running mount.
@@ -216,10 +223,25 @@ func openHome(opts Options) (*sessionmgr.Manager, *slog.Logger, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	mo := sessionmgr.Options{Home: opts.Home, Meta: opts.Meta, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock, ReapInterval: opts.ReapInterval, ReadOnly: opts.ReadOnly, VerifyReads: opts.VerifyReads}
+	mo := sessionmgr.Options{
+		Home: opts.Home, Meta: opts.Meta, SessionTimeout: opts.SessionTimeout, Logger: log, Clock: opts.Clock,
+		ReapInterval: opts.ReapInterval, ReadOnly: opts.ReadOnly, VerifyReads: opts.VerifyReads,
+		NodeLease: opts.NodeLease, ContentGrace: opts.ContentGrace,
+	}
+	// What `clfs status` shows as the node's address.
+	var addrs []string
+	if opts.Mountpoint != "" {
+		mp, err := filepath.Abs(opts.Mountpoint)
+		if err != nil {
+			mp = opts.Mountpoint
+		}
+		addrs = append(addrs, mp)
+	}
 	if opts.API != nil {
 		mo.Endpoints = opts.API.Endpoints()
+		addrs = append(addrs, opts.API.URL())
 	}
+	mo.NodeAddr = strings.Join(addrs, " ")
 	m, err := sessionmgr.Open(mo)
 	return m, log, err
 }

@@ -60,7 +60,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			},
 		},
 		Commands: []*cli.Command{
-			cmdLibrary(), cmdItem(), cmdFile(), cmdStorage(), cmdSession(), cmdFsck(), cmdCounters(), cmdMount(), cmdServe(),
+			cmdLibrary(), cmdItem(), cmdFile(), cmdStorage(), cmdSession(), cmdFsck(), cmdCounters(), cmdStatus(), cmdMount(), cmdServe(),
 		},
 		// A checksum or a description may contain commas.
 		DisableSliceFlagSeparator: true,

@@ -27,6 +27,7 @@ type mountOptions struct {
 	SessionTimeout time.Duration
 	CPUProfile     string
 	API            *api.ListenOptions // nil: no HTTPS API
+	Node           nodeOptions
 }
 
 func cmdMount() *cli.Command {
@@ -41,6 +42,7 @@ func cmdMount() *cli.Command {
 			&cli.BoolFlag{Name: "no-xattr", Usage: "no extended attributes at all (no user.clfs.*), sparing the kernel's probe before each write"},
 			&cli.BoolFlag{Name: "verify-reads", Usage: "read every file through the daemon, checked against its SHA-256 as it is read to the end (EIO if damaged), instead of FUSE passthrough"},
 			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of sessions"},
+			nodeLeaseFlag(), contentGraceFlag(),
 			// For profiling the daemon under a workload (clfsbench, pprof).
 			&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile of the daemon to `FILE` until unmounted"},
 		}, apiFlags()...),
@@ -48,7 +50,7 @@ func cmdMount() *cli.Command {
 			opts := mountOptions{
 				ReadOnly: c.Bool("read-only"), AllowOther: c.Bool("allow-other"),
 				Debug: c.Bool("debug"), NoXattr: c.Bool("no-xattr"), VerifyReads: c.Bool("verify-reads"), SessionTimeout: c.Duration("session-timeout"),
-				CPUProfile: c.String("cpuprofile"),
+				CPUProfile: c.String("cpuprofile"), Node: nodeFlags(c),
 			}
 			listen, ok, err := apiOptions(c)
 			if err != nil {
@@ -96,6 +98,7 @@ func runMount(ctx context.Context, g *globals, opts mountOptions, args []string)
 		Mountpoint: args[0], Home: g.home, Meta: g.meta,
 		ReadOnly: opts.ReadOnly, AllowOther: opts.AllowOther, Debug: opts.Debug, NoXattr: opts.NoXattr,
 		VerifyReads: opts.VerifyReads, SessionTimeout: opts.SessionTimeout, Logger: logger,
+		NodeLease: opts.Node.Lease, ContentGrace: opts.Node.Grace,
 	}
 	if opts.API != nil {
 		// Checked before binding, so that a bad mountpoint does not

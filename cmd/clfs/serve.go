@@ -94,22 +94,23 @@ func cmdServe() *cli.Command {
 		Flags: append(apiFlags(),
 			&cli.BoolFlag{Name: "read-only", Usage: "refuse every change"},
 			&cli.DurationFlag{Name: "session-timeout", Value: sessionmgr.DefaultSessionTimeout, Usage: "idle lifetime of update and download sessions"},
+			nodeLeaseFlag(), contentGraceFlag(),
 		),
 		Action: func(c *cli.Context) error {
 			listen, _, err := apiOptions(c)
 			if err != nil {
 				return err
 			}
-			readOnly, timeout := c.Bool("read-only"), c.Duration("session-timeout")
+			readOnly, timeout, node := c.Bool("read-only"), c.Duration("session-timeout"), nodeFlags(c)
 			return runCommand(c, func(ctx context.Context, g *globals, args []string) error {
-				return runServe(ctx, g, listen, readOnly, timeout, args)
+				return runServe(ctx, g, listen, readOnly, timeout, node, args)
 			})
 		},
 	}
 }
 
 // runServe serves until ctx ends (SIGINT, SIGTERM).
-func runServe(ctx context.Context, g *globals, listen api.ListenOptions, readOnly bool, timeout time.Duration, args []string) error {
+func runServe(ctx context.Context, g *globals, listen api.ListenOptions, readOnly bool, timeout time.Duration, node nodeOptions, args []string) error {
 	if err := wantArgs(args); err != nil {
 		return err
 	}
@@ -121,7 +122,10 @@ func runServe(ctx context.Context, g *globals, listen api.ListenOptions, readOnl
 	if err != nil {
 		return err
 	}
-	srv, err := mount.Serve(mount.Options{Home: g.home, Meta: g.meta, ReadOnly: readOnly, SessionTimeout: timeout, Logger: logger, API: l})
+	srv, err := mount.Serve(mount.Options{
+		Home: g.home, Meta: g.meta, ReadOnly: readOnly, SessionTimeout: timeout, Logger: logger, API: l,
+		NodeLease: node.Lease, ContentGrace: node.Grace,
+	})
 	if err != nil {
 		return err
 	}

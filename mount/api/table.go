@@ -20,6 +20,14 @@ var Info = define("clfs.info",
 		return ServerInfo{Home: m.Home(), PID: os.Getpid()}, nil
 	})
 
+// Nodes is a clfs extension: the daemons that have the catalog open, with
+// their heartbeats and ACTIVE sessions (`clfs status`).
+var Nodes = define("clfs.nodes",
+	Route{Method: "GET", Path: clfsPrefix + "/nodes"},
+	func(ctx context.Context, m *sessionmgr.Manager, _ *None) ([]sessionmgr.NodeInfo, error) {
+		return m.Nodes(ctx)
+	})
+
 // Operations is the table: every operation the API serves but the data
 // plane (data.go) and fsck (fsck.go), whose answers stream.
 var Operations = []Operation{
@@ -41,5 +49,5 @@ var Operations = []Operation{
 	KeepAliveDownloadSession,
 	ListDownloadSessionFiles, GetDownloadSessionFile, PrepareDownloadSessionFile,
 
-	Info,
+	Info, Nodes,
 }
