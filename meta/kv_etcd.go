@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -48,6 +49,8 @@ type etcdEngine struct {
 	// timeout bounds one attempt of a transaction, so that a cluster
 	// that lost its quorum is an error, not a hang.
 	timeout time.Duration
+
+	own ownRevisions // this process's commits, which watch leaves out
 }
 
 const (
@@ -94,6 +97,7 @@ func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 		return nil, fmt.Errorf("catalog %s: %v", Redact(u.String()), err)
 	}
 	e.cli = cli
+	e.own.init()
 	return e, nil
 }
 
@@ -437,7 +441,13 @@ func (t *etcdTxn) commit(ctx context.Context) error {
 	case size > t.e.maxBytes-etcdRequestSlack:
 		return fmt.Errorf("%w: a commit of about %d bytes; etcd allows %d per request", ErrTooLarge, size, t.e.maxBytes)
 	}
+	seq := t.e.own.begin()
 	resp, err := t.e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	rev := int64(0)
+	if err == nil && resp.Succeeded {
+		rev = resp.Header.Revision
+	}
+	t.e.own.end(seq, rev)
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
 			return fmt.Errorf("%w: %v", ErrTooLarge, err)
@@ -448,4 +458,150 @@ func (t *etcdTxn) commit(ctx context.Context) error {
 		return errEtcdConflict
 	}
 	return nil
+}
+
+// ownRevisions remembers the revisions of this process's recent commits,
+// so that watch can leave them out. The event of a commit can reach the
+// watch before the commit's own answer reaches its caller, so the watch
+// first waits for the commits that were under way when the event came
+// (settle).
+type ownRevisions struct {
+	mu       sync.Mutex
+	answered *sync.Cond          // broadcast when a commit ends
+	started  uint64              // GUARDED_BY(mu); commits begun
+	underway map[uint64]struct{} // GUARDED_BY(mu); begun, not answered
+	set      map[int64]struct{}  // GUARDED_BY(mu)
+	ring     []int64             // GUARDED_BY(mu); oldest first, at most ownRevisionsKept
+}
+
+const ownRevisionsKept = 8192
+
+func (o *ownRevisions) init() {
+	o.answered = sync.NewCond(&o.mu)
+	o.underway = map[uint64]struct{}{}
+	o.set = map[int64]struct{}{}
+}
+
+// begin is called before a commit is sent; end with its number and
+// revision (0: not applied) when its answer came, or it failed.
+func (o *ownRevisions) begin() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.started++
+	o.underway[o.started] = struct{}{}
+	return o.started
+}
+
+func (o *ownRevisions) end(seq uint64, rev int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.underway, seq)
+	if rev != 0 {
+		if len(o.ring) == ownRevisionsKept {
+			delete(o.set, o.ring[0])
+			o.ring = o.ring[1:]
+		}
+		o.ring = append(o.ring, rev)
+		o.set[rev] = struct{}{}
+	}
+	o.answered.Broadcast()
+}
+
+// settle waits until every commit begun so far has its answer. Commits
+// end by their deadline (the engine's request timeout), so this does
+// too.
+func (o *ownRevisions) settle() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	upTo := o.started
+	for {
+		waiting := false
+		for seq := range o.underway {
+			if seq <= upTo {
+				waiting = true
+				break
+			}
+		}
+		if !waiting {
+			return
+		}
+		o.answered.Wait()
+	}
+}
+
+func (o *ownRevisions) has(rev int64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.set[rev]
+	return ok
+}
+
+// watch follows the keys of kinds [fromKind, toKind) from the current
+// revision on. A broken watch (a member gone, the cluster without quorum
+// for a while) is taken up again from the last revision seen, so no
+// event is lost unless the cluster compacted it meanwhile: then resync.
+func (e *etcdEngine) watch(ctx context.Context, fromKind, toKind byte, fn func(events []kvEvent, resync bool)) error {
+	from, to := e.key([]byte{fromKind}), e.key([]byte{toKind})
+	rev := int64(0) // last revision seen; 0: not known yet
+	pause := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if rev == 0 {
+			resp, err := e.cli.Get(ctx, from, clientv3.WithCountOnly())
+			if err != nil {
+				sleepCtx(ctx, pause)
+				pause = min(2*pause, 5*time.Second)
+				continue
+			}
+			rev = resp.Header.Revision
+		}
+		// WithRequireLeader: a member cut off from the others ends the
+		// watch instead of keeping it silently stale.
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		ch := e.cli.Watch(wctx, from, clientv3.WithRange(to), clientv3.WithRev(rev+1), clientv3.WithPrevKV())
+		for resp := range ch {
+			if resp.CompactRevision != 0 {
+				fn(nil, true)
+				rev = 0
+				break
+			}
+			if resp.Err() != nil || resp.Canceled {
+				break
+			}
+			pause = 100 * time.Millisecond
+			e.own.settle()
+			var events []kvEvent
+			for _, ev := range resp.Events {
+				if ev.Kv.ModRevision > rev {
+					rev = ev.Kv.ModRevision
+				}
+				if e.own.has(ev.Kv.ModRevision) {
+					continue
+				}
+				ke := kvEvent{key: []byte(ev.Kv.Key[len(e.prefix):]), deleted: ev.Type == clientv3.EventTypeDelete}
+				if !ke.deleted {
+					ke.value = ev.Kv.Value
+				}
+				if ev.PrevKv != nil {
+					ke.prev = ev.PrevKv.Value
+				}
+				events = append(events, ke)
+			}
+			if len(events) > 0 {
+				fn(events, false)
+			}
+		}
+		cancel()
+		sleepCtx(ctx, pause)
+		pause = min(2*pause, 5*time.Second)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

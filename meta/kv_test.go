@@ -49,6 +49,7 @@ var engineSuite = []struct {
 	{"DownloadSessionsByItem", testDownloadSessionsByItem},
 	{"LongTransactionGetsItsTurn", testLongTransactionGetsItsTurn},
 	{"FreedContentAndNodes", testFreedContentAndNodes},
+	{"WatchSeesOthersOnly", testWatchSeesOthersOnly},
 }
 
 func TestEngines(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 )
 
 func openStore(t *testing.T, dir string) *Store {
@@ -513,5 +514,96 @@ func testFreedContentAndNodes(t *testing.T, c *testCatalog) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testWatchSeesOthersOnly: a Store watching the catalog hears of what
+// other processes commit to libraries, items and files, with the records
+// before and after, and not of its own commits; on Badger, which no other
+// process writes, Watch returns at once.
+func testWatchSeesOthersOnly(t *testing.T, c *testCatalog) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watcher := c.open(t)
+	defer watcher.Close()
+	if !c.shared() {
+		if err := watcher.Watch(ctx, func([]CatalogEvent) { t.Error("an event on an engine nobody else writes") }); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	events := make(chan CatalogEvent, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- watcher.Watch(ctx, func(evs []CatalogEvent) {
+			for _, e := range evs {
+				events <- e
+			}
+		})
+	}()
+	next := func(what string) CatalogEvent {
+		t.Helper()
+		select {
+		case e := <-events:
+			return e
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no event for %s", what)
+		}
+		return CatalogEvent{}
+	}
+	update := func(s *Store, fn func(tx *Tx) error) {
+		t.Helper()
+		if err := s.Update(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The watch starts at the revision it reads first: give it a moment,
+	// then commit on the watcher itself, which it must not report.
+	time.Sleep(200 * time.Millisecond)
+	update(watcher, func(tx *Tx) error { return tx.PutLibrary(&Library{ID: 1, UUID: "own", Name: "Own"}) })
+	other := c.open(t)
+	defer other.Close()
+	update(other, func(tx *Tx) error { return tx.PutLibrary(&Library{ID: 2, UUID: "l2", Name: "Theirs"}) })
+	if e := next("a library created"); e.Resync || e.Library == nil || e.Library.Name != "Theirs" || e.PrevLibrary != nil {
+		t.Fatalf("first event: %+v, want library Theirs created (and not the watcher's own Own)", e)
+	}
+	update(other, func(tx *Tx) error {
+		if err := tx.PutItem(&Item{ID: 3, UUID: "i3", LibraryID: 2, Name: "item"}); err != nil {
+			return err
+		}
+		return tx.PutFile(&File{ID: 4, ItemID: 3, Name: "a.iso", Size: 1})
+	})
+	got := map[string]bool{}
+	for range 2 {
+		switch e := next("an item and a file"); {
+		case e.Item != nil && e.Item.Name == "item":
+			got["item"] = true
+		case e.File != nil && e.File.Name == "a.iso" && e.File.ItemID == 3:
+			got["file"] = true
+		default:
+			t.Fatalf("unexpected event %+v", e)
+		}
+	}
+	update(other, func(tx *Tx) error { return tx.DeleteFile(3, "a.iso") })
+	if e := next("a file deleted"); e.File != nil || e.PrevFile == nil || e.PrevFile.Name != "a.iso" || e.PrevFile.Size != 1 {
+		t.Fatalf("delete event: %+v, want the file as it was", e)
+	}
+	update(other, func(tx *Tx) error {
+		return tx.PutLibrary(&Library{ID: 2, UUID: "l2", Name: "Renamed"})
+	})
+	if e := next("a library renamed"); e.Library == nil || e.PrevLibrary == nil || e.PrevLibrary.Name != "Theirs" || e.Library.Name != "Renamed" {
+		t.Fatalf("rename event: %+v", e)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not return when its context ended")
+	}
+	if len(events) != 0 {
+		t.Fatalf("%d events more than committed: %+v", len(events), <-events)
 	}
 }
