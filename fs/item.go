@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"syscall"
 	"time"
@@ -195,6 +196,14 @@ func (n *itemNode) OpendirHandle(ctx context.Context, flags uint32) (fusefs.File
 func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	uid, gid := caller(ctx)
 	d, err := n.fsys.m.CreateFile(ctx, n.id, name, sessionmgr.Posix{Mode: mode & 0o7777, UID: uid, GID: gid, Mtime: time.Now()})
+	existing := false
+	if errors.Is(err, sessionmgr.ErrAlreadyExists) && flags&syscall.O_EXCL == 0 {
+		// The kernel took the name for absent, but another node (or
+		// the API) created it meanwhile: without O_EXCL, open(2) opens
+		// what is there.
+		existing = true
+		d, err = n.fsys.m.OpenDraft(ctx, n.id, name)
+	}
 	if err != nil {
 		return nil, nil, 0, n.fsys.toErrno("create", n.path(name), err)
 	}
@@ -214,6 +223,12 @@ func (n *itemNode) Create(ctx context.Context, name string, flags uint32, mode u
 	if h == nil {
 		d.Close(ctx)
 		return nil, nil, 0, syscall.ESTALE
+	}
+	if existing && flags&syscall.O_TRUNC != 0 {
+		if err := d.TruncateAtOpen(ctx, callerOf(ctx)); err != nil {
+			h.release(ctx)
+			return nil, nil, 0, n.fsys.toErrno("create", n.path(name), err)
+		}
 	}
 	return child, h, fuse.FOPEN_DIRECT_IO, 0
 }
