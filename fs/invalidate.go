@@ -98,6 +98,10 @@ func (fsys *FS) Close() {
 // otherwise last the hour-long timeout.
 func (fsys *FS) invalidate(c sessionmgr.Change) {
 	root := &fsys.root.Inode
+	if c.Everything {
+		fsys.invalidateAll()
+		return
+	}
 	lib := root.GetChild(c.Library)
 	names := c.Gone || c.Appeared
 	if c.Item == "" {
@@ -127,13 +131,35 @@ func (fsys *FS) invalidate(c sessionmgr.Change) {
 	if item == nil {
 		return
 	}
-	item.NotifyContent(0, 0)
+	// Names and files first, the listing last: whoever sees the new
+	// listing then finds the names as it says.
 	for _, name := range c.Files {
 		if names {
 			item.NotifyEntry(name)
 		}
 		if f := item.GetChild(name); f != nil {
 			f.NotifyContent(0, 0)
+		}
+	}
+	item.NotifyContent(0, 0)
+}
+
+// invalidateAll is for changes of other nodes that could not be followed
+// one by one: every attribute and listing the kernel holds is asked for
+// again, and every file's entry. Directories keep their entries (dropping
+// one unhashes the working directory of whoever is in it); a library or
+// item gone meanwhile fails with ENOENT at its next use.
+func (fsys *FS) invalidateAll() {
+	root := &fsys.root.Inode
+	root.NotifyContent(0, 0)
+	for _, lib := range root.Children() {
+		lib.NotifyContent(0, 0)
+		for _, item := range lib.Children() {
+			item.NotifyContent(0, 0)
+			for name, f := range item.Children() {
+				item.NotifyEntry(name)
+				f.NotifyContent(0, 0)
+			}
 		}
 	}
 }

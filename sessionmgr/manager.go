@@ -157,6 +157,10 @@ type Manager struct {
 	readIdle chan struct{}
 	// subscribers are told of changes (see Subscribe).
 	subscribers []func(Change) // GUARDED_BY(mu)
+	// watchStop ends the watch of other nodes' changes (watch.go), if
+	// Subscribe started one; watchDone closes when it has.
+	watchStop func()        // GUARDED_BY(mu)
+	watchDone chan struct{} // GUARDED_BY(mu)
 
 	stop   chan struct{}
 	reaper sync.WaitGroup
@@ -375,6 +379,12 @@ func (m *Manager) Close() error {
 	}
 	m.pullStop()
 	m.pullsWG.Wait()
+	m.mu.Lock()
+	stopWatch := m.watchStop
+	m.mu.Unlock()
+	if stopWatch != nil {
+		m.stopWatch()
+	}
 	close(m.stop)
 	m.reaper.Wait()
 	m.endIdleReadSessions(0)

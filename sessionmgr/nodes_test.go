@@ -507,3 +507,80 @@ func TestDownNodeIsForgotten(t *testing.T) {
 		t.Fatalf("a day after b went down: %+v, want a only", nodes)
 	}
 }
+
+// TestOtherNodesChangesAreTold: a subscriber on node b hears, by name, of
+// what node a commits — names that appear, go, or change in place, files
+// before their item — and not of b's own changes twice.
+func TestOtherNodesChangesAreTold(t *testing.T) {
+	c := newCluster(t)
+	a, _ := c.node("")
+	b, _ := c.node("")
+	changes := make(chan Change, 100)
+	b.Subscribe(func(ch Change) { changes <- ch })
+	next := func(what string) Change {
+		t.Helper()
+		select {
+		case ch := <-changes:
+			return ch
+		case <-time.After(10 * time.Second):
+			t.Fatalf("b was not told of %s", what)
+		}
+		return Change{}
+	}
+	time.Sleep(200 * time.Millisecond) // the watch starts at the revision it reads first
+	item := c.item(a)
+	got := []Change{next("a library"), next("an item"), next("the library's change")}
+	if got[0].Library != "lib" || got[0].Item != "" || !got[0].Appeared {
+		t.Fatalf("first: %+v, want library lib appeared", got[0])
+	}
+	c.write(a, item, "f", "data")
+	var file, itemChange *Change
+	for range 2 {
+		ch := next("a file committed")
+		switch {
+		case len(ch.Files) == 1 && ch.Files[0] == "f":
+			file = &ch
+			if itemChange != nil {
+				t.Fatalf("the item was told before its file")
+			}
+		case ch.Item == "item" && len(ch.Files) == 0:
+			itemChange = &ch
+		default:
+			t.Fatalf("unexpected change %+v", ch)
+		}
+	}
+	if !file.Appeared || file.Library != "lib" || file.Item != "item" {
+		t.Fatalf("the new file: %+v, want lib/item/f appeared", file)
+	}
+	c.must(a.RenameFile(c.ctx, item, "f", "g", false))
+	gone, appeared := false, false
+	for !gone || !appeared {
+		ch := next("a rename")
+		if len(ch.Files) == 1 {
+			gone = gone || (ch.Files[0] == "f" && ch.Gone)
+			appeared = appeared || (ch.Files[0] == "g" && ch.Appeared)
+		}
+	}
+	// b's own change is told once, by b itself (notifyItem), not again
+	// by the watch.
+	for len(changes) > 0 {
+		<-changes
+	}
+	own := 0
+	c.must(b.RenameFile(c.ctx, item, "g", "h", false))
+	deadline := time.After(time.Second)
+	for done := false; !done; {
+		select {
+		case ch := <-changes:
+			if len(ch.Files) > 0 && (ch.Gone || ch.Appeared) {
+				t.Fatalf("b's own rename came back from the watch: %+v", ch)
+			}
+			own++
+		case <-deadline:
+			done = true
+		}
+	}
+	if own != 1 {
+		t.Fatalf("b's own rename was told %d times, want once", own)
+	}
+}

@@ -23,6 +23,9 @@ type Change struct {
 	// API), so a cache that remembers names that do not exist must drop
 	// them. The mount's own mkdir need not say so.
 	Appeared bool
+	// Everything: anything may have changed (another node's changes
+	// could not all be followed): a cache must let go of what it can.
+	Everything bool
 }
 
 type byMountKey struct{}
@@ -42,9 +45,15 @@ func byMount(ctx context.Context) bool {
 // Subscribe registers fn to be told of every change. fn runs on the
 // changing caller's goroutine and must not block or call back into the
 // Manager: hand the change to a goroutine.
+//
+// On a shared catalog the first Subscribe starts a watch of it, so that
+// changes other nodes commit are told too (watch.go).
 func (m *Manager) Subscribe(fn func(Change)) {
 	m.mu.Lock()
 	m.subscribers = append(m.subscribers, fn)
+	if m.shared && m.watchStop == nil && !m.closing {
+		m.startWatch()
+	}
 	m.mu.Unlock()
 }
 
