@@ -35,10 +35,25 @@ type testMount struct {
 	once sync.Once
 }
 
-// newMount mounts a fresh home at a fresh mountpoint.
+// newMount mounts a fresh home at a fresh mountpoint. With CLFS_TEST_META
+// set to etcd://HOST:PORT[,...] its catalog is a fresh prefix on that
+// cluster (the home remembers it for remounts), else the home's Badger.
 func newMount(t *testing.T) *testMount {
 	t.Helper()
-	return mountHome(t, t.TempDir(), newMountpoint(t))
+	home := t.TempDir()
+	if base := os.Getenv("CLFS_TEST_META"); base != "" {
+		url := testCatalogURL(t, strings.TrimSuffix(base, "/"), "mount")
+		// Opened once, so that the home remembers the URL; every mount
+		// of it then opens the same catalog.
+		m, err := sessionmgr.Open(sessionmgr.Options{Home: home, Meta: url, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mountHome(t, home, newMountpoint(t))
 }
 
 func newMountpoint(t *testing.T) string {

@@ -40,10 +40,18 @@ func sharedMetaURL(t *testing.T) string {
 		t.Skip("CLFS_TEST_ETCD not set: multi-node mount tests NOT run (sh testdata/services.sh start; " +
 			"export $(sh testdata/services.sh env))")
 	}
+	return testCatalogURL(t, "etcd://"+endpoints, "mount-nodes")
+}
+
+// testCatalogURL is a fresh catalog under base (etcd://HOST:PORT[,...]),
+// dropped when the test ends: register it before the mounts that use it,
+// so that it is dropped after they are gone.
+func testCatalogURL(t *testing.T, base, what string) string {
+	t.Helper()
 	var b [6]byte
 	rand.Read(b[:])
-	url := "etcd://" + endpoints + "/clfs-test/mount-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { // registered before the mounts': runs after they are gone
+	url := base + "/clfs-test/" + what + "-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
 		s, err := meta.Open(context.Background(), meta.Options{URL: url})
 		if err == nil {
 			err = errors.Join(s.DropAll(context.Background()), s.Close())
