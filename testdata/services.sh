@@ -5,7 +5,9 @@
 #                                   3-member cluster, wait until healthy
 #   sh testdata/services.sh stop    stop it by PID (TERM, then KILL)
 #   sh testdata/services.sh status  exit 0 if the cluster runs and is healthy
-#   sh testdata/services.sh env     print the variables the tests read
+#   sh testdata/services.sh env     print the variables the tests read (the
+#                                   cluster's endpoints; the etcd binary, for
+#                                   tests that run a cluster of their own)
 #
 # etcd 3.7.3 is built from the Go module proxy through a wrapper module:
 # `go install go.etcd.io/etcd/server/v3@v3.7.3` is refused because the
@@ -112,7 +114,10 @@ case "${1:-}" in
 start) start ;;
 stop) stop ;;
 status) running ;;
-env) echo "CLFS_TEST_ETCD=$ENDPOINTS" ;;
+env)
+	echo "CLFS_TEST_ETCD=$ENDPOINTS"
+	echo "CLFS_TEST_ETCD_BIN=$BIN/etcd-$ETCD_VERSION"
+	;;
 *)
 	echo "usage: sh testdata/services.sh start|stop|status|env" >&2
 	exit 2

@@ -37,8 +37,12 @@ if [ -z "${CLFS_TEST_ETCD:-}" ]; then
 		sh testdata/services.sh start
 		trap 'sh testdata/services.sh stop' EXIT INT TERM
 	fi
-	CLFS_TEST_ETCD=$(sh testdata/services.sh env | sed 's/^CLFS_TEST_ETCD=//')
+	CLFS_TEST_ETCD=$(sh testdata/services.sh env | sed -n 's/^CLFS_TEST_ETCD=//p')
 fi
+if [ -z "${CLFS_TEST_ETCD_BIN:-}" ]; then
+	CLFS_TEST_ETCD_BIN=$(sh testdata/services.sh env | sed -n 's/^CLFS_TEST_ETCD_BIN=//p')
+fi
+export CLFS_TEST_ETCD_BIN
 if [ "$CLFS_TEST_ETCD" = none ]; then
 	unset CLFS_TEST_ETCD
 else
