@@ -1,10 +1,16 @@
 package meta
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 func TestEtcdURL(t *testing.T) {
@@ -98,4 +104,35 @@ func TestCatalogURLs(t *testing.T) {
 		}
 		s.Close()
 	}
+}
+
+// TestEtcdForeignPrefix: a prefix that holds keys clfs did not write is
+// refused at Open, with a line that says so, and nothing is written
+// there; an empty prefix becomes a catalog.
+func TestEtcdForeignPrefix(t *testing.T) {
+	endpoints := testEtcdEndpoints(t)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var b [6]byte
+	rand.Read(b[:])
+	prefix := "clfs-test/foreign-" + hex.EncodeToString(b[:])
+	defer cli.Delete(bg, prefix+"/", clientv3.WithPrefix())
+	if _, err := cli.Put(bg, prefix+"/registry/pods/web", "someone else's"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(bg, Options{URL: "etcd://" + endpoints + "/" + prefix})
+	if !errors.Is(err, ErrForeignData) || !strings.Contains(err.Error(), prefix) || !strings.Contains(err.Error(), "registry/pods/web") {
+		t.Fatalf("Open of a prefix with another application's keys: %v, want ErrForeignData naming the catalog and a key", err)
+	}
+	resp, err := cli.Get(bg, prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count != 1 {
+		t.Fatalf("keys under the refused prefix: %d, %v; want only the foreign one", resp.Count, err)
+	}
+	c := newEtcdCatalog(t, endpoints)
+	s := c.open(t) // empty: a new catalog
+	s.Close()
+	c.open(t).Close() // and again: it is marked as clfs's now
 }

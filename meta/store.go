@@ -73,6 +73,21 @@ var formatSteps = []struct {
 }
 
 func (s *Store) upgrade(ctx context.Context) error {
+	if s.Shared() {
+		if err := s.checkNotForeign(ctx); err != nil {
+			return err
+		}
+		// The mark checkNotForeign looks for first, whatever steps ran.
+		err := s.Update(ctx, func(tx *Tx) error {
+			if _, err := tx.getRaw(formatKey(catalogMark)); !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			return tx.set(formatKey(catalogMark), nil)
+		})
+		if err != nil {
+			return err
+		}
+	}
 	for _, step := range formatSteps {
 		err := s.View(ctx, func(tx *Tx) error {
 			_, err := tx.getRaw(formatKey(step.name))
@@ -92,6 +107,36 @@ func (s *Store) upgrade(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// catalogMark is the format key every catalog on a shared engine has.
+const catalogMark = "clfs-catalog"
+
+// ErrForeignData: the catalog's place (an etcd prefix) holds keys clfs did
+// not write.
+var ErrForeignData = errors.New("meta: not a clfs catalog")
+
+// checkNotForeign refuses a shared catalog whose prefix holds keys but no
+// format marker, which every clfs catalog on a shared engine has from its
+// first Open on: another application's keys, which clfs would read as
+// corrupt records and might overwrite.
+func (s *Store) checkNotForeign(ctx context.Context) error {
+	return s.View(ctx, func(tx *Tx) error {
+		marked, other := false, ""
+		if err := tx.scan([]byte{kindFormat}, true, func(k, _ []byte) error { marked = true; return errStop }); err != nil {
+			return err
+		}
+		if marked {
+			return nil
+		}
+		if err := tx.scan(nil, true, func(k, _ []byte) error { other = string(k); return errStop }); err != nil {
+			return err
+		}
+		if other != "" {
+			return fmt.Errorf("%w: the prefix holds keys clfs did not write (such as %q); another application's, or another system's, data: choose a prefix of its own", ErrForeignData, other)
+		}
+		return nil
+	})
 }
 
 // indexDownloadsByItem fills the index of download sessions by item, in

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // A cluster of the test's own: killing members of the shared one would
@@ -230,4 +233,43 @@ func TestEtcdMemberFailures(t *testing.T) {
 		t.Fatalf("fsck after the outage: %+v %v, want %d files", rep, err, len(written))
 	}
 	t.Logf("with no etcd member up, a write failed with EIO after %v", failedAfter.Round(time.Millisecond))
+}
+
+// TestEtcdWrongCredentials: on a cluster with authentication on, a mount
+// given a wrong password fails at start with one error naming the
+// catalog (and not the password); the right one mounts.
+func TestEtcdWrongCredentials(t *testing.T) {
+	c := startEtcdCluster(t)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(c.clients, ","), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, step := range []func() error{
+		func() error { _, err := cli.UserAdd(ctx, "root", "root-secret"); return err },
+		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := cli.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatalf("enable authentication: %v", err)
+		}
+	}
+	cli.Close()
+	base := "etcd://" + c.clients + "/clfs-auth?dial-timeout=2s"
+	for _, bad := range []string{base + "&user=root&password=wrong-secret", base} {
+		_, err := Start(Options{Mountpoint: newMountpoint(t), Home: t.TempDir(), Meta: bad, Logger: slog.New(slog.DiscardHandler)})
+		if err == nil || !strings.Contains(err.Error(), "etcd://"+c.clients+"/clfs-auth") || strings.Contains(err.Error(), "wrong-secret") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("mount with bad credentials (%s): %v; want one line naming the catalog, without the password", strings.ReplaceAll(bad, "wrong-secret", "***"), err)
+		}
+		t.Logf("bad credentials: %v", err)
+	}
+	mt, err := Start(Options{Mountpoint: newMountpoint(t), Home: t.TempDir(), Meta: base + "&user=root&password=root-secret", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("mount with the right credentials: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mt.Wait() }()
+	if err := errors.Join(mt.Unmount(), <-done); err != nil {
+		t.Fatal(err)
+	}
 }
