@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -147,7 +148,11 @@ func (m *Manager) register(ctx context.Context, addr string) error {
 // keeps the record, so that on a shared catalog the leader fails them
 // once the heartbeat lapses, unless this node comes back first.
 func (m *Manager) unregister(ctx context.Context) {
-	err := m.store.Update(ctx, func(tx *meta.Tx) error {
+	// A read of every session, then a small change: a read-write
+	// transaction that read them all would be too large for etcd, and
+	// this node opens no session while it closes.
+	holds := false
+	err := m.store.View(ctx, func(tx *meta.Tx) error {
 		ups, err := tx.UpdateSessions()
 		if err != nil {
 			return err
@@ -156,18 +161,16 @@ func (m *Manager) unregister(ctx context.Context) {
 		if err != nil {
 			return err
 		}
-		for i := range ups {
-			if ups[i].Node == m.nodeID && State(ups[i].State) == StateActive {
-				return nil
-			}
-		}
-		for i := range downs {
-			if downs[i].Node == m.nodeID && State(downs[i].State) == StateActive {
-				return nil
-			}
-		}
-		return tx.DeleteNode(m.nodeID)
+		holds = slices.ContainsFunc(ups, func(s meta.UpdateSession) bool {
+			return s.Node == m.nodeID && State(s.State) == StateActive
+		}) || slices.ContainsFunc(downs, func(s meta.DownloadSession) bool {
+			return s.Node == m.nodeID && State(s.State) == StateActive
+		})
+		return nil
 	})
+	if err == nil && !holds {
+		err = m.store.Update(ctx, func(tx *meta.Tx) error { return tx.DeleteNode(m.nodeID) })
+	}
 	if err != nil {
 		m.log.Warn("unregister node", "node", m.nodeID, "err", err)
 	}
@@ -378,7 +381,21 @@ func (m *Manager) freeContent(ctx context.Context, keys []meta.ContentKey) {
 		return
 	}
 	now := m.now()
-	err := m.store.Update(context.WithoutCancel(ctx), func(tx *meta.Tx) error {
+	var errs []error
+	for batch := range slices.Chunk(keys, freeBatch) {
+		errs = append(errs, m.freeContentBatch(ctx, batch, now))
+	}
+	if err := errors.Join(errs...); err != nil {
+		m.log.Warn("record freed content", "blobs", len(keys), "err", err)
+	}
+}
+
+// freeBatch bounds the blobs recorded per transaction: each reads two
+// keys, and etcd takes 128 per transaction.
+const freeBatch = 48
+
+func (m *Manager) freeContentBatch(ctx context.Context, keys []meta.ContentKey, now int64) error {
+	return m.store.Update(context.WithoutCancel(ctx), func(tx *meta.Tx) error {
 		for _, k := range keys {
 			if _, err := tx.ContentRef(k); !errors.Is(err, meta.ErrNotFound) {
 				if err != nil {
@@ -392,9 +409,6 @@ func (m *Manager) freeContent(ctx context.Context, keys []meta.ContentKey) {
 		}
 		return nil
 	})
-	if err != nil {
-		m.log.Warn("record freed content", "blobs", len(keys), "err", err)
-	}
 }
 
 // deleteFreedContent is the leader's deletion of blob files freed before

@@ -584,3 +584,42 @@ func TestOtherNodesChangesAreTold(t *testing.T) {
 		t.Fatalf("b's own rename was told %d times, want once", own)
 	}
 }
+
+// TestManyBlobsFreedAtOnce: an rm -rf frees blobs by the hundred; on
+// etcd they are recorded in transactions within its 128 keys, and a node
+// holding hundreds of sessions still leaves cleanly.
+func TestManyBlobsFreedAtOnce(t *testing.T) {
+	c := newCluster(t)
+	a, _ := c.node("")
+	var keys []meta.ContentKey
+	for i := range 300 {
+		sum := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+		keys = append(keys, meta.ContentKey{BackingID: 1, SHA256: sum[:]})
+	}
+	a.freeContent(c.ctx, keys)
+	var freed []meta.FreedContentEntry
+	c.must(a.store.View(c.ctx, func(tx *meta.Tx) (err error) { freed, err = tx.FreedContents(0); return err }))
+	if len(freed) != len(keys) {
+		t.Fatalf("%d of %d freed blobs recorded", len(freed), len(keys))
+	}
+	item := c.item(a)
+	for range 200 {
+		s, err := a.CreateDownloadSession(c.ctx, DownloadSessionCreateSpec{LibraryItemID: item}, "")
+		c.must(err)
+		c.must(a.CancelDownloadSession(c.ctx, s))
+	}
+	// Close reads all 200 (ended) sessions to see that the node holds
+	// none, without a transaction too large for etcd, and so removes
+	// its record.
+	c.must(a.Close())
+	st, err := meta.Open(c.ctx, meta.Options{URL: c.url})
+	c.must(err)
+	defer st.Close()
+	c.must(st.View(c.ctx, func(tx *meta.Tx) error {
+		nodes, err := tx.Nodes()
+		if err == nil && len(nodes) != 0 {
+			t.Errorf("nodes after a clean close: %+v, want none", nodes)
+		}
+		return err
+	}))
+}

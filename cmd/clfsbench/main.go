@@ -29,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -63,6 +64,11 @@ type config struct {
 	toolTimeout  time.Duration
 	mountTimeout time.Duration
 	peers        []peer // in the order given; their names are in systems too
+	// meta, if set, is a catalog URL clfs is also measured on, as the
+	// system metaSystem (clfs-etcd for etcd://...): every mount of it
+	// gets a prefix of its own under the URL, dropped after.
+	meta       string
+	metaSystem string
 }
 
 // peer is another FUSE filesystem to measure: MOUNTCMD, run with sh -c.
@@ -208,6 +214,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fioRandIO := fl.String("fio-rand-io", "256M", "W6 bytes read by the 4 KiB random read")
 	toolTimeout := fl.Duration("tool-timeout", 15*time.Minute, "kill a tool (and dump the daemon's goroutines) after this long: a hang is an error")
 	mountTimeout := fl.Duration("mount-timeout", 30*time.Second, "how long a daemon or peer may take to mount")
+	metaURL := fl.String("meta", "", "`URL`: also measure clfs with its catalog there (etcd://HOST:PORT[,...]/PREFIX), as system clfs-etcd;\n"+
+		"each mount gets a prefix of its own under PREFIX, dropped after")
 	var peers []peer
 	fl.Var(peerFlag{&peers}, "peer", "`NAME=MOUNTCMD`: also measure another FUSE filesystem, mounted by sh -c MOUNTCMD in the foreground\n"+
 		"with $MNT (mount it there) and $BACKING (a directory for its data); repeatable")
@@ -266,6 +274,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	slices.SortFunc(cfg.systems, func(a, b string) int {
 		return slices.Index(allSystems, a) - slices.Index(allSystems, b)
 	})
+	if *metaURL != "" {
+		u, err := url.Parse(*metaURL)
+		if err != nil || u.Scheme == "" {
+			return cfg, fmt.Errorf("--meta %q: want a catalog URL such as etcd://HOST:PORT/PREFIX", *metaURL)
+		}
+		if !slices.Contains(cfg.systems, sysClfs) {
+			return cfg, errors.New("--meta measures clfs on another catalog: it needs clfs among --systems")
+		}
+		cfg.meta, cfg.metaSystem = *metaURL, "clfs-"+u.Scheme
+		cfg.systems = append(cfg.systems, cfg.metaSystem)
+	}
 	// The peers come after, in the order given.
 	for _, p := range cfg.peers {
 		cfg.systems = append(cfg.systems, p.Name)

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"clfs/meta"
 )
 
 // machineInfo describes where the figures come from.
@@ -207,6 +209,8 @@ type row struct {
 	ClfsOverNative   *float64             `json:"clfs_over_native,omitempty"`
 	ClfsOverLoopback *float64             `json:"clfs_over_loopback,omitempty"`
 	ClfsOverPeer     map[string]float64   `json:"clfs_over_peer,omitempty"`
+	// MetaOverClfs is clfs on --meta's catalog over clfs on Badger.
+	MetaOverClfs *float64 `json:"clfs_meta_over_clfs,omitempty"`
 	// RequestsPer is the unit of Requests ("file", or "entry" for W4);
 	// Requests[system] is there for the systems with FUSE request
 	// counters (clfs).
@@ -239,6 +243,10 @@ func (h *harness) rows() []row {
 			return &q
 		}
 		r.ClfsOverNative, r.ClfsOverLoopback = ratio(sysNative), ratio(sysLoopback)
+		if q := ratio(h.cfg.metaSystem); q != nil && *q != 0 {
+			inv := 1 / *q
+			r.MetaOverClfs = &inv
+		}
 		for _, p := range h.cfg.peers {
 			if q := ratio(p.Name); q != nil {
 				if r.ClfsOverPeer == nil {
@@ -307,6 +315,9 @@ func (h *harness) printText(w io.Writer, rows []row) {
 	if m.Loopback != "" {
 		fmt.Fprintf(w, "loopback: %s\n", m.Loopback)
 	}
+	if h.cfg.metaSystem != "" {
+		fmt.Fprintf(w, "%s: the same clfs with --meta %s/clfsbench-RUN (a prefix per mount, dropped after)\n", h.cfg.metaSystem, meta.Redact(h.cfg.meta))
+	}
 	for _, p := range m.Peers {
 		fmt.Fprintf(w, "peer %s: sh -c %s\n", p.Name, shellJoin([]string{p.Cmd}))
 	}
@@ -325,11 +336,17 @@ func (h *harness) printText(w io.Writer, rows []row) {
 	fmt.Fprintln(w)
 
 	columns := slices.Clone(allSystems)
+	if h.cfg.metaSystem != "" {
+		columns = append(columns, h.cfg.metaSystem)
+	}
 	for _, p := range h.cfg.peers {
 		columns = append(columns, p.Name)
 	}
 	header := append([]string{"workload", "unit"}, columns...)
 	header = append(header, "clfs/native", "clfs/loopback")
+	if h.cfg.metaSystem != "" {
+		header = append(header, h.cfg.metaSystem+"/clfs")
+	}
 	for _, p := range h.cfg.peers {
 		header = append(header, "clfs/"+p.Name)
 	}
@@ -355,6 +372,9 @@ func (h *harness) printText(w io.Writer, rows []row) {
 			}
 		}
 		ratios := []*float64{r.ClfsOverNative, r.ClfsOverLoopback}
+		if h.cfg.metaSystem != "" {
+			ratios = append(ratios, r.MetaOverClfs)
+		}
 		for _, p := range h.cfg.peers {
 			if q, ok := r.ClfsOverPeer[p.Name]; ok {
 				ratios = append(ratios, &q)

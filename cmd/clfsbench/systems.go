@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"clfs/meta"
 	"clfs/mount/control"
 )
 
@@ -42,6 +45,7 @@ type instance struct {
 	// other systems (and for clfs if its daemon serves none).
 	ctl      *control.Client
 	clfsHome string
+	metaURL  string // the catalog of a clfs-etcd mount, dropped at stop
 }
 
 // start sets up system in a fresh directory named label.
@@ -79,6 +83,16 @@ func (h *harness) start(system, label string) (*instance, error) {
 		in.mnt = filepath.Join(in.base, "mnt")
 		in.clfsHome = filepath.Join(in.base, "home")
 		args = []string{h.bins.clfs, "--home", in.clfsHome, "mount", in.mnt}
+	case system == h.cfg.metaSystem:
+		in.mnt = filepath.Join(in.base, "mnt")
+		in.clfsHome = filepath.Join(in.base, "home")
+		u, err := url.Parse(h.cfg.meta)
+		if err != nil {
+			return nil, err
+		}
+		u.Path = strings.TrimSuffix(u.Path, "/") + "/clfsbench-" + label
+		in.metaURL = u.String()
+		args = []string{h.bins.clfs, "--home", in.clfsHome, "--meta", in.metaURL, "mount", in.mnt}
 	default:
 		return nil, fmt.Errorf("unknown system %q", system)
 	}
@@ -141,7 +155,7 @@ func (h *harness) start(system, label string) (*instance, error) {
 			return nil, errors.Join(fmt.Errorf("%s did not mount %s within %v%s", what, in.mnt, h.cfg.mountTimeout, in.logTail()), h.stop(in))
 		}
 	}
-	if system == sysClfs {
+	if system == sysClfs || system == h.cfg.metaSystem {
 		h.dialCounters(in)
 	}
 	return in, nil
@@ -217,6 +231,11 @@ func (h *harness) stop(in *instance) error {
 		}
 		if clean && in.waitErr != nil {
 			errs = append(errs, fmt.Errorf("%s daemon exited with %v after SIGTERM", in.system, in.waitErr))
+		}
+	}
+	if in.metaURL != "" && !h.cfg.keep {
+		if err := dropCatalog(in.metaURL); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return h.cleanUp(in, errs)
@@ -306,4 +325,17 @@ func (h *harness) cleanUp(in *instance, errs []error) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// dropCatalog deletes a clfs-etcd run's catalog, whose daemon has exited.
+func dropCatalog(url string) error {
+	ctx := context.Background()
+	st, err := meta.Open(ctx, meta.Options{URL: url})
+	if err != nil {
+		return fmt.Errorf("drop the run's catalog: %w", err)
+	}
+	if err := errors.Join(st.DropAll(ctx), st.Close()); err != nil {
+		return fmt.Errorf("drop the run's catalog %s: %w", meta.Redact(url), err)
+	}
+	return nil
 }
