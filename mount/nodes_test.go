@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"clfs/meta"
 	"clfs/sessionmgr"
 )
 
@@ -52,11 +51,7 @@ func testCatalogURL(t *testing.T, base, what string) string {
 	rand.Read(b[:])
 	url := base + "/clfs-test/" + what + "-" + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
-		s, err := meta.Open(context.Background(), meta.Options{URL: url})
-		if err == nil {
-			err = errors.Join(s.DropAll(context.Background()), s.Close())
-		}
-		if err != nil {
+		if err := sessionmgr.DropCatalog(context.Background(), url); err != nil {
 			t.Errorf("drop the test's catalog %s: %v", url, err)
 		}
 	})

@@ -547,3 +547,17 @@ type NodeInfo struct {
 	UpdateSessions   int    `json:"update_sessions"`
 	DownloadSessions int    `json:"download_sessions"`
 }
+
+// DropCatalog deletes every key of the catalog url names, which no node
+// may have open: for the tests and benchmarks that make a catalog per
+// run on a shared cluster.
+func DropCatalog(ctx context.Context, url string) error {
+	st, err := meta.Open(ctx, meta.Options{URL: url})
+	if err != nil {
+		return err
+	}
+	return errors.Join(st.DropAll(ctx), st.Close())
+}
+
+// RedactCatalogURL is a catalog URL fit to print: no password.
+func RedactCatalogURL(url string) string { return meta.Redact(url) }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"clfs/meta"
 	"clfs/mount"
 	"clfs/sessionmgr"
 )
@@ -115,11 +114,7 @@ func sharedMetaURL(t *testing.T) string {
 	rand.Read(b[:])
 	url := "etcd://" + endpoints + "/clfs-test/cli-" + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
-		s, err := meta.Open(context.Background(), meta.Options{URL: url})
-		if err == nil {
-			err = errors.Join(s.DropAll(context.Background()), s.Close())
-		}
-		if err != nil {
+		if err := sessionmgr.DropCatalog(context.Background(), url); err != nil {
 			t.Errorf("drop the test's catalog %s: %v", url, err)
 		}
 	})

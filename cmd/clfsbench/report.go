@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"clfs/meta"
+	"clfs/sessionmgr"
 )
 
 // machineInfo describes where the figures come from.
@@ -316,7 +316,7 @@ func (h *harness) printText(w io.Writer, rows []row) {
 		fmt.Fprintf(w, "loopback: %s\n", m.Loopback)
 	}
 	if h.cfg.metaSystem != "" {
-		fmt.Fprintf(w, "%s: the same clfs with --meta %s/clfsbench-RUN (a prefix per mount, dropped after)\n", h.cfg.metaSystem, meta.Redact(h.cfg.meta))
+		fmt.Fprintf(w, "%s: the same clfs with --meta %s/clfsbench-RUN (a prefix per mount, dropped after)\n", h.cfg.metaSystem, sessionmgr.RedactCatalogURL(h.cfg.meta))
 	}
 	for _, p := range m.Peers {
 		fmt.Fprintf(w, "peer %s: sh -c %s\n", p.Name, shellJoin([]string{p.Cmd}))

@@ -12,8 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"clfs/meta"
 	"clfs/mount/control"
+	"clfs/sessionmgr"
 )
 
 // The systems under test. Every one gives a directory ROOT on the same disk,
@@ -329,13 +329,8 @@ func (h *harness) cleanUp(in *instance, errs []error) error {
 
 // dropCatalog deletes a clfs-etcd run's catalog, whose daemon has exited.
 func dropCatalog(url string) error {
-	ctx := context.Background()
-	st, err := meta.Open(ctx, meta.Options{URL: url})
-	if err != nil {
-		return fmt.Errorf("drop the run's catalog: %w", err)
-	}
-	if err := errors.Join(st.DropAll(ctx), st.Close()); err != nil {
-		return fmt.Errorf("drop the run's catalog %s: %w", meta.Redact(url), err)
+	if err := sessionmgr.DropCatalog(context.Background(), url); err != nil {
+		return fmt.Errorf("drop the run's catalog %s: %w", sessionmgr.RedactCatalogURL(url), err)
 	}
 	return nil
 }
