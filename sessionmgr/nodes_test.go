@@ -623,3 +623,30 @@ func TestManyBlobsFreedAtOnce(t *testing.T) {
 		return err
 	}))
 }
+
+// TestNodeStagingInTheMaking: on a shared storage directory a restarting
+// node leaves a staging directory of no session it knows alone while it
+// is young (another node's commit may be about to create its session),
+// and removes it once older than the content grace.
+func TestNodeStagingInTheMaking(t *testing.T) {
+	c := newCluster(t)
+	a, _ := c.node("")
+	b, homeB := c.node("")
+	c.item(a) // the library on the shared storage
+	young := stagingDir(c.storage, newUUID())
+	old := stagingDir(c.storage, newUUID())
+	for _, d := range []string{young, old} {
+		c.must(os.MkdirAll(d, 0o755))
+		c.must(os.WriteFile(filepath.Join(d, "1"), []byte("bytes"), 0o644))
+	}
+	past := time.Now().Add(-2 * testGrace)
+	c.must(os.Chtimes(old, past, past))
+	c.must(b.Close())
+	c.node(homeB)
+	if _, err := os.Stat(filepath.Join(young, "1")); err != nil {
+		t.Fatalf("a young staging directory of no known session after a restart: %v, want it kept", err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an old staging directory of no known session after a restart: %v, want it removed", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"clfs/meta"
 )
@@ -70,9 +71,13 @@ func (m *Manager) recover(ctx context.Context) error {
 	}
 	keep := map[string]bool{} // staging paths READY files still need
 	active := map[string]bool{}
-	mine := map[string]bool{} // ACTIVE sessions whose staging this node sweeps
+	mine := map[string]bool{}     // ACTIVE sessions whose staging this node sweeps
+	ownEnded := map[string]bool{} // this node's sessions, whatever their state
 	for i := range ups {
 		s := &ups[i]
+		if s.Node == m.nodeID || s.Node == 0 {
+			ownEnded[s.UUID] = true // unless active: then it is in mine
+		}
 		if State(s.State) != StateActive || m.readOnly {
 			continue
 		}
@@ -190,7 +195,7 @@ func (m *Manager) recover(ctx context.Context) error {
 		referenced[r.Key.String()] = true
 	}
 	for _, b := range backings {
-		if err := m.sweepStaging(b.Root, staging[b.Root], active, mine, keep); err != nil {
+		if err := m.sweepStaging(b.Root, staging[b.Root], active, mine, ownEnded, keep); err != nil {
 			return err
 		}
 		if err := m.sweepContent(ctx, b, referenced); err != nil {
@@ -218,10 +223,22 @@ func listStaging(root string) ([]string, error) {
 // sweepStaging removes the staging directories no ACTIVE session owns, and
 // in this node's own sessions the files no READY file needs. Another
 // node's ACTIVE session is left alone: its writes are in progress.
-func (m *Manager) sweepStaging(root string, sessions []string, active, mine, keep map[string]bool) error {
+//
+// On a shared catalog a directory of no session this node knows may be
+// another node's in the making: a commit moves the staging of the files
+// still being written to its successor session before the transaction
+// that creates that session. Such a directory is removed only once it is
+// older than the content grace; the leader removes the staging of a dead
+// node's sessions when it fails them, and a node its own when it restarts.
+func (m *Manager) sweepStaging(root string, sessions []string, active, mine, ownEnded, keep map[string]bool) error {
 	dir := filepath.Join(root, "staging")
 	for _, name := range sessions {
 		p := filepath.Join(dir, name)
+		if !active[name] && m.shared && !ownEnded[name] {
+			if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) < m.grace {
+				continue
+			}
+		}
 		if !active[name] {
 			m.log.Info("recovery: removing orphaned staging", "dir", p)
 			if err := os.RemoveAll(p); err != nil {

@@ -55,6 +55,12 @@ func TestRecoverAfterRestart(t *testing.T) {
 	orphan := stagingDir(storage, uuid.NewString())
 	e.must(os.MkdirAll(orphan, 0o700))
 	e.must(os.WriteFile(filepath.Join(orphan, "7"), []byte("junk"), 0o600))
+	if e.meta != "" {
+		// Shared catalog: a young directory of no known session may be
+		// another node's in the making (sweepStaging); this one is old.
+		past := time.Now().Add(-2 * DefaultContentGrace)
+		e.must(os.Chtimes(orphan, past, past))
+	}
 	blob := filepath.Join(storage, "content", "ab", "ab"+strings.Repeat("cd", 31))
 	e.must(os.WriteFile(blob, []byte("unreferenced"), 0o600))
 	notABlob := filepath.Join(storage, "content", "ab", "README")
