@@ -139,12 +139,8 @@ func runTxn(ctx context.Context, e kvEngine, update bool, t *turns, fn func(kvTx
 			return ErrConflict
 		}
 		backoff := time.Duration(50<<min(attempt, 8)) * time.Microsecond
-		t := time.NewTimer(backoff/2 + rand.N(backoff))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sleepCtx(ctx, backoff/2+rand.N(backoff)); err != nil {
+			return err
 		}
 	}
 }
@@ -255,4 +251,16 @@ func Redact(rawURL string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// sleepCtx waits d, or less if ctx ends first (then its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -596,12 +596,3 @@ func (e *etcdEngine) watch(ctx context.Context, fromKind, toKind byte, fn func(e
 	}
 	return nil
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}

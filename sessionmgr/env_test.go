@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"clfs/meta"
 )
 
 // Helpers shared by the table, transcript, data-plane and recovery tests.
@@ -79,15 +77,19 @@ func testMetaURL(t testing.TB) string {
 	if base == "" {
 		return ""
 	}
+	return freshCatalog(t, strings.TrimSuffix(base, "/"), "sessionmgr")
+}
+
+// freshCatalog is a catalog under a new random prefix of base
+// (etcd://HOST:PORT[,...]), dropped when the test ends: call it before
+// opening the managers that use it, so that it is dropped after they
+// are closed.
+func freshCatalog(t testing.TB, base, what string) string {
 	var b [6]byte
 	rand.Read(b[:])
-	url := strings.TrimSuffix(base, "/") + "/clfs-test/sessionmgr-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { // after the env's, which closes the manager
-		s, err := meta.Open(context.Background(), meta.Options{URL: url})
-		if err == nil {
-			err = errors.Join(s.DropAll(context.Background()), s.Close())
-		}
-		if err != nil {
+	url := base + "/clfs-test/" + what + "-" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		if err := DropCatalog(context.Background(), url); err != nil {
 			t.Errorf("drop the test's catalog %s: %v", url, err)
 		}
 	})

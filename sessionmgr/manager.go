@@ -358,7 +358,7 @@ func Open(opts Options) (*Manager, error) {
 	if interval > 0 {
 		m.reaper.Add(2)
 		go m.runReaper(interval)
-		go m.runNode(m.lease / 3)
+		go m.every(m.lease/3, "node heartbeat", m.NodeTick)
 	}
 	m.reaper.Add(1)
 	go m.runReadSessionSweeper()

@@ -151,24 +151,13 @@ func (m *Manager) unregister(ctx context.Context) {
 	// A read of every session, then a small change: a read-write
 	// transaction that read them all would be too large for etcd, and
 	// this node opens no session while it closes.
-	holds := false
+	var active map[uint64]activeSessions
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
-		ups, err := tx.UpdateSessions()
-		if err != nil {
-			return err
-		}
-		downs, err := tx.DownloadSessions()
-		if err != nil {
-			return err
-		}
-		holds = slices.ContainsFunc(ups, func(s meta.UpdateSession) bool {
-			return s.Node == m.nodeID && State(s.State) == StateActive
-		}) || slices.ContainsFunc(downs, func(s meta.DownloadSession) bool {
-			return s.Node == m.nodeID && State(s.State) == StateActive
-		})
-		return nil
+		ups, downs, err := allSessions(tx)
+		active = activeByNode(ups, downs)
+		return err
 	})
-	if err == nil && !holds {
+	if err == nil && active[m.nodeID] == (activeSessions{}) {
 		err = m.store.Update(ctx, func(tx *meta.Tx) error { return tx.DeleteNode(m.nodeID) })
 	}
 	if err != nil {
@@ -182,23 +171,6 @@ func (m *Manager) unregister(ctx context.Context) {
 // them first.
 func (m *Manager) ownsSession(h *meta.SessionHeader) bool {
 	return !m.shared || h.Node == 0 || h.Node == m.nodeID
-}
-
-func (m *Manager) runNode(interval time.Duration) {
-	defer m.reaper.Done()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-			// The node's own goroutine: no caller.
-			if err := m.NodeTick(context.Background()); err != nil {
-				m.log.Warn("node heartbeat", "node", m.nodeID, "err", err)
-			}
-		}
-	}
 }
 
 // NodeTick heartbeats and, on a shared catalog, does the leader's work if
@@ -304,10 +276,7 @@ func (m *Manager) failNode(ctx context.Context, n meta.Node, now int64) error {
 	var ups []meta.UpdateSession
 	var downs []meta.DownloadSession
 	if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
-		if ups, err = tx.UpdateSessions(); err != nil {
-			return err
-		}
-		downs, err = tx.DownloadSessions()
+		ups, downs, err = allSessions(tx)
 		return err
 	}); err != nil {
 		return err
@@ -484,29 +453,11 @@ func (m *Manager) Nodes(ctx context.Context) ([]NodeInfo, error) {
 		if err != nil && !errors.Is(err, meta.ErrNotFound) {
 			return err
 		}
-		ups, err := tx.UpdateSessions()
+		ups, downs, err := allSessions(tx)
 		if err != nil {
 			return err
 		}
-		downs, err := tx.DownloadSessions()
-		if err != nil {
-			return err
-		}
-		active := map[uint64][2]int{}
-		for _, s := range ups {
-			if State(s.State) == StateActive {
-				c := active[s.Node]
-				c[0]++
-				active[s.Node] = c
-			}
-		}
-		for _, s := range downs {
-			if State(s.State) == StateActive {
-				c := active[s.Node]
-				c[1]++
-				active[s.Node] = c
-			}
-		}
+		active := activeByNode(ups, downs)
 		now := m.now()
 		for _, n := range nodes {
 			st := "up"
@@ -521,7 +472,7 @@ func (m *Manager) Nodes(ctx context.Context) ([]NodeInfo, error) {
 				Started: nsTime(n.Started), Heartbeat: nsTime(n.Heartbeat), State: st,
 				Leader:         l != nil && l.Node == n.ID && l.Until >= now,
 				Self:           n.ID == m.nodeID,
-				UpdateSessions: active[n.ID][0], DownloadSessions: active[n.ID][1],
+				UpdateSessions: active[n.ID].updates, DownloadSessions: active[n.ID].downloads,
 			})
 		}
 		return nil
@@ -561,3 +512,35 @@ func DropCatalog(ctx context.Context, url string) error {
 
 // RedactCatalogURL is a catalog URL fit to print: no password.
 func RedactCatalogURL(url string) string { return meta.Redact(url) }
+
+// allSessions reads every update and download session the catalog keeps.
+func allSessions(tx *meta.Tx) ([]meta.UpdateSession, []meta.DownloadSession, error) {
+	ups, err := tx.UpdateSessions()
+	if err != nil {
+		return nil, nil, err
+	}
+	downs, err := tx.DownloadSessions()
+	return ups, downs, err
+}
+
+// activeSessions counts a node's ACTIVE sessions.
+type activeSessions struct{ updates, downloads int }
+
+func activeByNode(ups []meta.UpdateSession, downs []meta.DownloadSession) map[uint64]activeSessions {
+	active := map[uint64]activeSessions{}
+	for _, s := range ups {
+		if State(s.State) == StateActive {
+			c := active[s.Node]
+			c.updates++
+			active[s.Node] = c
+		}
+	}
+	for _, s := range downs {
+		if State(s.State) == StateActive {
+			c := active[s.Node]
+			c.downloads++
+			active[s.Node] = c
+		}
+	}
+	return active
+}

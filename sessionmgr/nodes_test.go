@@ -2,9 +2,7 @@ package sessionmgr
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -37,19 +35,7 @@ func sharedCatalog(t *testing.T) string {
 		t.Skip("CLFS_TEST_ETCD not set: multi-node tests NOT run (sh testdata/services.sh start; " +
 			"export $(sh testdata/services.sh env))")
 	}
-	var b [6]byte
-	rand.Read(b[:])
-	url := "etcd://" + endpoints + "/clfs-test/nodes-" + hex.EncodeToString(b[:])
-	t.Cleanup(func() { // registered first, so it runs after the nodes close
-		s, err := meta.Open(context.Background(), meta.Options{URL: url})
-		if err == nil {
-			err = errors.Join(s.DropAll(context.Background()), s.Close())
-		}
-		if err != nil {
-			t.Errorf("drop the test's catalog %s: %v", url, err)
-		}
-	})
-	return url
+	return freshCatalog(t, "etcd://"+endpoints, "nodes")
 }
 
 type cluster struct {

@@ -17,6 +17,16 @@ import (
 const expiredMessage = "session expired"
 
 func (m *Manager) runReaper(interval time.Duration) {
+	m.every(interval, "session reaper", func(ctx context.Context) error {
+		_, err := m.ExpireDue(ctx)
+		return err
+	})
+}
+
+// every runs round every interval until Close, logging its errors as
+// what. It is a background goroutine of the Manager's (m.reaper): its
+// rounds have no caller to stop them.
+func (m *Manager) every(interval time.Duration, what string, round func(ctx context.Context) error) {
 	defer m.reaper.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -25,9 +35,8 @@ func (m *Manager) runReaper(interval time.Duration) {
 		case <-m.stop:
 			return
 		case <-t.C:
-			// The reaper's own goroutine: no caller.
-			if _, err := m.ExpireDue(context.Background()); err != nil {
-				m.log.Warn("session reaper", "err", err)
+			if err := round(context.Background()); err != nil {
+				m.log.Warn(what, "node", m.nodeID, "err", err)
 			}
 		}
 	}

@@ -61,10 +61,7 @@ func (m *Manager) recover(ctx context.Context) error {
 		}
 	}
 	if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
-		if ups, err = tx.UpdateSessions(); err != nil {
-			return err
-		}
-		downs, err = tx.DownloadSessions()
+		ups, downs, err = allSessions(tx)
 		return err
 	}); err != nil {
 		return err
