@@ -126,7 +126,7 @@ func (n *itemNode) path(name string) string {
 }
 
 func (n *itemNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	it, err := n.fsys.m.GetItem(ctx, n.id)
+	it, err := n.fsys.m.ItemAttributes(ctx, n.id)
 	if err != nil {
 		return n.fsys.toErrno("getattr", n.path(""), err)
 	}

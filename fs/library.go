@@ -45,7 +45,7 @@ func (l *libraryNode) path(name string) string {
 }
 
 func (l *libraryNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	lib, err := l.fsys.m.GetLibrary(ctx, l.id)
+	lib, err := l.fsys.m.LibraryAttributes(ctx, l.id)
 	if err != nil {
 		return l.fsys.toErrno("getattr", l.path(""), err)
 	}

@@ -16,6 +16,9 @@ type Manager interface {
 	ListLibraries(ctx context.Context) ([]sessionmgr.Library, error)
 	LibraryByName(ctx context.Context, name string) (*sessionmgr.Library, error)
 	GetLibrary(ctx context.Context, id string) (*sessionmgr.Library, error)
+	// LibraryAttributes and ItemAttributes answer GETATTR: on a shared
+	// catalog they may be a few milliseconds behind other nodes.
+	LibraryAttributes(ctx context.Context, id string) (*sessionmgr.Library, error)
 	CreateLibrary(ctx context.Context, spec sessionmgr.LibraryCreateSpec, clientToken string) (string, error)
 	SetLibraryPosix(ctx context.Context, id string, set sessionmgr.PosixChange) error
 	RenameLibrary(ctx context.Context, oldName, newName string, noReplace bool) error
@@ -25,6 +28,7 @@ type Manager interface {
 	ListItems(ctx context.Context, libraryID string) ([]sessionmgr.Item, error)
 	ItemByName(ctx context.Context, libraryID, name string) (*sessionmgr.Item, error)
 	GetItem(ctx context.Context, id string) (*sessionmgr.Item, error)
+	ItemAttributes(ctx context.Context, id string) (*sessionmgr.Item, error)
 	CreateItem(ctx context.Context, spec sessionmgr.ItemCreateSpec, clientToken string) (string, error)
 	SetItemPosix(ctx context.Context, id string, set sessionmgr.PosixChange) error
 	RenameItem(ctx context.Context, libraryID, oldName, newName string, noReplace bool) error

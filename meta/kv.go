@@ -26,11 +26,11 @@ import (
 
 // kvEngine is one transactional key-value store.
 type kvEngine interface {
-	// txn runs fn once in a transaction, read-write if update, and
-	// commits it if fn returns nil. A commit that lost to a concurrent
-	// transaction returns an error for which conflict reports true;
-	// nothing of it is then applied.
-	txn(ctx context.Context, update bool, fn func(kvTxn) error) error
+	// txn runs fn once in a transaction of that mode, and commits it
+	// if fn returns nil. A commit that lost to a concurrent transaction
+	// returns an error for which conflict reports true; nothing of it is
+	// then applied.
+	txn(ctx context.Context, mode txnMode, fn func(kvTxn) error) error
 	// conflict reports whether err is a lost commit, worth a retry.
 	conflict(err error) bool
 	// sync makes every transaction committed so far durable (a no-op on
@@ -65,7 +65,26 @@ type kvTxn interface {
 	scan(begin, end []byte, keysOnly bool, fn func(key []byte, version uint64, value func() ([]byte, error)) error) error
 	set(key, val []byte) error
 	del(key []byte) error
+	// absent tells the transaction that key does not exist (it is
+	// under an ID just allocated), so a get of it needs no read; the
+	// commit still checks it.
+	absent(key []byte)
 }
+
+// txnMode is what a transaction may do and how recent its reads must be.
+type txnMode int
+
+const (
+	// readOnly sees one consistent state of the catalog, no older
+	// than when the transaction began.
+	readOnly txnMode = iota
+	// readRecent may answer from the node's own copy of keys it read
+	// before (etcd: kv_etcd_cache.go), unchecked: as recent as the
+	// watch that keeps the copy current, a few milliseconds behind the
+	// cluster. For attributes that the kernel caches anyway.
+	readRecent
+	readWrite
+)
 
 // incrBy adds delta to the counter under key and returns its new value.
 // It is a read and a write like any other, so the engine's conflict
@@ -112,7 +131,8 @@ const maxTxnAttempts = 64
 // conflict, runs out of attempts (ErrConflict) or ctx ends (ctx.Err()).
 // Read-write transactions of one process take turns through t (nil: no
 // turns; see turns).
-func runTxn(ctx context.Context, e kvEngine, update bool, t *turns, fn func(kvTxn) error) error {
+func runTxn(ctx context.Context, e kvEngine, mode txnMode, t *turns, fn func(kvTxn) error) error {
+	update := mode == readWrite
 	holding := false
 	defer func() {
 		if holding {
@@ -131,7 +151,7 @@ func runTxn(ctx context.Context, e kvEngine, update bool, t *turns, fn func(kvTx
 				t.wait(ctx)
 			}
 		}
-		err := e.txn(ctx, update, fn)
+		err := e.txn(ctx, mode, fn)
 		if err == nil || !e.conflict(err) {
 			return err
 		}

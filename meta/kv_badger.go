@@ -116,8 +116,8 @@ func (e *badgerEngine) dropAll(context.Context) error { return e.db.DropAll() }
 
 func (e *badgerEngine) conflict(err error) bool { return errors.Is(err, badger.ErrConflict) }
 
-func (e *badgerEngine) txn(ctx context.Context, update bool, fn func(kvTxn) error) error {
-	if !update {
+func (e *badgerEngine) txn(ctx context.Context, mode txnMode, fn func(kvTxn) error) error {
+	if mode != readWrite { // every Badger read is as recent as can be
 		return e.db.View(func(txn *badger.Txn) error { return fn(badgerTxn{txn}) })
 	}
 	err := e.db.Update(func(txn *badger.Txn) error {
@@ -135,6 +135,8 @@ func (e *badgerEngine) txn(ctx context.Context, update bool, fn func(kvTxn) erro
 }
 
 type badgerTxn struct{ txn *badger.Txn }
+
+func (badgerTxn) absent([]byte) {} // reads are local: nothing to save
 
 func (t badgerTxn) get(key []byte) ([]byte, uint64, error) {
 	item, err := t.txn.Get(key)

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -17,19 +18,25 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // etcdEngine keeps the catalog under one key prefix of an etcd cluster
 // ("PREFIX/": catalogs under a/ and a/b/ would overlap, so prefixes must
 // not nest).
 //
-// Transactions are optimistic, in the client: reads go to the cluster at
-// one revision (the first read's), each key read is remembered with its
-// ModRevision (0 when absent) and each range scanned with that revision;
-// writes are buffered. Commit is one etcd Txn: if every key read still
-// has its ModRevision and no key in a scanned range changed since, apply
-// the writes; else it is a conflict and runTxn runs the body again. So
-// transactions are serializable, and a commit is all or nothing.
+// Transactions are optimistic, in the client: reads are at one revision
+// (the first read's), from the node's cache of keys where it knows them
+// at that revision (kv_etcd_cache.go), else from the cluster; each key
+// read is remembered with its ModRevision (0 when absent) and each range
+// scanned with that revision; writes are buffered. Commit is one etcd
+// Txn: if every key read still has its ModRevision and no key in a
+// scanned range changed since, apply the writes; else it is a conflict
+// and runTxn runs the body again. So transactions are serializable, and
+// a commit is all or nothing. A read-only transaction whose revision came
+// from the cache is checked the same way before it answers, so that it
+// is never older than its call.
 //
 // etcd bounds a Txn (by default 128 compared keys, 128 operations and
 // 1.5 MiB per request: --max-txn-ops, --max-request-bytes). A
@@ -51,6 +58,10 @@ type etcdEngine struct {
 	timeout time.Duration
 
 	own ownRevisions // this process's commits, which watch leaves out
+
+	cache      etcdCache // keys read and seen changing (kv_etcd_cache.go)
+	stopFollow context.CancelFunc
+	followDone chan struct{}
 }
 
 const (
@@ -98,6 +109,12 @@ func openEtcd(ctx context.Context, u *url.URL) (*etcdEngine, error) {
 	}
 	e.cli = cli
 	e.own.init()
+	fctx, stop := context.WithCancel(context.Background())
+	e.stopFollow, e.followDone = stop, make(chan struct{})
+	go func() {
+		defer close(e.followDone)
+		e.follow(fctx)
+	}()
 	return e, nil
 }
 
@@ -203,7 +220,11 @@ func (e *etcdEngine) idBatch() uint64 { return 1024 }
 
 func (e *etcdEngine) shared() bool { return true }
 func (e *etcdEngine) sync() error  { return nil }
-func (e *etcdEngine) close() error { return e.cli.Close() }
+func (e *etcdEngine) close() error {
+	e.stopFollow()
+	<-e.followDone
+	return e.cli.Close()
+}
 
 func (e *etcdEngine) dropAll(ctx context.Context) error {
 	_, err := e.cli.Delete(ctx, e.prefix, clientv3.WithRange(e.rangeEnd(nil)))
@@ -237,10 +258,21 @@ type etcdRead struct {
 }
 
 type etcdTxn struct {
-	e      *etcdEngine
-	ctx    context.Context
-	update bool
-	rev    int64 // the revision every read is made at; 0 until the first
+	e    *etcdEngine
+	ctx  context.Context
+	mode txnMode
+	// rev is the revision the transaction reads the catalog at, from
+	// the cluster or from the cache; 0 until its first read. It comes
+	// from the cluster's answer to that read, or, when the first read
+	// finds its key in the cache, from the cache (how far its watch
+	// got): then it may be a little behind the cluster, and stale says
+	// so until a read from the cluster checks everything read so far
+	// unchanged and moves rev up to its own revision.
+	rev   int64
+	stale bool
+	// cached lists the keys taken from the cache: a lost commit or
+	// check drops them from it.
+	cached []string
 
 	reads    map[string]etcdRead // etcd key → what get read, so it is read once
 	observed map[string]int64    // etcd key → ModRevision read (0: absent)
@@ -248,22 +280,34 @@ type etcdTxn struct {
 	writes   map[string]etcdWrite
 }
 
-func (e *etcdEngine) txn(ctx context.Context, update bool, fn func(kvTxn) error) error {
+func (e *etcdEngine) txn(ctx context.Context, mode txnMode, fn func(kvTxn) error) error {
 	actx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	err := e.attempt(actx, update, fn)
+	err := e.attempt(actx, mode, fn)
 	if err != nil && ctx.Err() == nil && (actx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
 		return fmt.Errorf("catalog %s: no answer within %v: %w", e, e.timeout, err)
 	}
 	return err
 }
 
-func (e *etcdEngine) attempt(ctx context.Context, update bool, fn func(kvTxn) error) error {
-	t := &etcdTxn{e: e, ctx: ctx, update: update, reads: map[string]etcdRead{}, observed: map[string]int64{}, writes: map[string]etcdWrite{}}
+func (e *etcdEngine) attempt(ctx context.Context, mode txnMode, fn func(kvTxn) error) error {
+	t := &etcdTxn{e: e, ctx: ctx, mode: mode, reads: map[string]etcdRead{}, observed: map[string]int64{}, writes: map[string]etcdWrite{}}
 	if err := fn(t); err != nil {
+		if errors.Is(err, errEtcdConflict) { // fetch found a read changed
+			return errEtcdConflict
+		}
+		// An error read at a revision the cache had (a name looked up
+		// and not found, most often) stands only if that state is
+		// still the cluster's: the check says so, or it is a
+		// conflict, and the next attempt reads further on.
+		if t.stale && mode != readRecent {
+			if cerr := t.commit(ctx, false); cerr != nil {
+				return cerr
+			}
+		}
 		return err
 	}
-	if !update || len(t.writes) == 0 {
+	if len(t.writes) == 0 && (mode == readRecent || !t.stale) {
 		return nil
 	}
 	// The caller's ctx may stop the transaction up to here, and not
@@ -280,7 +324,7 @@ func (e *etcdEngine) attempt(ctx context.Context, update bool, fn func(kvTxn) er
 		cctx, cancel = context.WithDeadline(cctx, d)
 		defer cancel()
 	}
-	return t.commit(cctx)
+	return t.commit(cctx, true)
 }
 
 func (t *etcdTxn) readOpts(opts ...clientv3.OpOption) []clientv3.OpOption {
@@ -298,34 +342,124 @@ func (t *etcdTxn) get(key []byte) ([]byte, uint64, error) {
 		}
 		return append([]byte(nil), w.val...), 0, nil
 	}
-	if r, ok := t.reads[k]; ok { // every read is at t.rev: the same again
+	r, ok := t.reads[k] // read once: the same again
+	// While rev is the cache's, what the transaction read must fit in
+	// the one request that checks it (fetch, commit).
+	if !ok && !(t.stale && len(t.observed)+len(t.ranges) >= t.e.maxOps-1) {
+		rev := t.rev
+		if rev == 0 {
+			rev = t.e.cache.revision()
+		}
+		if r, ok = t.e.cache.lookup(k, rev); ok {
+			if t.rev == 0 {
+				t.rev, t.stale = rev, true
+			}
+			t.observe(k, r.modRev)
+			t.reads[k] = r
+			t.cached = append(t.cached, k)
+		}
+	}
+	if ok {
 		if r.modRev == 0 {
 			return nil, 0, ErrNotFound
 		}
 		return append([]byte(nil), r.val...), uint64(r.modRev), nil
 	}
-	resp, err := t.e.cli.Get(t.ctx, k, t.readOpts()...)
+	resp, err := t.fetch(k)
 	if err != nil {
 		return nil, 0, fmt.Errorf("etcd get: %w", err)
-	}
-	if t.rev == 0 {
-		t.rev = resp.Header.Revision
 	}
 	if len(resp.Kvs) == 0 {
 		t.observe(k, 0)
 		t.reads[k] = etcdRead{}
+		t.e.cache.offer(k, etcdRead{}, t.rev)
 		return nil, 0, ErrNotFound
 	}
 	kv := resp.Kvs[0]
 	t.observe(k, kv.ModRevision)
-	t.reads[k] = etcdRead{val: kv.Value, modRev: kv.ModRevision}
+	r = etcdRead{val: kv.Value, modRev: kv.ModRevision}
+	t.reads[k] = r
+	t.e.cache.offer(k, r, t.rev)
 	return append([]byte(nil), kv.Value...), uint64(kv.ModRevision), nil
 }
 
-func (t *etcdTxn) observe(k string, modRev int64) {
-	if t.update {
-		t.observed[k] = modRev
+// observe remembers the ModRevision a key was read at, for the commit
+// or the check. A read-only transaction that takes nothing from the
+// cache needs no check (every read is at t.rev) and so never uses them.
+// fetch reads from the cluster at t.rev. While t.rev is the cache's
+// (stale), it reads at the cluster's latest revision instead, in one Txn
+// that also checks every key and range read so far unchanged: then they
+// are the latest too, and t.rev moves up to the Txn's revision. A
+// read-only transaction that did so needs no check at its end: it rode
+// along with the read it needed anyway.
+func (t *etcdTxn) fetch(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+	if t.stale && len(t.observed)+len(t.ranges) <= t.e.maxOps {
+		cmps := t.compares()
+		resp, err := t.e.readTxn(t.ctx, func() (*clientv3.TxnResponse, error) {
+			return t.e.cli.Txn(t.ctx).If(cmps...).Then(clientv3.OpGet(key, opts...)).Commit()
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !resp.Succeeded {
+			t.e.cache.drop(t.cached)
+			return nil, errEtcdConflict
+		}
+		t.rev, t.stale = resp.Header.Revision, false
+		return (*clientv3.GetResponse)(resp.Responses[0].GetResponseRange()), nil
 	}
+	resp, err := t.e.cli.Get(t.ctx, key, t.readOpts(opts...)...)
+	if err == nil && t.rev == 0 {
+		t.rev = resp.Header.Revision
+	}
+	return resp, err
+}
+
+// readTxn runs a Txn that writes nothing, and again while the cluster
+// answers that it cannot now (a leader election under way, a member
+// going away), until ctx ends: etcd's client does so for plain reads,
+// which the transactions used before the cache, but not for a Txn, since
+// it cannot tell one that writes nothing.
+func (e *etcdEngine) readTxn(ctx context.Context, txn func() (*clientv3.TxnResponse, error)) (*clientv3.TxnResponse, error) {
+	pause := 10 * time.Millisecond
+	for {
+		resp, err := txn()
+		if err == nil || !unavailable(err) {
+			return resp, err
+		}
+		if sleepCtx(ctx, pause) != nil {
+			return nil, err
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
+}
+
+// unavailable reports an answer that a request could not be served now
+// (gRPC's Unavailable: no leader, leader changed, member unreachable).
+func unavailable(err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.Unavailable
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
+// compares are the conditions of a commit: every key read has the
+// ModRevision it was read with, and no key of a scanned range changed
+// after t.rev.
+func (t *etcdTxn) compares() []clientv3.Cmp {
+	cmps := make([]clientv3.Cmp, 0, len(t.observed)+len(t.ranges))
+	for k, rev := range t.observed {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
+	}
+	for _, r := range t.ranges {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.from), "<", t.rev+1).WithRange(r.to))
+	}
+	return cmps
+}
+
+func (t *etcdTxn) observe(k string, modRev int64) {
+	t.observed[k] = modRev
 }
 
 func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, version uint64, value func() ([]byte, error)) error) error {
@@ -349,20 +483,21 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, ver
 		}
 		return fn([]byte(k[len(t.e.prefix):]), 0, func() ([]byte, error) { return v, nil })
 	}
-	if t.update {
-		t.ranges = append(t.ranges, etcdRange{from, to})
-	}
 	opts := []clientv3.OpOption{clientv3.WithRange(to), clientv3.WithLimit(etcdScanPage)}
 	if keysOnly {
 		opts = append(opts, clientv3.WithKeysOnly())
 	}
+	rangeFrom, scanned := from, false
 	for {
-		resp, err := t.e.cli.Get(t.ctx, from, t.readOpts(opts...)...)
+		resp, err := t.fetch(from, opts...)
 		if err != nil {
 			return fmt.Errorf("etcd scan: %w", err)
 		}
-		if t.rev == 0 {
-			t.rev = resp.Header.Revision
+		if !scanned {
+			// Checked unchanged from the revision its first page is
+			// read at (t.rev): the later pages are read there too.
+			scanned = true
+			t.ranges = append(t.ranges, etcdRange{rangeFrom, to})
 		}
 		for _, kv := range resp.Kvs {
 			k := string(kv.Key)
@@ -379,6 +514,9 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, ver
 					return err
 				}
 				continue
+			}
+			if !keysOnly { // a copy: the value handed out is the caller's
+				t.e.cache.offer(k, etcdRead{val: bytes.Clone(kv.Value), modRev: kv.ModRevision}, t.rev)
 			}
 			if err := fn(kv.Key[len(t.e.prefix):], uint64(kv.ModRevision), func() ([]byte, error) { return kv.Value, nil }); err != nil {
 				return err
@@ -397,8 +535,16 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, ver
 	return nil
 }
 
+func (t *etcdTxn) absent(key []byte) {
+	k := t.e.key(key)
+	if _, ok := t.reads[k]; !ok {
+		t.observe(k, 0)
+		t.reads[k] = etcdRead{}
+	}
+}
+
 func (t *etcdTxn) set(key, val []byte) error {
-	if !t.update {
+	if t.mode != readWrite {
 		return errors.New("meta: write in a read-only transaction")
 	}
 	t.writes[t.e.key(key)] = etcdWrite{val: append([]byte(nil), val...)}
@@ -406,26 +552,30 @@ func (t *etcdTxn) set(key, val []byte) error {
 }
 
 func (t *etcdTxn) del(key []byte) error {
-	if !t.update {
+	if t.mode != readWrite {
 		return errors.New("meta: write in a read-only transaction")
 	}
 	t.writes[t.e.key(key)] = etcdWrite{del: true}
 	return nil
 }
 
-func (t *etcdTxn) commit(ctx context.Context) error {
-	var cmps []clientv3.Cmp
+// commit commits the transaction's writes if every key and range it read
+// is unchanged; without writes (a read-only transaction, or one whose
+// body failed) it only checks that.
+func (t *etcdTxn) commit(ctx context.Context, writes bool) error {
+	cmps := t.compares()
 	var ops []clientv3.Op
 	size := 0
-	for k, rev := range t.observed {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", rev))
+	for k := range t.observed {
 		size += len(k) + 16
 	}
 	for _, r := range t.ranges {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.from), "<", t.rev+1).WithRange(r.to))
 		size += len(r.from) + len(r.to) + 16
 	}
 	for k, w := range t.writes {
+		if !writes {
+			break
+		}
 		if w.del {
 			ops = append(ops, clientv3.OpDelete(k))
 		} else {
@@ -441,13 +591,32 @@ func (t *etcdTxn) commit(ctx context.Context) error {
 	case size > t.e.maxBytes-etcdRequestSlack:
 		return fmt.Errorf("%w: a commit of about %d bytes; etcd allows %d per request", ErrTooLarge, size, t.e.maxBytes)
 	}
-	seq := t.e.own.begin()
-	resp, err := t.e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-	rev := int64(0)
-	if err == nil && resp.Succeeded {
-		rev = resp.Header.Revision
+	var resp *clientv3.TxnResponse
+	var err error
+	if len(ops) == 0 {
+		// A read-only transaction's check: no revision of its own. etcd
+		// answers a Txn without operations from whichever member got
+		// it, which may lag; a (linearizable) read in it makes the
+		// member catch up with the leader first.
+		resp, err = t.e.readTxn(ctx, func() (*clientv3.TxnResponse, error) {
+			return t.e.cli.Txn(ctx).If(cmps...).Then(clientv3.OpGet(t.e.prefix, clientv3.WithCountOnly())).Commit()
+		})
+	} else {
+		seq := t.e.own.begin()
+		resp, err = t.e.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		rev := int64(0)
+		if err == nil && resp.Succeeded {
+			rev = resp.Header.Revision
+			for k, w := range t.writes { // the node's own commit: as of its revision
+				if w.del {
+					t.e.cache.offer(k, etcdRead{}, rev)
+				} else {
+					t.e.cache.offer(k, etcdRead{val: w.val, modRev: rev}, rev)
+				}
+			}
+		}
+		t.e.own.end(seq, rev)
 	}
-	t.e.own.end(seq, rev)
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
 			return fmt.Errorf("%w: %v", ErrTooLarge, err)
@@ -455,6 +624,7 @@ func (t *etcdTxn) commit(ctx context.Context) error {
 		return fmt.Errorf("etcd commit: %w", err)
 	}
 	if !resp.Succeeded {
+		t.e.cache.drop(t.cached)
 		return errEtcdConflict
 	}
 	return nil

@@ -179,7 +179,7 @@ func (s *Store) Close() error {
 	if s.nextID < s.idLimit {
 		next, limit := s.nextID, s.idLimit
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		errIDs = runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) error {
+		errIDs = runTxn(ctx, s.engine, readWrite, &s.turns, func(t kvTxn) error {
 			v, _, err := t.get(sequenceKey())
 			if err != nil {
 				return err
@@ -219,7 +219,7 @@ func (s *Store) NextID(ctx context.Context) (uint64, error) {
 		}
 		batch := s.engine.idBatch()
 		var limit int64
-		err := runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) (err error) {
+		err := runTxn(ctx, s.engine, readWrite, &s.turns, func(t kvTxn) (err error) {
 			limit, err = incrBy(t, sequenceKey(), int64(batch))
 			return err
 		})
@@ -253,12 +253,24 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 // anyway — the progress of a transfer, a session's expiry — it saves an
 // fsync per call. On etcd every commit is durable: it is Update.
 func (s *Store) UpdateBuffered(ctx context.Context, fn func(tx *Tx) error) error {
-	return runTxn(ctx, s.engine, true, &s.turns, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
+	return runTxn(ctx, s.engine, readWrite, &s.turns, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
 }
 
-// View runs fn in a read-only transaction (a consistent snapshot).
+// View runs fn in a read-only transaction: a consistent snapshot, no
+// older than the call. On etcd fn may run more than once (a key it read
+// from the node's cache had changed meanwhile), as an Update's does: it
+// must set its results afresh each time.
 func (s *Store) View(ctx context.Context, fn func(tx *Tx) error) error {
-	return runTxn(ctx, s.engine, false, nil, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
+	return runTxn(ctx, s.engine, readOnly, nil, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
+}
+
+// ViewRecent is View for attributes that need not be the cluster's
+// latest: on etcd it may answer from this node's copy of the keys, a few
+// milliseconds behind the other nodes' commits (as the kernel's caches
+// are, which the same watch invalidates), without a round trip. Its own
+// node's commits it always sees. On Badger it is View.
+func (s *Store) ViewRecent(ctx context.Context, fn func(tx *Tx) error) error {
+	return runTxn(ctx, s.engine, readRecent, nil, func(t kvTxn) error { return fn(&Tx{t: t, s: s}) })
 }
 
 // DropAll deletes every record of the catalog, at once and for good (the
@@ -814,6 +826,18 @@ func (tx *Tx) PutDownloadSessionFile(f *DownloadSessionFile) error {
 }
 
 // ---- either kind of session
+
+// CreateSession stores a new session under an ID from NextID, which no
+// record has yet: its record is not read first (the commit still checks
+// that it was absent).
+func (tx *Tx) CreateSession(s Session) error {
+	key := updateKey(s.Header().ID)
+	if s.Kind() == DownloadSessionKind {
+		key = downloadKey(s.Header().ID)
+	}
+	tx.t.absent(key)
+	return tx.PutSession(s)
+}
 
 // PutSession stores an update or download session's record.
 func (tx *Tx) PutSession(s Session) error {

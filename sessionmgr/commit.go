@@ -249,6 +249,7 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 func (m *Manager) planCommit(ctx context.Context, id string, only []string, op string) (*commitPlan, error) {
 	p := &commitPlan{op: op}
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		*p = commitPlan{op: op} // the body may run again (meta.Store.View)
 		var err error
 		if p.s, err = m.updateRec(tx, id); err != nil {
 			return err

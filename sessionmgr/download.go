@@ -161,6 +161,7 @@ func unpin(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, error) {
 func (m *Manager) ListDownloadFiles(ctx context.Context, id string) ([]DownloadSessionFile, error) {
 	var out []DownloadSessionFile
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		out = nil // the body may run again (meta.Store.View)
 		s, err := m.downloadRec(tx, id)
 		if err != nil {
 			return err

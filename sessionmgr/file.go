@@ -14,6 +14,7 @@ import (
 func (m *Manager) ListFiles(ctx context.Context, itemID string) ([]File, error) {
 	out := []File{}
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		out = out[:0] // the body may run again (meta.Store.View)
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
 			return err
@@ -82,6 +83,7 @@ func (m *Manager) setFilePosix(ctx context.Context, itemID, name string, set Pos
 func (m *Manager) ListStorage(ctx context.Context, itemID string) ([]Storage, error) {
 	out := []Storage{}
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		out = out[:0] // the body may run again (meta.Store.View)
 		it, err := m.itemRec(tx, itemID)
 		if err != nil {
 			return err

@@ -165,6 +165,7 @@ func (sf *StagedFile) Finish(ctx context.Context) (*UpdateSessionFile, error) {
 func (m *Manager) inlineStaged(ctx context.Context, sessionID uint64, name string) (int64, error) {
 	var used int64
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		used = 0 // the body may run again (meta.Store.View)
 		files, err := tx.UpdateSessionFiles(sessionID)
 		for _, f := range files {
 			if f.Inline && f.Name != name {

@@ -47,6 +47,10 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 	rep := &FsckReport{Problems: []FsckProblem{}}
 	var refs []meta.ContentRefEntry
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		// The body may run again (meta.Store.View): it starts afresh.
+		clear(uses)
+		order, refs = nil, nil
+		*rep = FsckReport{Problems: []FsckProblem{}}
 		add := func(k meta.ContentKey, size int64, label string) error {
 			u := uses[k.String()]
 			if u == nil {

@@ -81,8 +81,19 @@ func (m *Manager) CreateItem(ctx context.Context, spec ItemCreateSpec, clientTok
 
 // GetItem returns an item by id.
 func (m *Manager) GetItem(ctx context.Context, id string) (*Item, error) {
+	return m.getItem(ctx, id, m.store.View)
+}
+
+// ItemAttributes is GetItem for the kernel's attribute requests: on a
+// shared catalog it may be a few milliseconds behind other nodes'
+// commits (meta.Store.ViewRecent), as the kernel's own caches are.
+func (m *Manager) ItemAttributes(ctx context.Context, id string) (*Item, error) {
+	return m.getItem(ctx, id, m.store.ViewRecent)
+}
+
+func (m *Manager) getItem(ctx context.Context, id string, view func(context.Context, func(*meta.Tx) error) error) (*Item, error) {
 	var out *Item
-	err := m.store.View(ctx, func(tx *meta.Tx) error {
+	err := view(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
 		if err != nil {
 			return err
@@ -120,6 +131,7 @@ func (m *Manager) ItemByName(ctx context.Context, libraryID, name string) (*Item
 func (m *Manager) ListItems(ctx context.Context, libraryID string) ([]Item, error) {
 	out := []Item{}
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		out = out[:0] // the body may run again (meta.Store.View)
 		lib, err := m.libraryRec(tx, libraryID)
 		if err != nil {
 			return err
@@ -151,6 +163,7 @@ func (m *Manager) FindItems(ctx context.Context, spec ItemFindSpec) ([]string, e
 	}
 	ids := []string{}
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		ids = ids[:0] // the body may run again (meta.Store.View)
 		items, err := tx.Items()
 		if err != nil {
 			return err

@@ -118,8 +118,18 @@ func storageDirOf(spec LibraryCreateSpec) (string, error) {
 
 // GetLibrary returns a library by id.
 func (m *Manager) GetLibrary(ctx context.Context, id string) (*Library, error) {
+	return m.getLibrary(ctx, id, m.store.View)
+}
+
+// LibraryAttributes is GetLibrary for the kernel's attribute requests
+// (see ItemAttributes).
+func (m *Manager) LibraryAttributes(ctx context.Context, id string) (*Library, error) {
+	return m.getLibrary(ctx, id, m.store.ViewRecent)
+}
+
+func (m *Manager) getLibrary(ctx context.Context, id string, view func(context.Context, func(*meta.Tx) error) error) (*Library, error) {
 	var out *Library
-	err := m.store.View(ctx, func(tx *meta.Tx) error {
+	err := view(ctx, func(tx *meta.Tx) error {
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
 			return err
@@ -152,6 +162,7 @@ func (m *Manager) LibraryByName(ctx context.Context, name string) (*Library, err
 func (m *Manager) ListLibraries(ctx context.Context) ([]Library, error) {
 	out := []Library{}
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		out = out[:0] // the body may run again (meta.Store.View)
 		libs, err := tx.Libraries()
 		if err != nil {
 			return err

@@ -234,6 +234,10 @@ func (c catalog) View(ctx context.Context, fn func(tx *meta.Tx) error) error {
 	return fromMeta(c.Store.View(ctx, fn))
 }
 
+func (c catalog) ViewRecent(ctx context.Context, fn func(tx *meta.Tx) error) error {
+	return fromMeta(c.Store.ViewRecent(ctx, fn))
+}
+
 // NextID is a fresh catalog ID (meta.Store.NextID).
 func (c catalog) NextID(ctx context.Context) (uint64, error) {
 	id, err := c.Store.NextID(ctx)

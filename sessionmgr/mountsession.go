@@ -193,11 +193,11 @@ func (m *Manager) beginUpload(ctx context.Context, mi *mountItem, name string, i
 			if err := m.extendTx(tx, s); err != nil {
 				return err
 			}
+			if old, err := tx.UpdateSessionFile(s.ID, name); err == nil {
+				oldStaging = old.Staging
+			}
 		} else if s, err = m.newUpdateSessionTx(tx, it, ids[0], m.owner); err != nil {
 			return err
-		}
-		if old, err := tx.UpdateSessionFile(s.ID, name); err == nil {
-			oldStaging = old.Staging
 		}
 		lib, err := tx.Library(it.LibraryID)
 		if err != nil {

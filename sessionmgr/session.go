@@ -76,7 +76,7 @@ func (m *Manager) newSessionHeader(id uint64, uuid string, it *meta.Item, owner 
 
 // createTx stores a new session (meta indexes its API id and expiry).
 func (k sessionKind[S]) createTx(tx *meta.Tx, s S) error {
-	return tx.PutSession(s)
+	return tx.CreateSession(s)
 }
 
 // keepAlive moves an ACTIVE session's expiration to now + timeout and
@@ -259,6 +259,7 @@ func listSessions[R, I any](ctx context.Context, m *Manager, itemID string, all 
 	itemOf func(*R) uint64, info func(*meta.Tx, *R) (*I, error)) ([]I, error) {
 	out := []I{}
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		out = out[:0] // the body may run again (meta.Store.View)
 		var filter uint64
 		if itemID != "" {
 			it, err := m.itemRec(tx, itemID)

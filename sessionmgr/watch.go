@@ -64,6 +64,9 @@ func (m *Manager) foreignChanges(ctx context.Context, evs []meta.CatalogEvent) [
 	libNames := map[uint64]string{}
 	items := map[uint64]*meta.Item{}
 	err := m.store.View(ctx, func(tx *meta.Tx) error {
+		out, seen = nil, map[string]bool{} // the body may run again (meta.Store.View)
+		clear(libNames)
+		clear(items)
 		libName := func(id uint64) (string, bool) {
 			if n, ok := libNames[id]; ok {
 				return n, n != ""
