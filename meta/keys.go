@@ -31,6 +31,7 @@ package meta
 //	'N'   'N' nodeID(8)                                   Node (a daemon sharing the catalog)
 //	'l'   'l' "leader"                                    Leader (which node cleans up for all)
 //	'X'   'X' backingID(8) sha256(32)                     FreedContent (a blob file awaiting deletion)
+//	'Z'   'Z' kind(1) id(8)                               empty  a library ('L') or item ('I') being deleted
 //
 // One constructor per kind of key follows, and a parser for those read
 // back from scans.
@@ -74,6 +75,9 @@ const (
 	// catalogs several nodes share: only the leader deletes them, after
 	// a grace period (sessionmgr's node.go).
 	kindFreedContent = 'X'
+	// kindHidden lists libraries and items hidden for deletion whose
+	// records are still being removed (store.go's HideItem).
+	kindHidden = 'Z'
 )
 
 // SessionKind tells update and download sessions apart in shared indexes.
@@ -195,6 +199,9 @@ func freedContentKey(backingID uint64, sha []byte) []byte {
 }
 
 func freedContentPrefix() []byte { return []byte{kindFreedContent} }
+
+func hiddenKey(kind ObjectKind, id uint64) []byte { return u64([]byte{kindHidden, byte(kind)}, id) }
+func hiddenPrefix() []byte                        { return []byte{kindHidden} }
 
 func parseFreedContentKey(k []byte) (backingID uint64, sha []byte, ok bool) {
 	if len(k) != 1+8+32 || k[0] != kindFreedContent {

@@ -39,6 +39,8 @@ type Library struct {
 	LastModifiedTime int64  `json:"last_modified_time"`
 	Version          uint64 `json:"version"`
 	Attr             Attr   `json:"attr"`
+	// Deleting: hidden (HideLibrary), its items being deleted.
+	Deleting bool `json:"deleting,omitempty"`
 }
 
 type Item struct {
@@ -59,6 +61,8 @@ type Item struct {
 	// Items created before it was kept have SizeKnown false.
 	Size      int64 `json:"size,omitempty"`
 	SizeKnown bool  `json:"size_known,omitempty"`
+	// Deleting: hidden (HideItem), its files being deleted.
+	Deleting bool `json:"deleting,omitempty"`
 }
 
 // AddSize keeps Size in step with a change of the file table.

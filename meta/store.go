@@ -377,6 +377,29 @@ func scanRecords[T any](tx *Tx, prefix []byte) ([]T, error) {
 	return out, err
 }
 
+// firstRecords is scanRecords of the first n records only.
+func firstRecords[T any](tx *Tx, prefix []byte, n int) ([]T, error) {
+	var out []T
+	if n <= 0 {
+		return nil, nil
+	}
+	err := tx.t.scan(prefix, prefixEnd(prefix), false, func(k []byte, version uint64, value func() ([]byte, error)) error {
+		r, err := decodeCached[T](tx, k, version, value)
+		if err != nil {
+			return err
+		}
+		out = append(out, *r)
+		if len(out) == n {
+			return errStop
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return out, err
+}
+
 func getRecord[T any](tx *Tx, key []byte) (*T, error) {
 	b, version, err := tx.t.get(key)
 	if err != nil {
@@ -467,6 +490,11 @@ func (tx *Tx) DeleteLibrary(id uint64) error {
 	}
 	if err := tx.reindexUUID(true, uuidKey(old.UUID), "", LibraryObject, id); err != nil {
 		return err
+	}
+	if old.Deleting {
+		if err := tx.del(hiddenKey(LibraryObject, id)); err != nil {
+			return err
+		}
 	}
 	return tx.del(libraryKey(id))
 }
@@ -570,7 +598,108 @@ func (tx *Tx) DeleteItem(id uint64) error {
 	if err := tx.reindexUUID(true, uuidKey(old.UUID), "", ItemObject, id); err != nil {
 		return err
 	}
+	if old.Deleting {
+		if err := tx.del(hiddenKey(ItemObject, id)); err != nil {
+			return err
+		}
+	}
 	return tx.del(itemKey(id))
+}
+
+// ---- libraries and items being deleted
+//
+// A library or item with many records cannot go in one transaction on
+// etcd (128 keys). Its deletion is two steps instead (sessionmgr's
+// sweep.go): Hide, one small transaction, takes its name and API id away
+// and marks it Deleting, so that for every client it is gone at once;
+// then what it holds goes in bounded transactions, and last the record
+// itself (DeleteItem, DeleteLibrary). The hidden index ('Z') lists what
+// is hidden, so that a deletion a crash cut short is found and finished.
+
+// HideItem takes an item's name and API id away, marks it Deleting and
+// lists it as hidden. Its name is free for a new item at once.
+func (tx *Tx) HideItem(id uint64) error {
+	it, err := tx.Item(id)
+	if err != nil || it.Deleting {
+		return err
+	}
+	if err := tx.reindex(itemNameKey(it.LibraryID, it.Name), nil, u64(nil, id)); err != nil {
+		return err
+	}
+	if err := tx.reindexUUID(true, uuidKey(it.UUID), "", ItemObject, id); err != nil {
+		return err
+	}
+	it.Deleting = true
+	if err := tx.put(itemKey(id), it); err != nil {
+		return err
+	}
+	return tx.set(hiddenKey(ItemObject, id), nil)
+}
+
+// HideLibrary is HideItem for a library; its items keep their records
+// and indexes until they are deleted in turn (their library being
+// Deleting hides them: sessionmgr checks it).
+func (tx *Tx) HideLibrary(id uint64) error {
+	lib, err := tx.Library(id)
+	if err != nil || lib.Deleting {
+		return err
+	}
+	if err := tx.reindex(libraryNameKey(lib.Name), nil, u64(nil, id)); err != nil {
+		return err
+	}
+	if err := tx.reindexUUID(true, uuidKey(lib.UUID), "", LibraryObject, id); err != nil {
+		return err
+	}
+	lib.Deleting = true
+	if err := tx.put(libraryKey(id), lib); err != nil {
+		return err
+	}
+	return tx.set(hiddenKey(LibraryObject, id), nil)
+}
+
+// Hidden is a library or item being deleted.
+type Hidden struct {
+	Kind ObjectKind // LibraryObject or ItemObject
+	ID   uint64
+}
+
+// HiddenRecords lists up to n libraries and items being deleted, items
+// first.
+func (tx *Tx) HiddenRecords(n int) ([]Hidden, error) {
+	var out []Hidden
+	for _, kind := range []ObjectKind{ItemObject, LibraryObject} {
+		prefix := []byte{kindHidden, byte(kind)}
+		err := tx.scan(prefix, true, func(k, _ []byte) error {
+			if len(k) != 2+8 {
+				return fmt.Errorf("%w: key %q", ErrCorrupt, k)
+			}
+			out = append(out, Hidden{Kind: kind, ID: binary.BigEndian.Uint64(k[2:])})
+			if len(out) >= n {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil || len(out) >= n {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// FirstItemIDs returns up to n of a library's items, in name order.
+func (tx *Tx) FirstItemIDs(libID uint64, n int) ([]uint64, error) {
+	var ids []uint64
+	err := tx.scan(itemNamePrefix(libID), false, func(k, v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: key %q", ErrCorrupt, k)
+		}
+		ids = append(ids, binary.BigEndian.Uint64(v))
+		if len(ids) >= n {
+			return errStop
+		}
+		return nil
+	})
+	return ids, err
 }
 
 // ItemIDByName looks an item up in its library, case-insensitively.
@@ -598,6 +727,12 @@ func (tx *Tx) File(itemID uint64, name string) (*File, error) {
 }
 func (tx *Tx) Files(itemID uint64) ([]File, error) {
 	return scanRecords[File](tx, fileTablePrefix(itemID))
+}
+
+// FirstFiles returns up to n files of an item, in name order: what one
+// bounded transaction can handle.
+func (tx *Tx) FirstFiles(itemID uint64, n int) ([]File, error) {
+	return firstRecords[File](tx, fileTablePrefix(itemID), n)
 }
 func (tx *Tx) AllFiles() ([]File, error)                   { return scanRecords[File](tx, filePrefix()) }
 func (tx *Tx) PutFile(f *File) error                       { return tx.put(fileKey(f.ItemID, f.Name), f) }

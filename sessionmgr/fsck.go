@@ -93,7 +93,9 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 		}
 		for i := range items {
 			it := &items[i]
-			if it.SizeKnown && it.Size != sums[it.ID] {
+			// A hidden item's files are being removed (sweep.go):
+			// its size is the one it had.
+			if it.SizeKnown && !it.Deleting && it.Size != sums[it.ID] {
 				rep.Problems = append(rep.Problems, FsckProblem{File: itemLabel(tx, it), Msg: fmt.Sprintf("item records a size of %d bytes, its files add up to %d", it.Size, sums[it.ID])})
 			}
 		}

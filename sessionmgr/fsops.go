@@ -36,7 +36,7 @@ func (m *Manager) DeleteItemIfEmpty(ctx context.Context, id string) error {
 		if err := m.checkItemEmptyTx(tx, it); err != nil {
 			return err
 		}
-		drop, ended, err = m.deleteItemTx(tx, it)
+		drop, ended, _, err = m.deleteItemTx(tx, it) // empty: never large
 		return err
 	})
 	if err != nil {

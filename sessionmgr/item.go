@@ -169,6 +169,9 @@ func (m *Manager) FindItems(ctx context.Context, spec ItemFindSpec) ([]string, e
 			return err
 		}
 		for i := range items {
+			if deleting(tx, &items[i]) {
+				continue
+			}
 			info, err := itemInfo(tx, &items[i])
 			if err != nil {
 				return err
@@ -276,12 +279,13 @@ func (m *Manager) DeleteItem(ctx context.Context, id string) error {
 	lib, item := m.namesOf(ctx, "", id)
 	var drop []meta.ContentKey
 	var ended []endedSession
+	large := false
 	err := m.store.Update(ctx, func(tx *meta.Tx) error {
 		it, err := m.itemRec(tx, id)
 		if err != nil {
 			return err
 		}
-		drop, ended, err = m.deleteItemTx(tx, it)
+		drop, ended, large, err = m.deleteItemTx(tx, it)
 		return err
 	})
 	if err != nil {
@@ -290,27 +294,39 @@ func (m *Manager) DeleteItem(ctx context.Context, id string) error {
 	m.afterEnd(ctx, ended)
 	m.dropUnreferenced(ctx, drop)
 	m.notify(Change{Library: lib, Item: item, Gone: true})
+	if large {
+		// Gone for every client already; what is left of it is the
+		// leader's to remove should this stop (sweep.go).
+		return m.sweepHidden(ctx)
+	}
 	return nil
 }
 
-func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentKey, ended []endedSession, err error) {
-	files, err := tx.Files(it.ID)
+// deleteItemTx deletes an item: its sessions end, and its files go with
+// it, or, if it has more than sweepFiles (large), it is hidden for
+// sweepHidden to remove them in bounded transactions (sweep.go).
+func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentKey, ended []endedSession, large bool, err error) {
+	files, err := tx.FirstFiles(it.ID, sweepFiles+1)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	for _, f := range files {
-		k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
-		refs, err := tx.AddContentRef(k, -1, 0)
-		if err != nil {
-			return nil, nil, err
-		}
-		if refs == 0 {
-			drop = append(drop, k)
-		}
-		if err := tx.DeleteFile(it.ID, f.Name); err != nil {
-			return nil, nil, err
+	if large = len(files) > sweepFiles; !large {
+		if drop, err = deleteFilesTx(tx, it.ID, files); err != nil {
+			return nil, nil, false, err
 		}
 	}
+	drop, ended, err = m.endItemSessionsTx(tx, it, drop)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if large {
+		return drop, ended, true, tx.HideItem(it.ID) // its name and API id go
+	}
+	return drop, ended, false, tx.DeleteItem(it.ID) // and its name and API id
+}
+
+// endItemSessionsTx ends the sessions of an item being deleted.
+func (m *Manager) endItemSessionsTx(tx *meta.Tx, it *meta.Item, drop []meta.ContentKey) (_ []meta.ContentKey, ended []endedSession, err error) {
 	msg := "library item " + itemLabel(tx, it) + " was deleted"
 	// An item has at most one ACTIVE update session, found through its
 	// lock (not a scan of every session ever kept: rm -rf of 50 items
@@ -345,7 +361,7 @@ func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentK
 		drop = append(drop, d...)
 		ended = append(ended, endedSession{s.ID, s.UUID})
 	}
-	return drop, ended, tx.DeleteItem(it.ID) // and its name and API id
+	return drop, ended, nil
 }
 
 func itemInfo(tx *meta.Tx, it *meta.Item) (*Item, error) {

@@ -168,6 +168,9 @@ func (m *Manager) ListLibraries(ctx context.Context) ([]Library, error) {
 			return err
 		}
 		for i := range libs {
+			if libs[i].Deleting {
+				continue // hidden, being deleted (sweep.go)
+			}
 			l, err := m.libraryInfo(tx, &libs[i])
 			if err != nil {
 				return err
@@ -289,27 +292,33 @@ func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
 	}()
 	var drop []meta.ContentKey
 	var ended []endedSession
+	hidden := false
 	err := m.store.Update(ctx, func(tx *meta.Tx) error {
-		drop, ended = nil, nil
+		drop, ended, hidden = nil, nil, false
 		lib, err := m.libraryRec(tx, id)
 		if err != nil {
 			return err
 		}
-		itemIDs, err := tx.ItemIDs(lib.ID)
+		itemIDs, err := tx.FirstItemIDs(lib.ID, 2)
 		if err != nil {
 			return err
+		}
+		if len(itemIDs) > 1 {
+			// More than one transaction's worth (sweep.go): gone for
+			// every client now, its items removed one by one.
+			hidden = true
+			return tx.HideLibrary(lib.ID)
 		}
 		for _, itemID := range itemIDs {
 			it, err := tx.Item(itemID)
 			if err != nil {
 				return err
 			}
-			d, e, err := m.deleteItemTx(tx, it)
-			if err != nil {
+			var large bool
+			if drop, ended, large, err = m.deleteItemTx(tx, it); err != nil {
 				return err
 			}
-			drop = append(drop, d...)
-			ended = append(ended, e...)
+			hidden = hidden || large
 		}
 		return tx.DeleteLibrary(lib.ID) // and its name and API id
 	})
@@ -318,6 +327,9 @@ func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
 	}
 	m.afterEnd(ctx, ended)
 	m.dropUnreferenced(ctx, drop)
+	if hidden {
+		return m.sweepHidden(ctx)
+	}
 	return nil
 }
 

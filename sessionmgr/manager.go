@@ -188,6 +188,9 @@ type Manager struct {
 	// (committed false) and just after it committed (true); tests end
 	// the caller's context there.
 	commitTxHook func(committed bool)
+	// afterSweepBatch, if set, runs after each transaction of a sweep
+	// (sweep.go), for tests that cut one short.
+	afterSweepBatch func()
 }
 
 // catalog is the meta.Store as the manager sees it: the error of every
@@ -537,7 +540,21 @@ func (m *Manager) itemRec(tx *meta.Tx, id string) (*meta.Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tx.Item(n)
+	it, err := tx.Item(n)
+	if err == nil && deleting(tx, it) {
+		return nil, errorf(KindNotFound, "library item %s not found", id)
+	}
+	return it, err
+}
+
+// deleting reports an item that is hidden for deletion, or whose library
+// is (sweep.go): gone for every client, though its record is still there.
+func deleting(tx *meta.Tx, it *meta.Item) bool {
+	if it.Deleting {
+		return true
+	}
+	lib, err := tx.Library(it.LibraryID)
+	return err == nil && lib.Deleting
 }
 
 // itemLabel is how messages name an item: LIBRARY/ITEM.

@@ -119,7 +119,7 @@ func (m *Manager) RenameItem(ctx context.Context, libraryID, oldName, newName st
 			if err := m.checkItemEmptyTx(tx, target); err != nil {
 				return err
 			}
-			if drop, ended, err = m.deleteItemTx(tx, target); err != nil {
+			if drop, ended, _, err = m.deleteItemTx(tx, target); err != nil { // empty: never large
 				return err
 			}
 			gone = append(gone, Change{Library: lib.Name, Item: target.Name, Gone: true})

@@ -187,7 +187,7 @@ func (m *Manager) NodeTick(ctx context.Context) error {
 	if err != nil || !leader {
 		return err
 	}
-	return errors.Join(m.failLapsedNodes(ctx), m.deleteFreedContent(ctx, m.now()-int64(m.grace)))
+	return errors.Join(m.failLapsedNodes(ctx), m.deleteFreedContent(ctx, m.now()-int64(m.grace)), m.sweepHidden(ctx))
 }
 
 func (m *Manager) heartbeat(ctx context.Context) error {

@@ -19,6 +19,11 @@ const expiredMessage = "session expired"
 func (m *Manager) runReaper(interval time.Duration) {
 	m.every(interval, "session reaper", func(ctx context.Context) error {
 		_, err := m.ExpireDue(ctx)
+		if err == nil && !m.shared && !m.readOnly {
+			// A deletion a crash cut short (sweep.go); on a shared
+			// catalog the leader finishes them.
+			err = m.sweepHidden(ctx)
+		}
 		return err
 	})
 }

@@ -95,7 +95,12 @@ func (m *Manager) foreignChanges(ctx context.Context, evs []meta.CatalogEvent) [
 			case e.Resync:
 				add(Change{Everything: true})
 			case e.Library != nil || e.PrevLibrary != nil:
-				named(e.PrevLibrary, e.Library, func(l *meta.Library) string { return l.Name },
+				// A library hidden for deletion is gone (sweep.go).
+				prev, cur := live(e.PrevLibrary, e.PrevLibrary != nil && e.PrevLibrary.Deleting), live(e.Library, e.Library != nil && e.Library.Deleting)
+				if prev == nil && cur == nil {
+					continue
+				}
+				named(prev, cur, func(l *meta.Library) string { return l.Name },
 					func(name string, gone, appeared bool) { add(Change{Library: name, Gone: gone, Appeared: appeared}) })
 			case e.Item != nil || e.PrevItem != nil:
 				it := e.Item
@@ -103,10 +108,11 @@ func (m *Manager) foreignChanges(ctx context.Context, evs []meta.CatalogEvent) [
 					it = e.PrevItem
 				}
 				lib, ok := libName(it.LibraryID)
-				if !ok {
+				prev, cur := live(e.PrevItem, e.PrevItem != nil && e.PrevItem.Deleting), live(e.Item, e.Item != nil && e.Item.Deleting)
+				if !ok || (prev == nil && cur == nil) {
 					continue
 				}
-				named(e.PrevItem, e.Item, func(i *meta.Item) string { return i.Name },
+				named(prev, cur, func(i *meta.Item) string { return i.Name },
 					func(name string, gone, appeared bool) {
 						add(Change{Library: lib, Item: name, Gone: gone, Appeared: appeared})
 					})
@@ -116,7 +122,7 @@ func (m *Manager) foreignChanges(ctx context.Context, evs []meta.CatalogEvent) [
 					f = e.PrevFile
 				}
 				it := item(f.ItemID)
-				if it == nil {
+				if it == nil || it.Deleting {
 					continue
 				}
 				lib, ok := libName(it.LibraryID)
@@ -153,6 +159,14 @@ func (c Change) depth() int {
 		return 2
 	}
 	return 3
+}
+
+// live is r, or nil for a record hidden for deletion.
+func live[T any](r *T, hidden bool) *T {
+	if hidden {
+		return nil
+	}
+	return r
 }
 
 // named reports a record's change by name: a creation appears, a deletion

@@ -1,0 +1,180 @@
+package sessionmgr
+
+import (
+	"context"
+	"errors"
+
+	"clfs/meta"
+)
+
+// Deleting what one transaction cannot hold. etcd takes at most 128 keys
+// in a transaction, and deleting an item takes about three per file;
+// deleting a library, that for every file of every item. So a library
+// with more than one item, or an item with more than sweepFiles files, is
+// deleted in two steps (meta's HideItem):
+//
+//  1. one small transaction hides it: its name and API id go, its
+//     sessions end, it is marked Deleting. From then on it is gone for
+//     every client, on every node, and its name is free: the API's
+//     delete is atomic as it promises.
+//  2. sweepHidden removes what it held in bounded transactions (the files
+//     of an item, sweepFiles at a time, dropping their content
+//     references; the items of a library, one at a time), then the
+//     record itself.
+//
+// The delete runs step 2 before it returns. Cut short (a crash, a client
+// gone), the hidden index finds what is left: the leader (or, on Badger,
+// the reaper) finishes it. Two nodes sweeping the same item conflict and
+// take turns; what one removed the other finds gone.
+
+const (
+	// sweepFiles is how many files one transaction of a sweep removes:
+	// with their references and the item's own keys, well within 128.
+	sweepFiles = 24
+	// sweepHiddenBatch is how many hidden records one round reads.
+	sweepHiddenBatch = 16
+)
+
+// sweepHidden finishes every deletion under way, until none is left or
+// ctx ends.
+func (m *Manager) sweepHidden(ctx context.Context) error {
+	for {
+		var hidden []meta.Hidden
+		if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
+			hidden, err = tx.HiddenRecords(sweepHiddenBatch)
+			return err
+		}); err != nil {
+			return err
+		}
+		if len(hidden) == 0 {
+			return nil
+		}
+		for _, h := range hidden {
+			var err error
+			if h.Kind == meta.ItemObject {
+				err = m.sweepItem(ctx, h.ID)
+			} else {
+				err = m.sweepLibrary(ctx, h.ID)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// sweepItem removes a hidden item's files, sweepFiles per transaction,
+// and then the item.
+func (m *Manager) sweepItem(ctx context.Context, id uint64) error {
+	for {
+		var drop []meta.ContentKey
+		done := false
+		err := m.store.Update(ctx, func(tx *meta.Tx) error {
+			drop, done = nil, false
+			if _, err := tx.Item(id); errors.Is(err, meta.ErrNotFound) {
+				done = true // another node finished it
+				return nil
+			} else if err != nil {
+				return err
+			}
+			files, err := tx.FirstFiles(id, sweepFiles)
+			if err != nil {
+				return err
+			}
+			if drop, err = deleteFilesTx(tx, id, files); err != nil {
+				return err
+			}
+			if len(files) < sweepFiles {
+				done = true
+				return tx.DeleteItem(id) // and its hidden mark
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		m.dropUnreferenced(ctx, drop)
+		if done {
+			return nil
+		}
+		if m.afterSweepBatch != nil {
+			m.afterSweepBatch()
+		}
+	}
+}
+
+// sweepLibrary deletes a hidden library's items one per transaction (an
+// item too large for one is hidden in turn and swept), then the library.
+func (m *Manager) sweepLibrary(ctx context.Context, id uint64) error {
+	for {
+		var (
+			drop   []meta.ContentKey
+			ended  []endedSession
+			hidden uint64
+			done   bool
+		)
+		err := m.store.Update(ctx, func(tx *meta.Tx) error {
+			drop, ended, hidden, done = nil, nil, 0, false
+			if _, err := tx.Library(id); errors.Is(err, meta.ErrNotFound) {
+				done = true
+				return nil
+			} else if err != nil {
+				return err
+			}
+			ids, err := tx.FirstItemIDs(id, 1)
+			if err != nil {
+				return err
+			}
+			if len(ids) == 0 {
+				done = true
+				return tx.DeleteLibrary(id) // and its hidden mark
+			}
+			it, err := tx.Item(ids[0])
+			if err != nil {
+				return err
+			}
+			var large bool
+			if drop, ended, large, err = m.deleteItemTx(tx, it); err != nil {
+				return err
+			}
+			if large {
+				hidden = it.ID
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		m.afterEnd(ctx, ended)
+		m.dropUnreferenced(ctx, drop)
+		if hidden != 0 {
+			if err := m.sweepItem(ctx, hidden); err != nil {
+				return err
+			}
+		}
+		if done {
+			return nil
+		}
+	}
+}
+
+// deleteFilesTx removes files of an item from its file table and drops
+// their content references, returning the content no file references any
+// more.
+func deleteFilesTx(tx *meta.Tx, itemID uint64, files []meta.File) ([]meta.ContentKey, error) {
+	var drop []meta.ContentKey
+	for _, f := range files {
+		k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
+		refs, err := tx.AddContentRef(k, -1, 0)
+		if err != nil {
+			return nil, err
+		}
+		if refs == 0 {
+			drop = append(drop, k)
+		}
+		if err := tx.DeleteFile(itemID, f.Name); err != nil {
+			return nil, err
+		}
+	}
+	return drop, nil
+}
