@@ -63,6 +63,12 @@ type kvTxn interface {
 	// its return. Engines read large ranges in pages. An error from fn
 	// ends the scan and is returned.
 	scan(begin, end []byte, keysOnly bool, fn func(key []byte, version uint64, value func() ([]byte, error)) error) error
+	// count returns how many keys [begin, end) holds, not counting
+	// this transaction's own writes (callers count in transactions
+	// that wrote nothing there). A commit checks no key of the range
+	// was added or changed since, not that none was deleted: a count
+	// is for reports (statfs), not for decisions.
+	count(begin, end []byte) (int64, error)
 	set(key, val []byte) error
 	del(key []byte) error
 	// absent tells the transaction that key does not exist (it is

@@ -138,6 +138,15 @@ type badgerTxn struct{ txn *badger.Txn }
 
 func (badgerTxn) absent([]byte) {} // reads are local: nothing to save
 
+func (t badgerTxn) count(begin, end []byte) (int64, error) {
+	var n int64
+	err := t.scan(begin, end, true, func([]byte, uint64, func() ([]byte, error)) error {
+		n++
+		return nil
+	})
+	return n, err
+}
+
 func (t badgerTxn) get(key []byte) ([]byte, uint64, error) {
 	item, err := t.txn.Get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {

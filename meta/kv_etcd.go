@@ -301,6 +301,8 @@ func (e *etcdEngine) attempt(ctx context.Context, mode txnMode, fn func(kvTxn) e
 		// still the cluster's: the check says so, or it is a
 		// conflict, and the next attempt reads further on.
 		if t.stale && mode != readRecent {
+			// Unchecked (the cluster gone, the caller too), the
+			// error may be a stale one: the check's own error is true.
 			if cerr := t.commit(ctx, false); cerr != nil {
 				return cerr
 			}
@@ -541,6 +543,18 @@ func (t *etcdTxn) absent(key []byte) {
 		t.observe(k, 0)
 		t.reads[k] = etcdRead{}
 	}
+}
+
+// count asks the cluster for the number alone: one round trip whatever
+// the range holds (statfs counts every file of the catalog).
+func (t *etcdTxn) count(begin, end []byte) (int64, error) {
+	from, to := t.e.key(begin), t.e.rangeEnd(end)
+	resp, err := t.fetch(from, clientv3.WithRange(to), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("etcd count: %w", err)
+	}
+	t.ranges = append(t.ranges, etcdRange{from, to})
+	return resp.Count, nil
 }
 
 func (t *etcdTxn) set(key, val []byte) error {

@@ -43,6 +43,7 @@ var engineSuite = []struct {
 	{"RecordCacheSeesOtherWriters", testRecordCacheSeesOtherWriters},
 	{"CountersExactAcrossStores", testCountersExactAcrossStores},
 	{"ViewRecentFollowsOthers", testViewRecentFollowsOthers},
+	{"CountFiles", testCountFiles},
 	{"ClientTokensExpire", testClientTokensExpire},
 	{"DeleteSessionCascades", testDeleteSessionCascades},
 	{"Limits", testLimits},
@@ -941,4 +942,36 @@ func testLongTransactionGetsItsTurn(t *testing.T, c *testCatalog) {
 		t.Fatalf("after %d rounds: %v", rounds, err)
 	}
 	t.Logf("committed in %d rounds", rounds)
+}
+
+// CountFiles counts what AllFiles lists, across items and scan pages.
+func testCountFiles(t *testing.T, c *testCatalog) {
+	s := c.open(t)
+	defer s.Close()
+	for batch := range 6 {
+		mustNo(t, s.Update(bg, func(tx *Tx) error {
+			for i := range 100 {
+				f := &File{ID: uint64(batch*100 + i + 1), ItemID: uint64(1 + i%3), Name: fmt.Sprintf("f%03d-%d", i, batch)}
+				if err := tx.PutFile(f); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	mustNo(t, s.Update(bg, func(tx *Tx) error { return tx.DeleteFile(1, "f000-0") }))
+	mustNo(t, s.View(bg, func(tx *Tx) error {
+		n, err := tx.CountFiles()
+		if err != nil {
+			return err
+		}
+		all, err := tx.AllFiles()
+		if err != nil {
+			return err
+		}
+		if n != 599 || len(all) != 599 {
+			t.Errorf("CountFiles %d, AllFiles %d, want 599", n, len(all))
+		}
+		return nil
+	}))
 }

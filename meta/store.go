@@ -734,7 +734,12 @@ func (tx *Tx) Files(itemID uint64) ([]File, error) {
 func (tx *Tx) FirstFiles(itemID uint64, n int) ([]File, error) {
 	return firstRecords[File](tx, fileTablePrefix(itemID), n)
 }
-func (tx *Tx) AllFiles() ([]File, error)                   { return scanRecords[File](tx, filePrefix()) }
+func (tx *Tx) AllFiles() ([]File, error) { return scanRecords[File](tx, filePrefix()) }
+
+// CountFiles is len(AllFiles()) without reading them.
+func (tx *Tx) CountFiles() (int64, error) {
+	return tx.t.count(filePrefix(), prefixEnd(filePrefix()))
+}
 func (tx *Tx) PutFile(f *File) error                       { return tx.put(fileKey(f.ItemID, f.Name), f) }
 func (tx *Tx) DeleteFile(itemID uint64, name string) error { return tx.del(fileKey(itemID, name)) }
 

@@ -162,10 +162,9 @@ func (m *Manager) StorageStats(ctx context.Context) (*StorageStats, error) {
 	if err := syscall.Statfs(m.defaultStorage, &st); err != nil {
 		return nil, storageErr("statfs", err)
 	}
-	var files int
-	_ = m.store.View(ctx, func(tx *meta.Tx) error {
-		all, err := tx.AllFiles()
-		files = len(all)
+	var files int64
+	_ = m.store.View(ctx, func(tx *meta.Tx) (err error) {
+		files, err = tx.CountFiles() // not AllFiles: statfs comes with every find and df
 		return err
 	})
 	return &StorageStats{

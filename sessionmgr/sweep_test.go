@@ -42,7 +42,7 @@ func TestDeleteLargeItem(t *testing.T) {
 	item := e.item(lib, "big")
 	e.fill(item, "f", 10)
 	// A download session pins every file of its item when it is made,
-	// in one transaction: on etcd, at most about forty.
+	// in one transaction: on etcd, at most about sixty.
 	reader := e.downloadSession(item)
 	e.fill(item, "g", 3*sweepFiles)
 	keep := e.item(lib, "keep")
