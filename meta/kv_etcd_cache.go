@@ -2,9 +2,8 @@ package meta
 
 import (
 	"context"
-	"time"
-
 	"sync"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

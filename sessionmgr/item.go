@@ -295,9 +295,7 @@ func (m *Manager) DeleteItem(ctx context.Context, id string) error {
 	m.dropUnreferenced(ctx, drop)
 	m.notify(Change{Library: lib, Item: item, Gone: true})
 	if large {
-		// Gone for every client already; what is left of it is the
-		// leader's to remove should this stop (sweep.go).
-		return m.sweepHidden(ctx)
+		m.finishDeleting(ctx)
 	}
 	return nil
 }

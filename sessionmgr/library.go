@@ -328,7 +328,7 @@ func (m *Manager) DeleteLibrary(ctx context.Context, id string) error {
 	m.afterEnd(ctx, ended)
 	m.dropUnreferenced(ctx, drop)
 	if hidden {
-		return m.sweepHidden(ctx)
+		m.finishDeleting(ctx)
 	}
 	return nil
 }

@@ -187,7 +187,9 @@ func (m *Manager) NodeTick(ctx context.Context) error {
 	if err != nil || !leader {
 		return err
 	}
-	return errors.Join(m.failLapsedNodes(ctx), m.deleteFreedContent(ctx, m.now()-int64(m.grace)), m.sweepHidden(ctx))
+	// The sweep gets a sixth of the lease per tick, so that the next
+	// heartbeat is never late for it.
+	return errors.Join(m.failLapsedNodes(ctx), m.deleteFreedContent(ctx, m.now()-int64(m.grace)), m.sweepAWhile(ctx, m.lease/6))
 }
 
 func (m *Manager) heartbeat(ctx context.Context) error {

@@ -22,7 +22,7 @@ func (m *Manager) runReaper(interval time.Duration) {
 		if err == nil && !m.shared && !m.readOnly {
 			// A deletion a crash cut short (sweep.go); on a shared
 			// catalog the leader finishes them.
-			err = m.sweepHidden(ctx)
+			err = m.sweepAWhile(ctx, sweepReaperBudget)
 		}
 		return err
 	})

@@ -3,6 +3,7 @@ package sessionmgr
 import (
 	"context"
 	"errors"
+	"time"
 
 	"clfs/meta"
 )
@@ -33,7 +34,30 @@ const (
 	sweepFiles = 24
 	// sweepHiddenBatch is how many hidden records one round reads.
 	sweepHiddenBatch = 16
+	// sweepReaperBudget bounds the reaper's share of a sweep per round.
+	sweepReaperBudget = 2 * time.Second
 )
+
+// finishDeleting runs step 2 for a delete that hid what it deletes. The
+// delete took effect with step 1, so its caller is not told of a sweep
+// cut short: what is left is the leader's (the reaper's) to remove.
+func (m *Manager) finishDeleting(ctx context.Context) {
+	if err := m.sweepHidden(ctx); err != nil {
+		m.log.Warn("finish a deletion (the leader or the reaper will)", "err", err)
+	}
+}
+
+// sweepAWhile is sweepHidden for a background round, which must not
+// hold up the rest of it (a node's heartbeat above all): it stops after
+// budget, and the next round goes on.
+func (m *Manager) sweepAWhile(ctx context.Context, budget time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	if err := m.sweepHidden(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
 
 // sweepHidden finishes every deletion under way, until none is left or
 // ctx ends.

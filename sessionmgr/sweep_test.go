@@ -216,3 +216,50 @@ func TestSweepResumes(t *testing.T) {
 	}
 	e.checkStorage()
 }
+
+// On a shared catalog a deletion another node left half done (hidden,
+// not swept: it stopped between the two steps) is finished by the
+// leader's tick; the other nodes already do not see it.
+func TestLeaderFinishesDeletion(t *testing.T) {
+	c := newCluster(t)
+	a, _ := c.node("")
+	b, _ := c.node("")
+	c.must(a.NodeTick(c.ctx)) // a leads
+	c.must(b.NodeTick(c.ctx))
+	item := c.item(b)
+	for i := range sweepFiles + 2 {
+		c.write(b, item, fmt.Sprintf("f%02d", i), fmt.Sprintf("content %d", i))
+	}
+	var id uint64
+	c.must(b.store.Update(c.ctx, func(tx *meta.Tx) error {
+		it, err := b.itemRec(tx, item)
+		if err != nil {
+			return err
+		}
+		id = it.ID
+		return tx.HideItem(id)
+	}))
+	c.must(b.Close()) // b stops before it sweeps
+	if _, err := a.GetItem(c.ctx, item); KindOf(err) != KindNotFound {
+		t.Fatalf("hidden item on the other node: %v, want not found", err)
+	}
+	c.must(a.NodeTick(c.ctx))
+	c.must(a.store.View(c.ctx, func(tx *meta.Tx) error {
+		if _, err := tx.Item(id); !errors.Is(err, meta.ErrNotFound) {
+			t.Errorf("the leader's tick left the item: %v", err)
+		}
+		if files, err := tx.Files(id); len(files) != 0 || err != nil {
+			t.Errorf("the leader's tick left %d files: %v", len(files), err)
+		}
+		hidden, err := tx.HiddenRecords(10)
+		if len(hidden) != 0 || err != nil {
+			t.Errorf("still hidden: %v, %v", hidden, err)
+		}
+		return nil
+	}))
+	rep, err := a.Fsck(c.ctx, nil)
+	c.must(err)
+	if len(rep.Problems) != 0 {
+		t.Errorf("fsck: %+v", rep.Problems)
+	}
+}
