@@ -14,10 +14,12 @@ import (
 // with more than one item, or an item with more than sweepFiles files, is
 // deleted in two steps (meta's HideItem):
 //
-//  1. one small transaction hides it: its name and API id go, its
-//     sessions end, it is marked Deleting. From then on it is gone for
-//     every client, on every node, and its name is free: the API's
-//     delete is atomic as it promises.
+//  1. one small transaction hides it: its name and API id go, it is
+//     marked Deleting, and an item's sessions end (those on a library's
+//     items end as each item goes in step 2; their items are hidden with
+//     the library meanwhile). From then on it
+//     is gone for every client, on every node, and its name is free:
+//     the API's delete is atomic as it promises.
 //  2. sweepHidden removes what it held in bounded transactions (the files
 //     of an item, sweepFiles at a time, dropping their content
 //     references; the items of a library, one at a time), then the
