@@ -489,23 +489,32 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, ver
 	if keysOnly {
 		opts = append(opts, clientv3.WithKeysOnly())
 	}
-	rangeFrom, scanned := from, false
+	// The range is checked unchanged from the revision its first page is
+	// read at (t.rev; the later pages are read there too), up to where
+	// the caller stopped reading: a sweep reads one item of 10,000 at a
+	// time, and etcd walks every key of a compared range, so checking the
+	// rest of it made deleting a large library quadratic.
+	rangeFrom, scanned, checkedTo := from, false, to
+	defer func() {
+		if scanned {
+			t.ranges = append(t.ranges, etcdRange{rangeFrom, checkedTo})
+		}
+	}()
+	stop := func(k string, err error) error {
+		checkedTo = k + "\x00"
+		return err
+	}
 	for {
 		resp, err := t.fetch(from, opts...)
 		if err != nil {
 			return fmt.Errorf("etcd scan: %w", err)
 		}
-		if !scanned {
-			// Checked unchanged from the revision its first page is
-			// read at (t.rev): the later pages are read there too.
-			scanned = true
-			t.ranges = append(t.ranges, etcdRange{rangeFrom, to})
-		}
+		scanned = true
 		for _, kv := range resp.Kvs {
 			k := string(kv.Key)
 			for len(pending) > 0 && pending[0] < k {
 				if err := emitPending(pending[0]); err != nil {
-					return err
+					return stop(pending[0], err)
 				}
 				pending = pending[1:]
 			}
@@ -513,7 +522,7 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, ver
 			if len(pending) > 0 && pending[0] == k {
 				pending = pending[1:]
 				if err := emitPending(k); err != nil {
-					return err
+					return stop(k, err)
 				}
 				continue
 			}
@@ -521,7 +530,7 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, ver
 				t.e.cache.offer(k, etcdRead{val: bytes.Clone(kv.Value), modRev: kv.ModRevision}, t.rev)
 			}
 			if err := fn(kv.Key[len(t.e.prefix):], uint64(kv.ModRevision), func() ([]byte, error) { return kv.Value, nil }); err != nil {
-				return err
+				return stop(k, err)
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
@@ -531,7 +540,7 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, ver
 	}
 	for _, k := range pending {
 		if err := emitPending(k); err != nil {
-			return err
+			return stop(k, err)
 		}
 	}
 	return nil

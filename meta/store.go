@@ -377,13 +377,13 @@ func scanRecords[T any](tx *Tx, prefix []byte) ([]T, error) {
 	return out, err
 }
 
-// firstRecords is scanRecords of the first n records only.
-func firstRecords[T any](tx *Tx, prefix []byte, n int) ([]T, error) {
+// firstRecords is scanRecords of the first n records of [begin, end).
+func firstRecords[T any](tx *Tx, begin, end []byte, n int) ([]T, error) {
 	var out []T
 	if n <= 0 {
 		return nil, nil
 	}
-	err := tx.t.scan(prefix, prefixEnd(prefix), false, func(k []byte, version uint64, value func() ([]byte, error)) error {
+	err := tx.t.scan(begin, end, false, func(k []byte, version uint64, value func() ([]byte, error)) error {
 		r, err := decodeCached[T](tx, k, version, value)
 		if err != nil {
 			return err
@@ -688,8 +688,19 @@ func (tx *Tx) HiddenRecords(n int) ([]Hidden, error) {
 
 // FirstItemIDs returns up to n of a library's items, in name order.
 func (tx *Tx) FirstItemIDs(libID uint64, n int) ([]uint64, error) {
+	return tx.ItemIDsAfter(libID, "", n)
+}
+
+// ItemIDsAfter is FirstItemIDs of the names after after (see
+// FilesAfter).
+func (tx *Tx) ItemIDsAfter(libID uint64, after string, n int) ([]uint64, error) {
+	prefix := itemNamePrefix(libID)
+	begin := prefix
+	if after != "" {
+		begin = append(itemNameKey(libID, after), 0)
+	}
 	var ids []uint64
-	err := tx.scan(itemNamePrefix(libID), false, func(k, v []byte) error {
+	err := tx.scanRange(begin, prefixEnd(prefix), false, func(k, v []byte) error {
 		if len(v) != 8 {
 			return fmt.Errorf("%w: key %q", ErrCorrupt, k)
 		}
@@ -732,7 +743,20 @@ func (tx *Tx) Files(itemID uint64) ([]File, error) {
 // FirstFiles returns up to n files of an item, in name order: what one
 // bounded transaction can handle.
 func (tx *Tx) FirstFiles(itemID uint64, n int) ([]File, error) {
-	return firstRecords[File](tx, fileTablePrefix(itemID), n)
+	return tx.FilesAfter(itemID, "", n)
+}
+
+// FilesAfter is FirstFiles of the names after after ("": from the
+// first). A sweep goes on from where it was: on etcd a range read steps
+// over every key deleted in it since the last compaction, and starting
+// each batch from the first name made deleting 10,000 records quadratic.
+func (tx *Tx) FilesAfter(itemID uint64, after string, n int) ([]File, error) {
+	prefix := fileTablePrefix(itemID)
+	begin := prefix
+	if after != "" {
+		begin = append(fileKey(itemID, after), 0)
+	}
+	return firstRecords[File](tx, begin, prefixEnd(prefix), n)
 }
 func (tx *Tx) AllFiles() ([]File, error) { return scanRecords[File](tx, filePrefix()) }
 

@@ -191,6 +191,8 @@ type Manager struct {
 	// afterSweepBatch, if set, runs after each transaction of a sweep
 	// (sweep.go), for tests that cut one short.
 	afterSweepBatch func()
+	// sweeping is held by the node's one sweep at a time (sweep.go).
+	sweeping sync.Mutex
 }
 
 // catalog is the meta.Store as the manager sees it: the error of every
