@@ -214,7 +214,8 @@ func TestNodesRsyncAtOnce(t *testing.T) {
 
 // TestNodesWriterAndReaders: a writer on A replaces a file version after
 // version; readers on B read whole versions only, and one reader never
-// reads an older version after a newer one.
+// reads an older version after a newer one. An open may fail with ESTALE
+// now and then (README: What other nodes see), never often.
 func TestNodesWriterAndReaders(t *testing.T) {
 	a, b := twoNodes(t)
 	if err := os.Mkdir(a.path("lib", "item"), 0o755); err != nil {
@@ -243,7 +244,7 @@ func TestNodesWriterAndReaders(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
-	reads := make([]int, 3)
+	reads, stale := make([]int, 3), make([]int, 3)
 	for r := range 3 {
 		wg.Add(1)
 		go func() {
@@ -256,6 +257,12 @@ func TestNodesWriterAndReaders(t *testing.T) {
 				default:
 				}
 				got, err := os.ReadFile(b.path(path))
+				if errors.Is(err, syscall.ESTALE) {
+					// Replaced twice within the kernel's one retry
+					// of the open (README: What other nodes see).
+					stale[r]++
+					continue
+				}
 				if err != nil {
 					errs <- fmt.Errorf("reader %d: %v", r, err)
 					return
@@ -292,7 +299,13 @@ func TestNodesWriterAndReaders(t *testing.T) {
 	if n, cerr := check(got); err != nil || cerr != nil || n != 60 {
 		t.Fatalf("B after the last version: version %d, %v %v", n, err, cerr)
 	}
-	t.Logf("reads on B during 59 versions written on A: %v", reads)
+	t.Logf("reads on B during 59 versions written on A: %v; opens failed with ESTALE: %v", reads, stale)
+	for r := range reads {
+		// About one open in a thousand fails so under this load.
+		if stale[r]*20 > reads[r]+stale[r] {
+			t.Errorf("reader %d: %d of %d opens failed with ESTALE", r, stale[r], reads[r]+stale[r])
+		}
+	}
 }
 
 // TestNodesTwoWritersOneItem: A and B write files of the same item at
