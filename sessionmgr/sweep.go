@@ -218,15 +218,13 @@ func (m *Manager) sweepLibrary(ctx context.Context, id uint64) error {
 // more.
 func deleteFilesTx(tx *meta.Tx, itemID uint64, files []meta.File) ([]meta.ContentKey, error) {
 	var drop []meta.ContentKey
-	for _, f := range files {
-		k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
-		refs, err := tx.AddContentRef(k, -1, 0)
+	for i := range files {
+		f := &files[i]
+		d, err := dropRef(tx, f)
 		if err != nil {
 			return nil, err
 		}
-		if refs == 0 {
-			drop = append(drop, k)
-		}
+		drop = append(drop, d...)
 		if err := tx.DeleteFile(itemID, f.Name); err != nil {
 			return nil, err
 		}
