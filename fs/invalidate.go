@@ -118,6 +118,17 @@ func (fsys *FS) invalidate(c sessionmgr.Change) {
 		return
 	}
 	item := lib.GetChild(c.Item)
+	if c.AllFiles {
+		if item != nil {
+			for name, f := range item.Children() {
+				item.NotifyEntry(name)
+				f.NotifyContent(0, 0)
+			}
+			item.NotifyContent(0, 0)
+		}
+		lib.NotifyContent(0, 0)
+		return
+	}
 	if len(c.Files) == 0 {
 		if names {
 			lib.NotifyEntry(c.Item)

@@ -81,7 +81,7 @@ func TestHomeOfEarlierReleaseOpens(t *testing.T) {
 			if err != nil || !containsID(ids, it.ID) {
 				t.Errorf("item %q not listed in its library: %v %v", it.Name, ids, err)
 			}
-			files, err := tx.Files(it.ID)
+			files, err := tx.Files(&it)
 			if err != nil {
 				return err
 			}

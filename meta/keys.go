@@ -13,7 +13,8 @@ package meta
 //	'b'   'b' root path                                   backingID(8)
 //	'I'   'I' itemID(8)                                   Item
 //	'i'   'i' libID(8) lower(itemName)                    itemID(8) per-library name index
-//	'F'   'F' itemID(8) fileName                          File (the item's committed file table)
+//	'F'   'F' tableID(8) fileName                         File (a committed file table: Item.Table)
+//	'w'   'w' tableID(8)                                  empty  rewritten by every change to the table
 //	'U'   'U' sessionID(8)                                UpdateSession
 //	'f'   'f' sessionID(8) fileName                       UpdateSessionFile (pending change)
 //	'A'   'A' itemID(8)                                   sessionID(8) of the item's ACTIVE update session
@@ -31,7 +32,10 @@ package meta
 //	'N'   'N' nodeID(8)                                   Node (a daemon sharing the catalog)
 //	'l'   'l' "leader"                                    Leader (which node cleans up for all)
 //	'X'   'X' backingID(8) sha256(32)                     FreedContent (a blob file awaiting deletion)
-//	'Z'   'Z' kind(1) id(8)                               empty  a library ('L') or item ('I') being deleted
+//	'Z'   'Z' kind(1) id(8)                               empty  a library ('L') or item ('I') being deleted;
+//	                                                      for a file table ('F'): the update session
+//	                                                      building it (8), or empty once it is garbage;
+//	                                                      for a download session ('D'): its pins being dropped
 //
 // One constructor per kind of key follows, and a parser for those read
 // back from scans.
@@ -78,6 +82,10 @@ const (
 	// kindHidden lists libraries and items hidden for deletion whose
 	// records are still being removed (store.go's HideItem).
 	kindHidden = 'Z'
+	// kindTableStamp is written, blind, with every change to a file
+	// table: whoever copies a table in several transactions tells by
+	// its version whether the table changed meanwhile (TableStamp).
+	kindTableStamp = 'w'
 )
 
 // SessionKind tells update and download sessions apart in shared indexes.
@@ -101,7 +109,7 @@ func backingRootKey(root string) []byte    { return append([]byte{kindBackingRoo
 func itemKey(id uint64) []byte             { return u64([]byte{kindItem}, id) }
 func itemPrefix() []byte                   { return []byte{kindItem} }
 func itemNamePrefix(libID uint64) []byte   { return u64([]byte{kindItemName}, libID) }
-func fileTablePrefix(itemID uint64) []byte { return u64([]byte{kindFile}, itemID) }
+func fileTablePrefix(table uint64) []byte  { return u64([]byte{kindFile}, table) }
 func filePrefix() []byte                   { return []byte{kindFile} }
 func updateKey(id uint64) []byte           { return u64([]byte{kindUpdate}, id) }
 func updatePrefix() []byte                 { return []byte{kindUpdate} }
@@ -125,9 +133,11 @@ func itemNameKey(libID uint64, name string) []byte {
 	return append(itemNamePrefix(libID), foldName(name)...)
 }
 
-func fileKey(itemID uint64, name string) []byte {
-	return append(fileTablePrefix(itemID), name...)
+func fileKey(table uint64, name string) []byte {
+	return append(fileTablePrefix(table), name...)
 }
+
+func tableStampKey(table uint64) []byte { return u64([]byte{kindTableStamp}, table) }
 
 func updateFileKey(sessionID uint64, name string) []byte {
 	return append(updateFilePrefix(sessionID), name...)

@@ -71,6 +71,13 @@ type kvTxn interface {
 	count(begin, end []byte) (int64, error)
 	set(key, val []byte) error
 	del(key []byte) error
+	// delRange deletes every key in [begin, end), blind: the range is
+	// not read, and the commit does not check it. It is for ranges only
+	// their owner writes (a session's records, deleted with it), of any
+	// size: on etcd it is one operation of the transaction, not one per
+	// key. Reads of the range in the same transaction see it empty; a
+	// write into it afterwards is refused.
+	delRange(begin, end []byte) error
 	// absent tells the transaction that key does not exist (it is
 	// under an ID just allocated), so a get of it needs no read; the
 	// commit still checks it.

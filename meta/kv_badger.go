@@ -199,6 +199,24 @@ func commonPrefix(begin, end []byte) []byte {
 func (t badgerTxn) set(key, val []byte) error { return t.txn.Set(key, val) }
 func (t badgerTxn) del(key []byte) error      { return t.txn.Delete(key) }
 
+// delRange deletes key by key: Badger bounds a transaction by bytes,
+// which a session's records keep well within.
+func (t badgerTxn) delRange(begin, end []byte) error {
+	var keys [][]byte
+	if err := t.scan(begin, end, true, func(k []byte, _ uint64, _ func() ([]byte, error)) error {
+		keys = append(keys, bytes.Clone(k))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := t.txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sync makes every transaction committed so far durable: one that
 // returned before sync was called is on disk when sync returns.
 //

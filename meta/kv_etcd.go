@@ -278,6 +278,8 @@ type etcdTxn struct {
 	observed map[string]int64    // etcd key → ModRevision read (0: absent)
 	ranges   []etcdRange         // scanned; checked unchanged since rev
 	writes   map[string]etcdWrite
+	// deleted are delRange's ranges: one delete operation each.
+	deleted []etcdRange
 }
 
 func (e *etcdEngine) txn(ctx context.Context, mode txnMode, fn func(kvTxn) error) error {
@@ -309,7 +311,7 @@ func (e *etcdEngine) attempt(ctx context.Context, mode txnMode, fn func(kvTxn) e
 		}
 		return err
 	}
-	if len(t.writes) == 0 && (mode == readRecent || !t.stale) {
+	if len(t.writes) == 0 && len(t.deleted) == 0 && (mode == readRecent || !t.stale) {
 		return nil
 	}
 	// The caller's ctx may stop the transaction up to here, and not
@@ -343,6 +345,9 @@ func (t *etcdTxn) get(key []byte) ([]byte, uint64, error) {
 			return nil, 0, ErrNotFound
 		}
 		return append([]byte(nil), w.val...), 0, nil
+	}
+	if t.inDeleted(k) {
+		return nil, 0, ErrNotFound
 	}
 	r, ok := t.reads[k] // read once: the same again
 	// While rev is the cache's, what the transaction read must fit in
@@ -512,6 +517,9 @@ func (t *etcdTxn) scan(begin, end []byte, keysOnly bool, fn func(key []byte, ver
 		scanned = true
 		for _, kv := range resp.Kvs {
 			k := string(kv.Key)
+			if t.inDeleted(k) {
+				continue
+			}
 			for len(pending) > 0 && pending[0] < k {
 				if err := emitPending(pending[0]); err != nil {
 					return stop(pending[0], err)
@@ -570,15 +578,49 @@ func (t *etcdTxn) set(key, val []byte) error {
 	if t.mode != readWrite {
 		return errors.New("meta: write in a read-only transaction")
 	}
+	if t.inDeleted(t.e.key(key)) {
+		// etcd refuses a Txn that puts a key inside a range it deletes.
+		return fmt.Errorf("meta: write of %q into a range this transaction deleted", key)
+	}
 	t.writes[t.e.key(key)] = etcdWrite{val: append([]byte(nil), val...)}
 	return nil
+}
+
+// delRange drops this transaction's own writes in the range, which the
+// range's deletion replaces (etcd refuses a Txn whose operations
+// overlap).
+func (t *etcdTxn) delRange(begin, end []byte) error {
+	if t.mode != readWrite {
+		return errors.New("meta: write in a read-only transaction")
+	}
+	from, to := t.e.key(begin), t.e.rangeEnd(end)
+	for k := range t.writes {
+		if k >= from && k < to {
+			delete(t.writes, k)
+		}
+	}
+	t.deleted = append(t.deleted, etcdRange{from, to})
+	return nil
+}
+
+func (t *etcdTxn) inDeleted(k string) bool {
+	for _, r := range t.deleted {
+		if k >= r.from && k < r.to {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *etcdTxn) del(key []byte) error {
 	if t.mode != readWrite {
 		return errors.New("meta: write in a read-only transaction")
 	}
-	t.writes[t.e.key(key)] = etcdWrite{del: true}
+	k := t.e.key(key)
+	if t.inDeleted(k) {
+		return nil // gone with its range
+	}
+	t.writes[k] = etcdWrite{del: true}
 	return nil
 }
 
@@ -605,6 +647,12 @@ func (t *etcdTxn) commit(ctx context.Context, writes bool) error {
 			ops = append(ops, clientv3.OpPut(k, string(w.val)))
 		}
 		size += len(k) + len(w.val) + 16
+	}
+	for _, r := range t.deleted {
+		if writes {
+			ops = append(ops, clientv3.OpDelete(r.from, clientv3.WithRange(r.to)))
+			size += len(r.from) + len(r.to) + 16
+		}
 	}
 	switch {
 	case len(ops) > t.e.maxOps:

@@ -51,6 +51,7 @@ var engineSuite = []struct {
 	{"ScanStoppedEarlyChecksWhatItRead", testScanStoppedEarlyChecksWhatItRead, true},
 	{"ClientTokensExpire", testClientTokensExpire, false},
 	{"DeleteSessionCascades", testDeleteSessionCascades, false},
+	{"DeleteLargeSession", testDeleteLargeSession, false},
 	{"Limits", testLimits, false},
 	{"ConcurrentStoresShareIDs", testConcurrentStoresShareIDs, true},
 	{"IndexesFollowRecords", testIndexesFollowRecords, false},
@@ -182,7 +183,7 @@ func putFiles(t *testing.T, s *Store, item uint64, n int) {
 	for i := 0; i < n; i += 100 {
 		mustNo(t, s.Update(bg, func(tx *Tx) error {
 			for j := i; j < min(i+100, n); j++ {
-				if err := tx.PutFile(&File{ItemID: item, Name: fmt.Sprintf("f%05d", j), Size: int64(j)}); err != nil {
+				if err := tx.PutTableFile(item, &File{ItemID: item, Name: fmt.Sprintf("f%05d", j), Size: int64(j)}); err != nil {
 					return err
 				}
 			}
@@ -199,7 +200,7 @@ func testScanAcrossPages(t *testing.T, c *testCatalog) {
 	putFiles(t, s, 9, n)
 	putFiles(t, s, 10, 3) // the next item's files: outside the range
 	mustNo(t, s.View(bg, func(tx *Tx) error {
-		fs, err := tx.Files(9)
+		fs, err := tx.Files(&Item{ID: 9})
 		if err != nil {
 			return err
 		}
@@ -237,19 +238,19 @@ func testScanMergesPendingWrites(t *testing.T, c *testCatalog) {
 	errLook := errors.New("only looking")
 	err := s.UpdateBuffered(bg, func(tx *Tx) error {
 		for _, name := range []string{"a-first", "f00003x", "f00600x", "z-last"} {
-			if err := tx.PutFile(&File{ItemID: 9, Name: name, Size: -1}); err != nil {
+			if err := tx.PutTableFile(9, &File{ItemID: 9, Name: name, Size: -1}); err != nil {
 				return err
 			}
 		}
 		for _, name := range []string{"f00000", "f00511", "f00512"} {
-			if err := tx.DeleteFile(9, name); err != nil {
+			if err := tx.DeleteFile(&Item{ID: 9}, name); err != nil {
 				return err
 			}
 		}
-		if err := tx.PutFile(&File{ItemID: 9, Name: "f00100", Size: -2}); err != nil {
+		if err := tx.PutTableFile(9, &File{ItemID: 9, Name: "f00100", Size: -2}); err != nil {
 			return err
 		}
-		fs, err := tx.Files(9)
+		fs, err := tx.Files(&Item{ID: 9})
 		if err != nil {
 			return err
 		}
@@ -606,6 +607,51 @@ func testClientTokensExpire(t *testing.T, c *testCatalog) {
 	}))
 }
 
+// A session's records go with it in one transaction whatever their
+// number: on etcd the files of a session are one range deleted, not one
+// operation each (128 at most).
+func testDeleteLargeSession(t *testing.T, c *testCatalog) {
+	s := c.open(t)
+	defer s.Close()
+	mustNo(t, s.Update(bg, func(tx *Tx) error {
+		return tx.PutUpdateSession(&UpdateSession{SessionHeader: SessionHeader{ID: 7, ItemID: 70}})
+	}))
+	for i := 0; i < 300; i += 40 {
+		mustNo(t, s.Update(bg, func(tx *Tx) error {
+			for j := i; j < i+40; j++ {
+				name := fmt.Sprintf("f%03d", j)
+				if err := tx.PutUpdateSessionFile(&UpdateSessionFile{SessionID: 7, Name: name, Inline: true}); err != nil {
+					return err
+				}
+				if err := tx.PutStagedBytes(7, name, []byte("bytes")); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	mustNo(t, s.Update(bg, func(tx *Tx) error {
+		if err := tx.DeleteUpdateSession(7); err != nil {
+			return err
+		}
+		if fs, err := tx.UpdateSessionFiles(7); len(fs) != 0 || err != nil {
+			t.Errorf("the deleting transaction sees %d files, %v", len(fs), err)
+		}
+		if _, err := tx.StagedBytes(7, "f100"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the deleting transaction reads staged bytes: %v", err)
+		}
+		return nil
+	}))
+	mustNo(t, s.View(bg, func(tx *Tx) error {
+		fs, err := tx.UpdateSessionFiles(7)
+		_, errBytes := tx.StagedBytes(7, "f299")
+		if len(fs) != 0 || err != nil || !errors.Is(errBytes, ErrNotFound) {
+			t.Errorf("left after the delete: %d files, %v, staged bytes %v", len(fs), err, errBytes)
+		}
+		return nil
+	}))
+}
+
 func testDeleteSessionCascades(t *testing.T, c *testCatalog) {
 	s := c.open(t)
 	defer s.Close()
@@ -682,7 +728,7 @@ func testLimits(t *testing.T, c *testCatalog) {
 	}
 	check("129 files", limited, s.Update(bg, func(tx *Tx) error {
 		for i := range etcdDefaultMaxOps + 1 {
-			if err := tx.PutFile(&File{ItemID: 1, Name: fmt.Sprint(i)}); err != nil {
+			if err := tx.PutTableFile(1, &File{ItemID: 1, Name: fmt.Sprint(i)}); err != nil {
 				return err
 			}
 		}
@@ -706,17 +752,17 @@ func testLimits(t *testing.T, c *testCatalog) {
 	}))
 	putFiles(t, s, 3, etcdDefaultMaxOps+1)
 	check("a read-write transaction that reads 129 keys", limited, s.Update(bg, func(tx *Tx) error {
-		if _, err := tx.Files(3); err != nil {
+		if _, err := tx.Files(&Item{ID: 3}); err != nil {
 			return err
 		}
 		return tx.PutItem(&Item{ID: 3})
 	}))
 	mustNo(t, s.View(bg, func(tx *Tx) error {
-		fs, err := tx.Files(1)
+		fs, err := tx.Files(&Item{ID: 1})
 		if limited && len(fs) != 0 {
 			t.Errorf("a refused commit left %d files", len(fs))
 		}
-		if _, err := tx.Files(3); err != nil { // a View reads any number
+		if _, err := tx.Files(&Item{ID: 3}); err != nil { // a View reads any number
 			return err
 		}
 		return err
@@ -951,14 +997,14 @@ func testCountFiles(t *testing.T, c *testCatalog) {
 		mustNo(t, s.Update(bg, func(tx *Tx) error {
 			for i := range 100 {
 				f := &File{ID: uint64(batch*100 + i + 1), ItemID: uint64(1 + i%3), Name: fmt.Sprintf("f%03d-%d", i, batch)}
-				if err := tx.PutFile(f); err != nil {
+				if err := tx.PutTableFile(f.ItemID, f); err != nil {
 					return err
 				}
 			}
 			return nil
 		}))
 	}
-	mustNo(t, s.Update(bg, func(tx *Tx) error { return tx.DeleteFile(1, "f000-0") }))
+	mustNo(t, s.Update(bg, func(tx *Tx) error { return tx.DeleteFile(&Item{ID: 1}, "f000-0") }))
 	mustNo(t, s.View(bg, func(tx *Tx) error {
 		n, err := tx.CountFiles()
 		if err != nil {

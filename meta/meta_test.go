@@ -200,7 +200,7 @@ func testRecordsRoundTripAndIndexes(t *testing.T, c *testCatalog) {
 				return err
 			}
 		}
-		return tx.PutFile(&File{ID: 5, ItemID: 10, Name: "x.iso", Size: 3, SHA256: []byte{1, 2}})
+		return tx.PutTableFile(10, &File{ID: 5, ItemID: 10, Name: "x.iso", Size: 3, SHA256: []byte{1, 2}})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -216,11 +216,11 @@ func testRecordsRoundTripAndIndexes(t *testing.T, c *testCatalog) {
 		if err != nil || len(ids) != 3 || ids[0] != 11 {
 			t.Errorf("items in name order = %v %v", ids, err)
 		}
-		f, err := tx.File(10, "x.iso")
+		f, err := tx.File(&Item{ID: 10}, "x.iso")
 		if err != nil || f.Size != 3 || !bytes.Equal(f.SHA256, []byte{1, 2}) {
 			t.Errorf("file = %+v %v", f, err)
 		}
-		if _, err := tx.File(10, "X.ISO"); !errors.Is(err, ErrNotFound) {
+		if _, err := tx.File(&Item{ID: 10}, "X.ISO"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("file names must be case-sensitive: %v", err)
 		}
 		if _, err := tx.ResolveUUID("u1", ItemObject); !errors.Is(err, ErrNotFound) {
@@ -331,11 +331,11 @@ func testRecordCacheCopiesFiles(t *testing.T, c *testCatalog) {
 	files := func() []File {
 		t.Helper()
 		var fs []File
-		must(s.View(context.Background(), func(tx *Tx) (err error) { fs, err = tx.Files(3); return err }))
+		must(s.View(context.Background(), func(tx *Tx) (err error) { fs, err = tx.Files(&Item{ID: 3}); return err }))
 		return fs
 	}
 	must(s.Update(context.Background(), func(tx *Tx) error {
-		return tx.PutFile(&File{ItemID: 3, Name: "a", SHA256: []byte{1, 2}, Requested: &Checksum{Algorithm: "MD5", Value: "x"}})
+		return tx.PutTableFile(3, &File{ItemID: 3, Name: "a", SHA256: []byte{1, 2}, Requested: &Checksum{Algorithm: "MD5", Value: "x"}})
 	}))
 	first := files()
 	first[0].SHA256[0] = 9
@@ -344,10 +344,10 @@ func testRecordCacheCopiesFiles(t *testing.T, c *testCatalog) {
 		t.Fatalf("cached file changed through a caller's copy: %+v", got)
 	}
 	must(s.Update(context.Background(), func(tx *Tx) error {
-		if err := tx.PutFile(&File{ItemID: 3, Name: "b", Size: 5}); err != nil {
+		if err := tx.PutTableFile(3, &File{ItemID: 3, Name: "b", Size: 5}); err != nil {
 			return err
 		}
-		fs, err := tx.Files(3) // sees its own pending write
+		fs, err := tx.Files(&Item{ID: 3}) // sees its own pending write
 		if err != nil || len(fs) != 2 {
 			t.Errorf("files in the writing transaction: %v %+v", err, fs)
 		}
@@ -571,7 +571,7 @@ func testWatchSeesOthersOnly(t *testing.T, c *testCatalog) {
 		if err := tx.PutItem(&Item{ID: 3, UUID: "i3", LibraryID: 2, Name: "item"}); err != nil {
 			return err
 		}
-		return tx.PutFile(&File{ID: 4, ItemID: 3, Name: "a.iso", Size: 1})
+		return tx.PutTableFile(3, &File{ID: 4, ItemID: 3, Name: "a.iso", Size: 1})
 	})
 	got := map[string]bool{}
 	for range 2 {
@@ -584,7 +584,7 @@ func testWatchSeesOthersOnly(t *testing.T, c *testCatalog) {
 			t.Fatalf("unexpected event %+v", e)
 		}
 	}
-	update(other, func(tx *Tx) error { return tx.DeleteFile(3, "a.iso") })
+	update(other, func(tx *Tx) error { return tx.DeleteFile(&Item{ID: 3}, "a.iso") })
 	if e := next("a file deleted"); e.File != nil || e.PrevFile == nil || e.PrevFile.Name != "a.iso" || e.PrevFile.Size != 1 {
 		t.Fatalf("delete event: %+v, want the file as it was", e)
 	}

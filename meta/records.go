@@ -63,6 +63,19 @@ type Item struct {
 	SizeKnown bool  `json:"size_known,omitempty"`
 	// Deleting: hidden (HideItem), its files being deleted.
 	Deleting bool `json:"deleting,omitempty"`
+	// FileTable is the id of the item's file table, when it is not the
+	// item's own id: a commit too large for one transaction builds a
+	// new table and switches the item to it (Table, UseTable).
+	FileTable uint64 `json:"file_table,omitempty"`
+}
+
+// Table is the id of the item's file table: the prefix of its files'
+// keys.
+func (it *Item) Table() uint64 {
+	if it.FileTable != 0 {
+		return it.FileTable
+	}
+	return it.ID
 }
 
 // AddSize keeps Size in step with a change of the file table.
@@ -83,6 +96,9 @@ type File struct {
 	Requested *Checksum `json:"requested,omitempty"`
 	BackingID uint64    `json:"backing_id"`
 	Attr      Attr      `json:"attr"`
+	// Table is the file table the record was read from (AllFiles): an
+	// item's, or one being built or swept. Not stored.
+	Table uint64 `json:"-"`
 }
 
 // SessionHeader is what update and download sessions both record.
@@ -164,6 +180,12 @@ type DownloadSession struct {
 	// PinOnOpen: files are pinned as they are first opened, not all at
 	// creation (the mount's read sessions: one file of a large item).
 	PinOnOpen bool `json:"pin_on_open,omitempty"`
+	// Unpinning: the session holds more pins than one transaction can
+	// drop; the sweep drops them in batches (HidePins).
+	Unpinning bool `json:"unpinning,omitempty"`
+	// Pinning: the session is being created, its pins taken in batches
+	// (sessionmgr's bigpin.go); no client sees it yet.
+	Pinning bool `json:"pinning,omitempty"`
 }
 
 func (*UpdateSession) Kind() SessionKind   { return UpdateSessionKind }
@@ -183,6 +205,9 @@ type DownloadSessionFile struct {
 	Status           string `json:"status"`
 	ErrorMessage     string `json:"error_message,omitempty"`
 	BytesTransferred int64  `json:"bytes_transferred"`
+	// Unpinned: the sweep dropped this file's reference (the session
+	// was Unpinning).
+	Unpinned bool `json:"unpinned,omitempty"`
 }
 
 // ClientToken remembers what an idempotent create produced.

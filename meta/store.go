@@ -603,6 +603,9 @@ func (tx *Tx) DeleteItem(id uint64) error {
 			return err
 		}
 	}
+	if err := tx.del(tableStampKey(old.Table())); err != nil {
+		return err
+	}
 	return tx.del(itemKey(id))
 }
 
@@ -657,23 +660,31 @@ func (tx *Tx) HideLibrary(id uint64) error {
 	return tx.set(hiddenKey(LibraryObject, id), nil)
 }
 
-// Hidden is a library or item being deleted.
+// Hidden is a library or item being deleted, a file table being built or
+// to be swept, or a download session whose pins are being dropped.
 type Hidden struct {
-	Kind ObjectKind // LibraryObject or ItemObject
+	Kind ObjectKind // LibraryObject, ItemObject, FileTableObject or DownloadSessionObject
 	ID   uint64
+	// Builder is the update session building a file table (BuildTable),
+	// 0 for garbage.
+	Builder uint64
 }
 
-// HiddenRecords lists up to n libraries and items being deleted, items
-// first.
+// HiddenRecords lists up to n download sessions' pins, file tables, items
+// and libraries being deleted (or built), in that order.
 func (tx *Tx) HiddenRecords(n int) ([]Hidden, error) {
 	var out []Hidden
-	for _, kind := range []ObjectKind{ItemObject, LibraryObject} {
+	for _, kind := range []ObjectKind{DownloadSessionObject, FileTableObject, ItemObject, LibraryObject} {
 		prefix := []byte{kindHidden, byte(kind)}
-		err := tx.scan(prefix, true, func(k, _ []byte) error {
-			if len(k) != 2+8 {
+		err := tx.scan(prefix, kind != FileTableObject, func(k, v []byte) error {
+			if len(k) != 2+8 || (len(v) != 0 && len(v) != 8) {
 				return fmt.Errorf("%w: key %q", ErrCorrupt, k)
 			}
-			out = append(out, Hidden{Kind: kind, ID: binary.BigEndian.Uint64(k[2:])})
+			h := Hidden{Kind: kind, ID: binary.BigEndian.Uint64(k[2:])}
+			if len(v) == 8 {
+				h.Builder = binary.BigEndian.Uint64(v)
+			}
+			out = append(out, h)
 			if len(out) >= n {
 				return errStop
 			}
@@ -732,40 +743,157 @@ func (tx *Tx) ItemIDs(libID uint64) ([]uint64, error) {
 }
 
 // ---- committed files
+//
+// An item's files live in its file table, whose id is Item.Table: the
+// item's own id, or since a commit too large for one transaction one of
+// its own (UseTable). Every change to a table rewrites its stamp.
 
-func (tx *Tx) File(itemID uint64, name string) (*File, error) {
-	return getRecord[File](tx, fileKey(itemID, name))
+func (tx *Tx) File(it *Item, name string) (*File, error) {
+	return getRecord[File](tx, fileKey(it.Table(), name))
 }
-func (tx *Tx) Files(itemID uint64) ([]File, error) {
-	return scanRecords[File](tx, fileTablePrefix(itemID))
+func (tx *Tx) Files(it *Item) ([]File, error) {
+	return scanRecords[File](tx, fileTablePrefix(it.Table()))
 }
 
 // FirstFiles returns up to n files of an item, in name order: what one
 // bounded transaction can handle.
-func (tx *Tx) FirstFiles(itemID uint64, n int) ([]File, error) {
-	return tx.FilesAfter(itemID, "", n)
+func (tx *Tx) FirstFiles(it *Item, n int) ([]File, error) {
+	return tx.TableFilesAfter(it.Table(), "", n)
 }
 
 // FilesAfter is FirstFiles of the names after after ("": from the
 // first). A sweep goes on from where it was: on etcd a range read steps
 // over every key deleted in it since the last compaction, and starting
 // each batch from the first name made deleting 10,000 records quadratic.
-func (tx *Tx) FilesAfter(itemID uint64, after string, n int) ([]File, error) {
-	prefix := fileTablePrefix(itemID)
+func (tx *Tx) FilesAfter(it *Item, after string, n int) ([]File, error) {
+	return tx.TableFilesAfter(it.Table(), after, n)
+}
+
+// TableFilesAfter is FilesAfter of a file table by its id: one being
+// built or swept, which no item names.
+func (tx *Tx) TableFilesAfter(table uint64, after string, n int) ([]File, error) {
+	prefix := fileTablePrefix(table)
 	begin := prefix
 	if after != "" {
-		begin = append(fileKey(itemID, after), 0)
+		begin = append(fileKey(table, after), 0)
 	}
 	return firstRecords[File](tx, begin, prefixEnd(prefix), n)
 }
-func (tx *Tx) AllFiles() ([]File, error) { return scanRecords[File](tx, filePrefix()) }
+
+// AllFiles lists the files of every table, with the table each is in.
+func (tx *Tx) AllFiles() ([]File, error) {
+	var out []File
+	err := tx.t.scan(filePrefix(), prefixEnd(filePrefix()), false, func(k []byte, version uint64, value func() ([]byte, error)) error {
+		if len(k) < 1+8 {
+			return fmt.Errorf("%w: key %q", ErrCorrupt, k)
+		}
+		f, err := decodeCached[File](tx, k, version, value)
+		if err != nil {
+			return err
+		}
+		f.Table = binary.BigEndian.Uint64(k[1:9])
+		out = append(out, *f)
+		return nil
+	})
+	return out, err
+}
 
 // CountFiles is len(AllFiles()) without reading them.
 func (tx *Tx) CountFiles() (int64, error) {
 	return tx.t.count(filePrefix(), prefixEnd(filePrefix()))
 }
-func (tx *Tx) PutFile(f *File) error                       { return tx.put(fileKey(f.ItemID, f.Name), f) }
-func (tx *Tx) DeleteFile(itemID uint64, name string) error { return tx.del(fileKey(itemID, name)) }
+
+// PutFile stores a file in its item's table.
+func (tx *Tx) PutFile(it *Item, f *File) error { return tx.PutTableFile(it.Table(), f) }
+
+// DeleteFile removes a file from its item's table.
+func (tx *Tx) DeleteFile(it *Item, name string) error { return tx.DeleteTableFile(it.Table(), name) }
+
+// PutTableFile is PutFile into a table by its id.
+func (tx *Tx) PutTableFile(table uint64, f *File) error {
+	if err := tx.put(fileKey(table, f.Name), f); err != nil {
+		return err
+	}
+	return tx.stampTable(table)
+}
+
+// DeleteTableFile is DeleteFile from a table by its id.
+func (tx *Tx) DeleteTableFile(table uint64, name string) error {
+	if err := tx.del(fileKey(table, name)); err != nil {
+		return err
+	}
+	return tx.stampTable(table)
+}
+
+// stampTable marks the table changed. The write is blind (nothing
+// reads the stamp to write it), so writers of one table never conflict
+// over it.
+func (tx *Tx) stampTable(table uint64) error { return tx.set(tableStampKey(table), nil) }
+
+// TableStamp is the version of the table's last change (0: none since
+// the stamp was kept). It is not a count: only equality means anything.
+// Reading it makes the transaction conflict with any change to the
+// table that commits before it does.
+func (tx *Tx) TableStamp(table uint64) (uint64, error) {
+	_, version, err := tx.t.get(tableStampKey(table))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return version, err
+}
+
+// BuildTable lists a new file table as hidden, owned by the update
+// session that builds it: until UseTable gives it to an item it is
+// garbage the moment its builder is gone (a crash), and HiddenRecords
+// finds it.
+func (tx *Tx) BuildTable(table, sessionID uint64) error {
+	return tx.set(hiddenKey(FileTableObject, table), u64(nil, sessionID))
+}
+
+// HiddenTable tells whether a table is listed hidden, and by which
+// builder (0: garbage). A sweep checks it in each of its transactions: a
+// table that UseTable gave an item meanwhile is not garbage.
+func (tx *Tx) HiddenTable(table uint64) (builder uint64, hidden bool, err error) {
+	v, err := tx.getRaw(hiddenKey(FileTableObject, table))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	case len(v) == 8:
+		return binary.BigEndian.Uint64(v), true, nil
+	case len(v) == 0:
+		return 0, true, nil
+	}
+	return 0, false, fmt.Errorf("%w: hidden table %d", ErrCorrupt, table)
+}
+
+// DropTable lists a table as garbage, to be swept: one that was being
+// built and will not be used, or one an item no longer uses.
+func (tx *Tx) DropTable(table uint64) error {
+	return tx.set(hiddenKey(FileTableObject, table), nil)
+}
+
+// UseTable switches an item to a table built for it (BuildTable); its
+// old table is garbage from then on. The caller stores the item.
+func (tx *Tx) UseTable(it *Item, table uint64) error {
+	if err := tx.del(hiddenKey(FileTableObject, table)); err != nil {
+		return err
+	}
+	if err := tx.DropTable(it.Table()); err != nil {
+		return err
+	}
+	it.FileTable = table
+	return nil
+}
+
+// DeleteTableStamp removes a swept table's stamp, the last of its keys.
+func (tx *Tx) DeleteTableStamp(table uint64) error {
+	if err := tx.del(tableStampKey(table)); err != nil {
+		return err
+	}
+	return tx.del(hiddenKey(FileTableObject, table))
+}
 
 // ---- update sessions
 
@@ -865,11 +993,61 @@ func (tx *Tx) PutDownloadSession(s *DownloadSession) error {
 // DeleteDownloadSession removes the session, its pinned files (their
 // content references are the caller's to drop first), its expiry entry
 // and its API id.
+//
+// The files of a session whose pins are still being dropped (Unpinning)
+// stay, for the sweep: it deletes them when it is done (DonePins).
 func (tx *Tx) DeleteDownloadSession(id uint64) error {
-	if err := tx.deletePrefix(downloadFilePrefix(id)); err != nil {
+	s, err := tx.DownloadSession(id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	if err != nil || !s.Unpinning {
+		if err := tx.deletePrefix(downloadFilePrefix(id)); err != nil {
+			return err
+		}
+	}
 	return tx.deleteSession(downloadKey(id), DownloadSessionKind)
+}
+
+// CountDownloadSessionFiles is len(DownloadSessionFiles) without reading
+// them.
+func (tx *Tx) CountDownloadSessionFiles(sessionID uint64) (int64, error) {
+	p := downloadFilePrefix(sessionID)
+	return tx.t.count(p, prefixEnd(p))
+}
+
+// DownloadSessionFilesAfter returns up to n files of a session after the
+// name after ("": from the first), in name order.
+func (tx *Tx) DownloadSessionFilesAfter(sessionID uint64, after string, n int) ([]DownloadSessionFile, error) {
+	prefix := downloadFilePrefix(sessionID)
+	begin := prefix
+	if after != "" {
+		begin = append(downloadFileKey(sessionID, after), 0)
+	}
+	return firstRecords[DownloadSessionFile](tx, begin, prefixEnd(prefix), n)
+}
+
+// HidePins lists a download session whose pins are too many to drop in
+// one transaction as hidden: the sweep drops them in batches.
+func (tx *Tx) HidePins(sessionID uint64) error {
+	return tx.set(hiddenKey(DownloadSessionObject, sessionID), nil)
+}
+
+// DonePins ends HidePins: every pin is dropped. The session's files go
+// too if the session itself is gone.
+func (tx *Tx) DonePins(sessionID uint64) error {
+	if err := tx.del(hiddenKey(DownloadSessionObject, sessionID)); err != nil {
+		return err
+	}
+	s, err := tx.DownloadSession(sessionID)
+	if errors.Is(err, ErrNotFound) {
+		return tx.deletePrefix(downloadFilePrefix(sessionID))
+	}
+	if err != nil {
+		return err
+	}
+	s.Unpinning = false
+	return tx.PutDownloadSession(s)
 }
 
 // sessionIndexed is what the indexes of a session are made of, decoded
@@ -1143,6 +1321,9 @@ const (
 	ItemObject            ObjectKind = kindItem
 	UpdateSessionObject   ObjectKind = kindUpdate
 	DownloadSessionObject ObjectKind = kindDownload
+	// FileTableObject has no API id: it tags file tables in the hidden
+	// index.
+	FileTableObject ObjectKind = kindFile
 )
 
 // ResolveUUID returns the internal ID an API id names, if it names an
@@ -1266,17 +1447,8 @@ func (k ContentKey) Equal(o ContentKey) bool {
 }
 
 func (tx *Tx) deletePrefix(prefix []byte) error {
-	var keys [][]byte
-	if err := tx.scan(prefix, true, func(k, _ []byte) error {
-		keys = append(keys, k)
-		return nil
-	}); err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := tx.del(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	end := prefixEnd(prefix)
+	// Records of the range this transaction decoded stay in the record
+	// cache under their versions; they are unreachable once deleted.
+	return tx.t.delRange(prefix, end)
 }

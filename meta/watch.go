@@ -105,6 +105,11 @@ func catalogEvent(e kvEvent) (CatalogEvent, bool) {
 		if ok && ev.File == nil && ev.PrevFile == nil {
 			ev.PrevFile = &File{ItemID: id, Name: string(e.key[9:])}
 		}
+		for _, f := range []*File{ev.File, ev.PrevFile} {
+			if f != nil {
+				f.Table = id // whether it is the item's table is the reader's to see
+			}
+		}
 	default:
 		return CatalogEvent{}, false
 	}

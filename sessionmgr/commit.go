@@ -179,22 +179,27 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	if m.commitTxHook != nil {
 		m.commitTxHook(false)
 	}
+	big := isBigCommit(p)
 	for attempt := 0; ; attempt++ {
-		err = m.store.Update(ctx, func(tx *meta.Tx) error {
-			var err error
-			drop, err = m.applyTx(tx, p, fileIDs, over)
-			if err != nil {
-				return err
-			}
-			cur, err := tx.UpdateSession(p.s.ID)
-			if err != nil {
-				return err
-			}
-			if err := m.endUpdateTx(tx, cur, p.op, ""); err != nil {
-				return err
-			}
-			return succ.createTx(tx, m, p, moved)
-		})
+		if big {
+			err = m.commitBig(ctx, p, fileIDs) // bigcommit.go
+		} else {
+			err = m.store.Update(ctx, func(tx *meta.Tx) error {
+				var err error
+				drop, err = m.applyTx(tx, p, fileIDs, over)
+				if err != nil {
+					return err
+				}
+				cur, err := tx.UpdateSession(p.s.ID)
+				if err != nil {
+					return err
+				}
+				if err := m.endUpdateTx(tx, cur, p.op, ""); err != nil {
+					return err
+				}
+				return succ.createTx(tx, m, p, moved)
+			})
+		}
 		if !errors.Is(err, meta.ErrContentDeleting) || attempt >= placeAgainAttempts {
 			break
 		}
@@ -211,9 +216,19 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	if err != nil {
 		succ.undoStaging(moved)
 		m.rollbackPlaced(ctx, p.root, placed)
+		if big {
+			unlock()
+			unlock = func() {}
+			m.finishDeleting(context.WithoutCancel(ctx)) // the table it built
+			if failsSession(ctx, err) {
+				m.afterEnd(ctx, []endedSession{{p.s.ID, p.s.UUID}})
+				return "", wrapf(KindError, err, "cannot complete %s: %v", updateLabel(p.s.UUID), err)
+			}
+			return "", err
+		}
 		// A caller gone (ctx ended) stopped the transaction before it
 		// committed: nothing changed, and the session stays as it was.
-		if serverSide(err) && !callerGone(ctx, err) {
+		if !big && serverSide(err) && !callerGone(ctx, err) {
 			unlock()
 			unlock = func() {}
 			return "", m.failCommit(ctx, p, succ, err)
@@ -231,6 +246,9 @@ func (m *Manager) commit(ctx context.Context, id string, only []string, over map
 	succ.takeLive(m, p)
 	m.afterEnd(ctx, []endedSession{{p.s.ID, p.s.UUID}})
 	m.dropUnreferenced(ctx, drop)
+	if big {
+		m.finishDeleting(context.WithoutCancel(ctx)) // the item's old table
+	}
 	if len(p.apply) > 0 {
 		names := make([]string, 0, len(p.apply))
 		for _, c := range p.apply {
@@ -327,7 +345,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 				return nil, err
 			}
 		}
-		old, err := tx.File(it.ID, c.Name)
+		old, err := tx.File(it, c.Name)
 		if err != nil && !errors.Is(err, meta.ErrNotFound) {
 			return nil, err
 		}
@@ -340,7 +358,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 				return nil, err
 			}
 			drop = append(drop, d...)
-			if err := tx.DeleteFile(it.ID, old.Name); err != nil {
+			if err := tx.DeleteFile(it, old.Name); err != nil {
 				return nil, err
 			}
 			it.AddSize(-old.Size)
@@ -403,7 +421,7 @@ func (m *Manager) applyTx(tx *meta.Tx, p *commitPlan, fileIDs []uint64, over map
 			}
 			drop = append(drop, d...)
 		}
-		if err := tx.PutFile(f); err != nil {
+		if err := tx.PutFile(it, f); err != nil {
 			return nil, err
 		}
 		it.AddSize(f.Size)

@@ -3,6 +3,7 @@ package sessionmgr
 import (
 	"context"
 	"encoding/hex"
+	"slices"
 
 	"clfs/meta"
 )
@@ -37,7 +38,9 @@ func (m *Manager) createDownloadSessionPinning(ctx context.Context, spec Downloa
 		return "", err
 	}
 	var out string
+	large := false
 	err = m.store.UpdateBuffered(ctx, func(tx *meta.Tx) error {
+		large = false
 		prev, specHash, err := replayToken(tx, tokenDownload, clientToken, spec)
 		if err != nil || prev != "" {
 			out = prev
@@ -49,8 +52,12 @@ func (m *Manager) createDownloadSessionPinning(ctx context.Context, spec Downloa
 		}
 		var files []meta.File
 		if !onOpen {
-			if files, err = tx.Files(it.ID); err != nil {
+			if files, err = tx.FirstFiles(it, pinBatch+1); err != nil {
 				return err
+			}
+			if len(files) > pinBatch {
+				out, large = "", true
+				return nil // too many for one transaction: bigpin.go
 			}
 		}
 		s := &meta.DownloadSession{SessionHeader: m.newSessionHeader(id, newUUID(), it, owner), Pinned: true, PinOnOpen: onOpen}
@@ -65,6 +72,9 @@ func (m *Manager) createDownloadSessionPinning(ctx context.Context, spec Downloa
 		}
 		return rememberToken(tx, tokenDownload, clientToken, specHash, s.UUID)
 	})
+	if err == nil && large {
+		out, err = m.createLargeDownloadSession(ctx, spec, clientToken, owner)
+	}
 	if err == nil {
 		err = m.syncFor(owner)
 	}
@@ -88,7 +98,11 @@ func (m *Manager) GetDownloadSession(ctx context.Context, id string) (*DownloadS
 // ListDownloadSessions lists download sessions, of one item if itemID is
 // set.
 func (m *Manager) ListDownloadSessions(ctx context.Context, itemID string) ([]DownloadSession, error) {
-	return listSessions(ctx, m, itemID, (*meta.Tx).DownloadSessions,
+	shown := func(tx *meta.Tx) ([]meta.DownloadSession, error) {
+		all, err := tx.DownloadSessions()
+		return slices.DeleteFunc(all, func(s meta.DownloadSession) bool { return s.Pinning }), err
+	}
+	return listSessions(ctx, m, itemID, shown,
 		func(s *meta.DownloadSession) uint64 { return s.ItemID }, m.downloadInfo)
 }
 
@@ -117,6 +131,11 @@ func deleteDownloadTx(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, 
 	if err != nil {
 		return nil, err
 	}
+	if s.Unpinning { // its files stay for the sweep, which the record tells
+		if err := tx.PutDownloadSession(s); err != nil {
+			return nil, err
+		}
+	}
 	return drop, deleteSessionTx(tx, s)
 }
 
@@ -134,17 +153,43 @@ func (m *Manager) endDownloadTx(tx *meta.Tx, s *meta.DownloadSession, op, messag
 	return drop, m.endTx(tx, s, to, message)
 }
 
+// pinBatch is the most pins one transaction takes or drops: two keys
+// each, well within etcd's 128.
+const pinBatch = sweepFiles
+
+// unpin drops a session's pins and returns the blobs no one references
+// any more. A session with more pins than one transaction drops is marked
+// Unpinning (the caller stores it) and listed hidden: the sweep drops
+// them, pinBatch at a time (sweepPins), moments later.
 func unpin(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, error) {
 	if !s.Pinned {
 		return nil, nil
 	}
 	s.Pinned = false
+	n, err := tx.CountDownloadSessionFiles(s.ID)
+	if err != nil {
+		return nil, err
+	}
+	if n > pinBatch {
+		s.Unpinning = true
+		return nil, tx.HidePins(s.ID)
+	}
 	files, err := tx.DownloadSessionFiles(s.ID)
 	if err != nil {
 		return nil, err
 	}
+	return unpinFiles(tx, files, false)
+}
+
+// unpinFiles drops the references of pins not dropped yet and, with
+// mark (a sweep that goes on in other transactions), marks them dropped.
+func unpinFiles(tx *meta.Tx, files []meta.DownloadSessionFile, mark bool) ([]meta.ContentKey, error) {
 	var drop []meta.ContentKey
-	for _, f := range files {
+	for i := range files {
+		f := &files[i]
+		if f.Unpinned {
+			continue
+		}
 		k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
 		refs, err := tx.AddContentRef(k, -1, 0)
 		if err != nil {
@@ -152,6 +197,12 @@ func unpin(tx *meta.Tx, s *meta.DownloadSession) ([]meta.ContentKey, error) {
 		}
 		if refs == 0 {
 			drop = append(drop, k)
+		}
+		if mark {
+			f.Unpinned = true
+			if err := tx.PutDownloadSessionFile(f); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return drop, nil
@@ -252,7 +303,11 @@ func (m *Manager) downloadRec(tx *meta.Tx, id string) (*meta.DownloadSession, er
 	if err != nil {
 		return nil, err
 	}
-	return tx.DownloadSession(n)
+	s, err := tx.DownloadSession(n)
+	if err == nil && s.Pinning {
+		return nil, errorf(KindNotFound, "download session %s not found", id)
+	}
+	return s, err
 }
 
 // pinTx takes a reference on a committed file's content for the session
@@ -281,7 +336,7 @@ func (m *Manager) pinOnOpenTx(tx *meta.Tx, s *meta.DownloadSession, name string)
 	if it.ContentVersion != s.ItemContentVersion {
 		return nil, errorf(KindNotAllowedInCurrentState, "%s serves content version %d of its item, which is now at %d", downloadLabel(s.UUID), s.ItemContentVersion, it.ContentVersion)
 	}
-	f, err := tx.File(it.ID, name)
+	f, err := tx.File(it, name)
 	if err != nil {
 		return nil, notFoundAs(err, KindInvalidArgument, "file %q is not in %s", name, downloadLabel(s.UUID))
 	}

@@ -657,7 +657,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 			if _, err := m.mountSessionTx(tx, it); err != nil {
 				return err
 			}
-			f, err := tx.File(it.ID, oldName)
+			f, err := tx.File(it, oldName)
 			if errors.Is(err, meta.ErrNotFound) {
 				return errorf(KindNotFound, "file %s/%s not found", itemLabel(tx, it), oldName)
 			}
@@ -665,7 +665,7 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 				return err
 			}
 			now := m.now()
-			if old, err := tx.File(it.ID, newName); err == nil {
+			if old, err := tx.File(it, newName); err == nil {
 				if noReplace {
 					return errorf(KindAlreadyExists, "file %s/%s already exists", itemLabel(tx, it), newName)
 				}
@@ -677,12 +677,12 @@ func (m *Manager) RenameFile(ctx context.Context, itemID, oldName, newName strin
 			} else if !errors.Is(err, meta.ErrNotFound) {
 				return err
 			}
-			if err := tx.DeleteFile(it.ID, oldName); err != nil {
+			if err := tx.DeleteFile(it, oldName); err != nil {
 				return err
 			}
 			f.Name = newName
 			f.Attr.Ctime = now
-			if err := tx.PutFile(f); err != nil {
+			if err := tx.PutFile(it, f); err != nil {
 				return err
 			}
 			it.ContentVersion++

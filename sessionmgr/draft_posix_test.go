@@ -320,12 +320,12 @@ func TestAtimeOfOlderRecords(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		f, err := tx.File(it.ID, "f")
+		f, err := tx.File(it, "f")
 		if err != nil {
 			return err
 		}
 		f.Attr.Atime = nil
-		return tx.PutFile(f)
+		return tx.PutFile(it, f)
 	}))
 	e.clock.Advance(time.Second)
 	d, err := e.m.OpenDraft(e.ctx, item, "f")

@@ -19,7 +19,7 @@ func (m *Manager) ListFiles(ctx context.Context, itemID string) ([]File, error) 
 		if err != nil {
 			return err
 		}
-		files, err := tx.Files(it.ID)
+		files, err := tx.Files(it)
 		for i := range files {
 			out = append(out, fileInfo(&files[i]))
 		}
@@ -61,14 +61,14 @@ func (m *Manager) setFilePosix(ctx context.Context, itemID, name string, set Pos
 	}
 	var e FileEntry
 	err := m.updateNamespace(ctx, func(tx *meta.Tx) error {
-		f, err := m.fileRec(tx, itemID, name)
+		it, f, err := m.itemFileRec(tx, itemID, name)
 		if err != nil {
 			return err
 		}
 		set.apply(&f.Attr, m.now())
 		info := fileInfo(f)
 		e = entryOf(&info)
-		return tx.PutFile(f)
+		return tx.PutFile(it, f)
 	})
 	if err != nil {
 		return nil, err
@@ -88,7 +88,7 @@ func (m *Manager) ListStorage(ctx context.Context, itemID string) ([]Storage, er
 		if err != nil {
 			return err
 		}
-		files, err := tx.Files(it.ID)
+		files, err := tx.Files(it)
 		if err != nil {
 			return err
 		}
@@ -120,15 +120,21 @@ func (m *Manager) GetStorage(ctx context.Context, itemID, name string) ([]Storag
 }
 
 func (m *Manager) fileRec(tx *meta.Tx, itemID, name string) (*meta.File, error) {
+	_, f, err := m.itemFileRec(tx, itemID, name)
+	return f, err
+}
+
+// itemFileRec is fileRec with the file's item.
+func (m *Manager) itemFileRec(tx *meta.Tx, itemID, name string) (*meta.Item, *meta.File, error) {
 	it, err := m.itemRec(tx, itemID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	f, err := tx.File(it.ID, name)
+	f, err := tx.File(it, name)
 	if err != nil {
-		return nil, notFoundAs(err, KindNotFound, "file %s/%s not found", itemLabel(tx, it), name)
+		return nil, nil, notFoundAs(err, KindNotFound, "file %s/%s not found", itemLabel(tx, it), name)
 	}
-	return f, nil
+	return it, f, nil
 }
 
 func (m *Manager) storageInfo(tx *meta.Tx, f *meta.File) (Storage, error) {

@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"slices"
 
 	"clfs/meta"
 )
@@ -83,9 +85,9 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 				return err
 			}
 		}
-		sums := map[uint64]int64{}
+		sums := map[uint64]int64{} // by table: one being built or swept has files too
 		for i := range files {
-			sums[files[i].ItemID] += files[i].Size
+			sums[files[i].Table] += files[i].Size
 		}
 		items, err := tx.Items()
 		if err != nil {
@@ -95,23 +97,41 @@ func (m *Manager) Fsck(ctx context.Context, progress func(done, total int64)) (*
 			it := &items[i]
 			// A hidden item's files are being removed (sweep.go):
 			// its size is the one it had.
-			if it.SizeKnown && !it.Deleting && it.Size != sums[it.ID] {
-				rep.Problems = append(rep.Problems, FsckProblem{File: itemLabel(tx, it), Msg: fmt.Sprintf("item records a size of %d bytes, its files add up to %d", it.Size, sums[it.ID])})
+			if it.SizeKnown && !it.Deleting && it.Size != sums[it.Table()] {
+				rep.Problems = append(rep.Problems, FsckProblem{File: itemLabel(tx, it), Msg: fmt.Sprintf("item records a size of %d bytes, its files add up to %d", it.Size, sums[it.Table()])})
 			}
 		}
 		downs, err := tx.DownloadSessions()
 		if err != nil {
 			return err
 		}
+		// Pins hold references while their session is pinned, and
+		// until the sweep dropped them (sweepPins), which may outlive
+		// the session's record.
+		var pinning []uint64
 		for i := range downs {
-			if !downs[i].Pinned {
-				continue
+			if downs[i].Pinned || downs[i].Unpinning {
+				pinning = append(pinning, downs[i].ID)
 			}
-			dfs, err := tx.DownloadSessionFiles(downs[i].ID)
+		}
+		hidden, err := tx.HiddenRecords(math.MaxInt)
+		if err != nil {
+			return err
+		}
+		for _, h := range hidden {
+			if h.Kind == meta.DownloadSessionObject && !slices.Contains(pinning, h.ID) {
+				pinning = append(pinning, h.ID)
+			}
+		}
+		for _, id := range pinning {
+			dfs, err := tx.DownloadSessionFiles(id)
 			if err != nil {
 				return err
 			}
 			for _, f := range dfs {
+				if f.Unpinned {
+					continue
+				}
 				if err := add(meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}, f.Size, ""); err != nil {
 					return err
 				}

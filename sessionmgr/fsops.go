@@ -72,7 +72,7 @@ func (m *Manager) checkItemEmptyTx(tx *meta.Tx, it *meta.Item) error {
 // itemFilesTx counts an item's committed files and the new names in the
 // mount's ACTIVE update session.
 func (m *Manager) itemFilesTx(tx *meta.Tx, it *meta.Item) (int, error) {
-	files, err := tx.Files(it.ID)
+	files, err := tx.Files(it)
 	if err != nil {
 		return 0, err
 	}
@@ -99,7 +99,7 @@ func (m *Manager) itemFilesTx(tx *meta.Tx, it *meta.Item) (int, error) {
 		if c.Removed {
 			continue
 		}
-		if _, err := tx.File(it.ID, c.Name); errors.Is(err, meta.ErrNotFound) {
+		if _, err := tx.File(it, c.Name); errors.Is(err, meta.ErrNotFound) {
 			n++
 		} else if err != nil {
 			return 0, err

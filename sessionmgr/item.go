@@ -304,12 +304,12 @@ func (m *Manager) DeleteItem(ctx context.Context, id string) error {
 // it, or, if it has more than sweepFiles (large), it is hidden for
 // sweepHidden to remove them in bounded transactions (sweep.go).
 func (m *Manager) deleteItemTx(tx *meta.Tx, it *meta.Item) (drop []meta.ContentKey, ended []endedSession, large bool, err error) {
-	files, err := tx.FirstFiles(it.ID, sweepFiles+1)
+	files, err := tx.FirstFiles(it, sweepFiles+1)
 	if err != nil {
 		return nil, nil, false, err
 	}
 	if large = len(files) > sweepFiles; !large {
-		if drop, err = deleteFilesTx(tx, it.ID, files); err != nil {
+		if drop, err = deleteFilesTx(tx, it.Table(), files); err != nil {
 			return nil, nil, false, err
 		}
 	}
@@ -389,7 +389,7 @@ func itemSize(tx *meta.Tx, it *meta.Item) (int64, error) {
 	if it.SizeKnown {
 		return it.Size, nil
 	}
-	files, err := tx.Files(it.ID)
+	files, err := tx.Files(it)
 	if err != nil {
 		return 0, err
 	}

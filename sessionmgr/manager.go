@@ -191,6 +191,9 @@ type Manager struct {
 	// afterSweepBatch, if set, runs after each transaction of a sweep
 	// (sweep.go), for tests that cut one short.
 	afterSweepBatch func()
+	// afterBuildBatch, if set, runs after each transaction that builds
+	// a large commit's file table (bigcommit.go).
+	afterBuildBatch func()
 	// sweeping is held by the node's one sweep at a time (sweep.go).
 	sweeping sync.Mutex
 }

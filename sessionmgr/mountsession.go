@@ -177,7 +177,7 @@ func (m *Manager) beginUpload(ctx context.Context, mi *mountItem, name string, i
 		if err != nil {
 			return err
 		}
-		f, err := tx.File(it.ID, name)
+		f, err := tx.File(it, name)
 		switch {
 		case err == nil && isNew:
 			return errorf(KindAlreadyExists, "file %q already exists", name)

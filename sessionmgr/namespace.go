@@ -96,7 +96,7 @@ func (m *Manager) removeAtOnce(ctx context.Context, mi *mountItem, name string) 
 		if held, err := m.mountSessionTx(tx, it); err != nil || held != nil {
 			return err // busy, or the removal joins the mount's session
 		}
-		f, err := tx.File(it.ID, name)
+		f, err := tx.File(it, name)
 		if err != nil {
 			return notFoundAs(err, KindNotFound, "file %s/%s not found", itemLabel(tx, it), name)
 		}
@@ -109,7 +109,7 @@ func (m *Manager) removeAtOnce(ctx context.Context, mi *mountItem, name string) 
 		if drop, err = dropRef(tx, f); err != nil {
 			return err
 		}
-		if err := tx.DeleteFile(it.ID, name); err != nil {
+		if err := tx.DeleteFile(it, name); err != nil {
 			return err
 		}
 		now := m.now()

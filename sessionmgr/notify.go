@@ -23,6 +23,10 @@ type Change struct {
 	// API), so a cache that remembers names that do not exist must drop
 	// them. The mount's own mkdir need not say so.
 	Appeared bool
+	// AllFiles: any file of the item may have changed, gone or
+	// appeared (a large commit switched its file table, through no call
+	// of the mount's).
+	AllFiles bool
 	// Everything: anything may have changed (another node's changes
 	// could not all be followed): a cache must let go of what it can.
 	Everything bool

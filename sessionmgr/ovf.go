@@ -58,7 +58,11 @@ func (m *Manager) descriptor(ctx context.Context, s *meta.UpdateSession, name st
 			path = c.Staging
 			return nil
 		}
-		f, err := tx.File(s.ItemID, name)
+		it, err := tx.Item(s.ItemID)
+		if err != nil {
+			return err
+		}
+		f, err := tx.File(it, name)
 		if err != nil {
 			return err
 		}

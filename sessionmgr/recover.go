@@ -202,7 +202,7 @@ func (m *Manager) recover(ctx context.Context) error {
 	return nil
 }
 
-const pendingCompleteLostMessage = "clfs stopped while this session's complete was waiting for server-side pulls; the item is unchanged"
+const pendingCompleteLostMessage = "clfs stopped while this session's complete was under way (waiting for server-side pulls, or committing many files); the item is unchanged"
 
 // listStaging names the session directories under a backing's staging.
 func listStaging(root string) ([]string, error) {

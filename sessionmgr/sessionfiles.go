@@ -150,7 +150,11 @@ func (m *Manager) ListSessionFiles(ctx context.Context, sessionID string) ([]Upd
 		for i := range changes {
 			changed[changes[i].Name] = &changes[i]
 		}
-		committed, err := tx.Files(s.ItemID)
+		it, err := tx.Item(s.ItemID)
+		if err != nil {
+			return err
+		}
+		committed, err := tx.Files(it)
 		if err != nil {
 			return err
 		}
@@ -195,7 +199,11 @@ func (m *Manager) RemoveSessionFile(ctx context.Context, sessionID, name string)
 			return err
 		}
 		sid = s.ID
-		_, errCommitted := tx.File(s.ItemID, name)
+		it, err := tx.Item(s.ItemID)
+		if err != nil {
+			return err
+		}
+		_, errCommitted := tx.File(it, name)
 		inItem := errCommitted == nil
 		if errCommitted != nil && !errors.Is(errCommitted, meta.ErrNotFound) {
 			return errCommitted

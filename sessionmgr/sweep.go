@@ -77,27 +77,40 @@ func (m *Manager) sweepHidden(ctx context.Context) error {
 }
 
 func (m *Manager) sweepHiddenLocked(ctx context.Context) error {
+	building := map[uint64]bool{} // tables whose builder is at work
 	for {
 		var hidden []meta.Hidden
 		if err := m.store.View(ctx, func(tx *meta.Tx) (err error) {
-			hidden, err = tx.HiddenRecords(sweepHiddenBatch)
+			hidden, err = tx.HiddenRecords(sweepHiddenBatch + len(building))
 			return err
 		}); err != nil {
 			return err
 		}
-		if len(hidden) == 0 {
-			return nil
-		}
+		swept := false
 		for _, h := range hidden {
+			if h.Kind == meta.FileTableObject && building[h.ID] {
+				continue
+			}
 			var err error
-			if h.Kind == meta.ItemObject {
+			switch h.Kind {
+			case meta.FileTableObject:
+				var left bool
+				left, err = m.sweepGarbageTable(ctx, h.ID)
+				building[h.ID] = left
+			case meta.DownloadSessionObject:
+				err = m.sweepPins(ctx, h.ID)
+			case meta.ItemObject:
 				err = m.sweepItem(ctx, h.ID)
-			} else {
+			default:
 				err = m.sweepLibrary(ctx, h.ID)
 			}
 			if err != nil {
 				return err
 			}
+			swept = true
+		}
+		if !swept {
+			return nil
 		}
 	}
 }
@@ -105,23 +118,111 @@ func (m *Manager) sweepHiddenLocked(ctx context.Context) error {
 // sweepItem removes a hidden item's files, sweepFiles per transaction,
 // and then the item.
 func (m *Manager) sweepItem(ctx context.Context, id uint64) error {
+	var table uint64
+	if err := m.store.View(ctx, func(tx *meta.Tx) error {
+		it, err := tx.Item(id)
+		if err == nil {
+			table = it.Table()
+		}
+		return err
+	}); errors.Is(err, meta.ErrNotFound) {
+		return nil // another node finished it
+	} else if err != nil {
+		return err
+	}
+	return m.sweepTable(ctx, table, func(tx *meta.Tx) (bool, error) {
+		_, err := tx.Item(id)
+		if errors.Is(err, meta.ErrNotFound) {
+			return true, nil
+		}
+		return false, err
+	}, func(tx *meta.Tx) error {
+		return tx.DeleteItem(id) // and its hidden mark, and its table's stamp
+	})
+}
+
+// sweepGarbageTable removes a file table no item uses (bigcommit.go):
+// one whose build was given up, or an item's before it switched. A table
+// whose builder is still at work is left alone, and so reported.
+func (m *Manager) sweepGarbageTable(ctx context.Context, table uint64) (left bool, err error) {
+	err = m.sweepTable(ctx, table, func(tx *meta.Tx) (bool, error) {
+		left = false
+		builder, hidden, err := tx.HiddenTable(table)
+		if err != nil || !hidden {
+			return true, err // swept by another node, or given to an item
+		}
+		if builder == 0 {
+			return false, nil
+		}
+		s, err := tx.UpdateSession(builder)
+		if errors.Is(err, meta.ErrNotFound) {
+			return false, nil
+		}
+		left = err == nil && !updateState(s).Terminal()
+		return left, err
+	}, func(tx *meta.Tx) error {
+		return tx.DeleteTableStamp(table) // and its hidden mark
+	})
+	return left, err
+}
+
+// sweepPins drops the pins of a download session that ended with more
+// than one transaction can drop (download.go's unpin), pinBatch at a
+// time, and then its files if the session itself is deleted.
+func (m *Manager) sweepPins(ctx context.Context, id uint64) error {
+	after := ""
+	for {
+		var drop []meta.ContentKey
+		done, last := false, after
+		err := m.store.Update(ctx, func(tx *meta.Tx) error {
+			drop, done, last = nil, false, after
+			pins, err := tx.DownloadSessionFilesAfter(id, after, pinBatch)
+			if err != nil {
+				return err
+			}
+			if drop, err = unpinFiles(tx, pins, true); err != nil {
+				return err
+			}
+			if len(pins) == pinBatch {
+				last = pins[len(pins)-1].Name
+				return nil
+			}
+			done = true
+			return tx.DonePins(id)
+		})
+		if err != nil {
+			return err
+		}
+		after = last
+		m.dropUnreferenced(ctx, drop)
+		if done {
+			return nil
+		}
+		if m.afterSweepBatch != nil {
+			m.afterSweepBatch()
+		}
+	}
+}
+
+// sweepTable removes a table's files, sweepFiles per transaction, and
+// ends with finish in the transaction that finds none left. Each batch
+// first asks leave whether to stop (the owner gone, or not garbage).
+func (m *Manager) sweepTable(ctx context.Context, table uint64, leave func(*meta.Tx) (bool, error), finish func(*meta.Tx) error) error {
 	after := "" // each batch goes on after the last (meta's FilesAfter)
 	for {
 		var drop []meta.ContentKey
 		done, last := false, ""
 		err := m.store.Update(ctx, func(tx *meta.Tx) error {
 			drop, done, last = nil, false, ""
-			if _, err := tx.Item(id); errors.Is(err, meta.ErrNotFound) {
-				done = true // another node finished it
-				return nil
-			} else if err != nil {
+			if stop, err := leave(tx); err != nil || stop {
+				done = stop
 				return err
 			}
-			files, err := tx.FilesAfter(id, after, sweepFiles)
+			files, err := tx.TableFilesAfter(table, after, sweepFiles)
 			if err != nil {
 				return err
 			}
-			if drop, err = deleteFilesTx(tx, id, files); err != nil {
+			if drop, err = deleteFilesTx(tx, table, files); err != nil {
 				return err
 			}
 			if len(files) == sweepFiles {
@@ -130,12 +231,12 @@ func (m *Manager) sweepItem(ctx context.Context, id uint64) error {
 			}
 			// The end of the names after the cursor; one look from the
 			// first for any before it (another node's sweep of the
-			// same item skips ahead of this one's cursor too).
-			if rest, err := tx.FirstFiles(id, 1); err != nil || len(rest) > 0 {
+			// same table skips ahead of this one's cursor too).
+			if rest, err := tx.TableFilesAfter(table, "", 1); err != nil || len(rest) > 0 {
 				return err
 			}
 			done = true
-			return tx.DeleteItem(id) // and its hidden mark
+			return finish(tx)
 		})
 		if err != nil {
 			return err
@@ -213,10 +314,9 @@ func (m *Manager) sweepLibrary(ctx context.Context, id uint64) error {
 	}
 }
 
-// deleteFilesTx removes files of an item from its file table and drops
-// their content references, returning the content no file references any
-// more.
-func deleteFilesTx(tx *meta.Tx, itemID uint64, files []meta.File) ([]meta.ContentKey, error) {
+// deleteFilesTx removes files from a file table and drops their content
+// references, returning the content no file references any more.
+func deleteFilesTx(tx *meta.Tx, table uint64, files []meta.File) ([]meta.ContentKey, error) {
 	var drop []meta.ContentKey
 	for i := range files {
 		f := &files[i]
@@ -225,7 +325,7 @@ func deleteFilesTx(tx *meta.Tx, itemID uint64, files []meta.File) ([]meta.Conten
 			return nil, err
 		}
 		drop = append(drop, d...)
-		if err := tx.DeleteFile(itemID, f.Name); err != nil {
+		if err := tx.DeleteTableFile(table, f.Name); err != nil {
 			return nil, err
 		}
 	}

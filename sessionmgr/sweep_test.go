@@ -173,7 +173,7 @@ func TestHiddenIsSweptLater(t *testing.T) {
 		if _, err := tx.Library(ids["lib2"]); !errors.Is(err, meta.ErrNotFound) {
 			t.Errorf("swept library's record: %v", err)
 		}
-		files, err := tx.Files(ids["item"])
+		files, err := tx.TableFilesAfter(ids["item"], "", 1000)
 		if len(files) != 0 {
 			t.Errorf("swept item's files: %d left, %v", len(files), err)
 		}
@@ -248,7 +248,7 @@ func TestLeaderFinishesDeletion(t *testing.T) {
 		if _, err := tx.Item(id); !errors.Is(err, meta.ErrNotFound) {
 			t.Errorf("the leader's tick left the item: %v", err)
 		}
-		if files, err := tx.Files(id); len(files) != 0 || err != nil {
+		if files, err := tx.TableFilesAfter(id, "", 1000); len(files) != 0 || err != nil {
 			t.Errorf("the leader's tick left %d files: %v", len(files), err)
 		}
 		hidden, err := tx.HiddenRecords(10)

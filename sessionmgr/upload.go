@@ -62,7 +62,7 @@ func (m *Manager) OpenUpload(ctx context.Context, sessionID, name string, opts U
 			return err
 		}
 		if opts.FromCommitted {
-			f, err := tx.File(it.ID, name)
+			f, err := tx.File(it, name)
 			if err == nil {
 				k := meta.ContentKey{BackingID: f.BackingID, SHA256: f.SHA256}
 				if b, err := tx.InlineContent(k); err == nil {

@@ -56,6 +56,9 @@ func (m *Manager) foreignChanges(ctx context.Context, evs []meta.CatalogEvent) [
 		if c.Appeared {
 			k += "\x00appeared"
 		}
+		if c.AllFiles {
+			k += "\x00all"
+		}
 		if !seen[k] {
 			seen[k] = true
 			out = append(out, c)
@@ -116,14 +119,20 @@ func (m *Manager) foreignChanges(ctx context.Context, evs []meta.CatalogEvent) [
 					func(name string, gone, appeared bool) {
 						add(Change{Library: lib, Item: name, Gone: gone, Appeared: appeared})
 					})
+				if prev != nil && cur != nil && prev.Table() != cur.Table() {
+					// A large commit switched the item to a new file
+					// table (bigcommit.go): any of its files may have
+					// changed, gone or appeared.
+					add(Change{Library: lib, Item: cur.Name, AllFiles: true})
+				}
 			default:
 				f := e.File
 				if f == nil {
 					f = e.PrevFile
 				}
 				it := item(f.ItemID)
-				if it == nil || it.Deleting {
-					continue
+				if it == nil || it.Deleting || it.Table() != f.Table {
+					continue // a table being built or swept: no one sees it
 				}
 				lib, ok := libName(it.LibraryID)
 				if !ok {
@@ -153,7 +162,7 @@ func (c Change) depth() int {
 	switch {
 	case c.Everything:
 		return 0
-	case len(c.Files) > 0:
+	case len(c.Files) > 0 || c.AllFiles:
 		return 1
 	case c.Item != "":
 		return 2
