@@ -71,7 +71,6 @@ type bigCommit struct {
 	stamp    uint64 // the old table's stamp the build started from
 	size     int64  // of the new table
 	names    bool   // a name appears or goes
-	drop     []meta.ContentKey
 }
 
 // commitBig runs steps 1-3 for a plan whose blobs are placed. It returns
